@@ -1,0 +1,83 @@
+"""Configuration of the MQTT collector: which topics, and how their payloads become Readings."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_SEGMENT = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TimestampMapping(Strict):
+    key: str = "ts"
+    format: Literal["auto", "iso8601", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns"] = "auto"
+    """auto: an ISO 8601 string, or an integer of epoch milliseconds (the logger protocol)."""
+
+
+class PayloadMapping(Strict):
+    """How a JSON payload of another layout maps onto the logger protocol."""
+
+    timestamp: TimestampMapping = TimestampMapping()
+    batch_key: str = "readings"
+    fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            f: f for f in ("temp_c", "rh_pct", "battery_pct", "door_open", "power_ok")
+        }
+    )
+    """Field name written → key in the payload."""
+    bool_fields: list[str] = Field(default_factory=lambda: ["door_open", "power_ok"])
+    """Fields that hold true/false; every other field must be a finite number."""
+
+
+class Subscription(Strict):
+    topic: str = "vigil/{site}/{asset}/{device}/telemetry"
+    """A topic template: a segment `{name}` matches one level and becomes tag `name`."""
+    format: Literal["json", "line_protocol"] = "json"
+    qos: Literal[0, 1, 2] = 1
+    measurement: str = "coldchain"
+    """Measurement for JSON payloads (line protocol names its own)."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    """Static tags added to every reading of this subscription."""
+    mapping: PayloadMapping = PayloadMapping()
+    precision: Literal["s", "ms", "us", "ns"] = "ns"
+    """Timestamp precision of line-protocol payloads."""
+
+    @field_validator("topic")
+    @classmethod
+    def _valid_template(cls, v: str) -> str:
+        if not v or v.startswith("/") and len(v) == 1:
+            raise ValueError("empty topic template")
+        for seg in v.split("/"):
+            if "{" in seg or "}" in seg:
+                if not _SEGMENT.match(seg):
+                    raise ValueError(f"segment {seg!r}: a tag segment is '{{name}}' alone")
+            elif seg in ("+",) or ("#" in seg and seg != "#"):
+                raise ValueError(f"segment {seg!r}: use '{{name}}' for a single-level wildcard")
+        if "#" in v.split("/")[:-1]:
+            raise ValueError("'#' is only allowed as the last segment")
+        return v
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [m.group(1) for s in self.topic.split("/") if (m := _SEGMENT.match(s))]
+
+    @property
+    def mqtt_filter(self) -> str:
+        return "/".join("+" if _SEGMENT.match(s) else s for s in self.topic.split("/"))
+
+
+class MqttCollectorConfig(Strict):
+    kind: Literal["mqtt"]
+    name: str = "mqtt"
+    subscriptions: list[Subscription] = Field(
+        default_factory=lambda: [Subscription()], min_length=1
+    )
+    max_payload_bytes: int = Field(256 * 1024, gt=0)
+    max_future_skew_s: float = Field(300.0, ge=0)
+    """A reading timestamped further ahead of the gateway clock than this is rejected."""

@@ -1,0 +1,90 @@
+"""The `vigil` command line (DESIGN §3)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.config import ConfigError, load_config
+from gateway.logs import setup_logging
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="vigil: GxP monitoring gateway")
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Option("-c", "--config", help="config YAML")] = None,
+) -> None:
+    """Run the gateway."""
+    from gateway.app import Gateway
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        for p in e.problems:
+            typer.echo(p, err=True)
+        raise typer.Exit(2) from None
+    setup_logging(cfg.gateway.log_level)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await Gateway(cfg).run(stop)
+
+    asyncio.run(main())
+
+
+@app.command("check-config")
+def check_config(file: Path) -> None:
+    """Validate a config file: exit 0, or exit 2 listing every error."""
+    try:
+        load_config(file)
+    except ConfigError as e:
+        for p in e.problems:
+            typer.echo(p, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{file}: OK")
+
+
+@app.command()
+def demo(
+    seconds: Annotated[float | None, typer.Option(help="stop after this long")] = None,
+    speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 60.0,
+    plain: Annotated[bool, typer.Option(help="print lines instead of a live view")] = False,
+) -> None:
+    """Run everything on embedded defaults: broker, simulators, gateway, live view."""
+    from gateway.demo import run_demo
+
+    asyncio.run(run_demo(seconds=seconds, speed=speed, plain=plain or not sys.stdout.isatty()))
+
+
+@app.command()
+def simulate(
+    scenario: Path,
+    mqtt_url: Annotated[str | None, typer.Option(help="broker (default VIGIL_MQTT_URL)")] = None,
+    duration: Annotated[float | None, typer.Option(help="wall seconds to run")] = None,
+    speed: Annotated[float | None, typer.Option(help="simulated seconds per wall second")] = None,
+) -> None:
+    """Drive simulated loggers (and PLCs) from a scenario file."""
+    from simulators.cli import simulate as run_simulation
+
+    run_simulation(scenario, mqtt_url, duration, speed)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The gateway's configuration: one YAML file, validated by pydantic, environment wins (DESIGN §3).
+
+Errors name the file, the key path and what was expected, so `vigil check-config` can list them all.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from collectors.mqtt.config import MqttCollectorConfig
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsConfig(Strict):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
+    """Skip hostname verification (test benches only)."""
+
+
+class MqttBrokerConfig(Strict):
+    url: str = "mqtt://127.0.0.1:1883"
+    """mqtt://host:port, or mqtts://host:port for TLS."""
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    client_id: str = Field(default_factory=lambda: f"vigil-{socket.gethostname()}")
+    """Fixed, so the broker keeps this gateway's session while it is down."""
+    protocol: Literal["3.1.1", "5"] = "5"
+    keepalive_s: int = Field(30, gt=0)
+    session_expiry_s: int = Field(7 * 86_400, ge=0)
+    """MQTT 5: how long the broker keeps the session (and queued messages) while we are away."""
+    receive_maximum: int = Field(2000, gt=0, le=65535)
+    """MQTT 5: unacknowledged QoS 1 messages in flight; bounds memory while the journal is busy."""
+    tls: TlsConfig | None = None
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        u = urlparse(v)
+        if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not u.hostname:
+            raise ValueError("expected mqtt://host:port or mqtts://host:port")
+        try:
+            u.port  # noqa: B018  (raises on a bad port)
+        except ValueError as e:
+            raise ValueError(f"bad port in {v!r}: {e}") from None
+        return v
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.url).hostname or "127.0.0.1"
+
+    @property
+    def uses_tls(self) -> bool:
+        return urlparse(self.url).scheme in ("mqtts", "ssl") or self.tls is not None
+
+    @property
+    def port(self) -> int:
+        return urlparse(self.url).port or (8883 if self.uses_tls else 1883)
+
+
+class InfluxConfig(Strict):
+    url: str
+    token: str = Field("", repr=False)
+    org: str = "vigil"
+    bucket: str = "vigil"
+    batch_size: int = Field(5000, gt=0, le=100_000)
+    flush_interval_s: float = Field(0.5, gt=0)
+    timeout_s: float = Field(10.0, gt=0)
+    retry_min_s: float = Field(0.5, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
+
+
+class JournalConfig(Strict):
+    path: Path | None = None
+    """Default: DATA_DIR/journal.sqlite."""
+    max_bytes: int = Field(1 << 30, gt=0)
+    retention_hours: float = Field(168.0, ge=0)
+    """Rows every sink has taken are kept this long, then deleted."""
+    dead_letter_retention_days: float = Field(90.0, ge=0)
+    queue_messages: int = Field(10_000, gt=0)
+    """Messages waiting for the journal before collectors are made to wait (backpressure)."""
+    max_batch_readings: int = Field(20_000, gt=0)
+
+
+class GatewayConfig(Strict):
+    name: str = Field(default_factory=socket.gethostname)
+    data_dir: Path = Path("./data")
+    metrics_interval_s: float = Field(10.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class ApiConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+CollectorConfig = Annotated[MqttCollectorConfig, Field(discriminator="kind")]
+
+
+class VigilConfig(Strict):
+    gateway: GatewayConfig = GatewayConfig()
+    mqtt: MqttBrokerConfig = MqttBrokerConfig()
+    collectors: list[CollectorConfig] = Field(default_factory=list)
+    journal: JournalConfig = JournalConfig()
+    influx: InfluxConfig | None = None
+    api: ApiConfig = ApiConfig()
+
+    @property
+    def journal_path(self) -> Path:
+        return self.journal.path or self.gateway.data_dir / "journal.sqlite"
+
+
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "VIGIL_DATA_DIR": ("gateway", "data_dir"),
+    "VIGIL_MQTT_URL": ("mqtt", "url"),
+    "VIGIL_MQTT_USERNAME": ("mqtt", "username"),
+    "VIGIL_MQTT_PASSWORD": ("mqtt", "password"),
+    "VIGIL_INFLUX_URL": ("influx", "url"),
+    "VIGIL_INFLUX_TOKEN": ("influx", "token"),
+    "VIGIL_INFLUX_ORG": ("influx", "org"),
+    "VIGIL_INFLUX_BUCKET": ("influx", "bucket"),
+    "VIGIL_API_HOST": ("api", "host"),
+    "VIGIL_API_PORT": ("api", "port"),
+}
+
+
+class ConfigError(Exception):
+    """Every problem found in a config file, each naming the file and key path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def apply_env(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    had_influx = "influx" in raw
+    for var, path in ENV_OVERRIDES.items():
+        if var not in env:
+            continue
+        section = raw.get(path[0])
+        if not isinstance(section, dict):
+            section = {}
+            raw[path[0]] = section
+        section[path[1]] = env[var]
+    influx = raw.get("influx")
+    if not had_influx and isinstance(influx, dict) and "url" not in influx:
+        # An InfluxDB token or bucket without a URL means nothing: the journal stays the record.
+        raw.pop("influx")
+    return raw
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _kind(raw: dict[str, Any], index: object) -> object:
+    try:
+        return raw["collectors"][index].get("kind")  # type: ignore[index]
+    except (IndexError, TypeError, AttributeError, KeyError):
+        return None
+
+
+def parse_config(raw: object, source: str, env: dict[str, str] | None = None) -> VigilConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{source}: (top level): expected a mapping, got {type(raw).__name__}"])
+    raw = apply_env(raw, dict(os.environ) if env is None else env)
+    try:
+        return VigilConfig.model_validate(raw)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            if len(loc) > 2 and loc[0] == "collectors" and isinstance(loc[2], str):
+                # pydantic puts the discriminator value (the collector kind) in the path
+                if isinstance(raw.get("collectors"), list) and loc[2] == _kind(raw, loc[1]):
+                    loc = loc[:2] + loc[3:]
+            if err["type"] == "missing":
+                problems.append(f"{source}: {_loc(loc)}: required")
+            else:
+                problems.append(f"{source}: {_loc(loc)}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError(problems) from None
+
+
+def load_config(path: Path | str | None = None, env: dict[str, str] | None = None) -> VigilConfig:
+    """Load and validate a config file (or VIGIL_CONFIG, or the embedded defaults)."""
+    env = dict(os.environ) if env is None else env
+    if path is None and env.get("VIGIL_CONFIG"):
+        path = env["VIGIL_CONFIG"]
+    if path is None:
+        return parse_config({}, "(defaults)", env)
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ConfigError([f"{path}: {where}: invalid YAML: {getattr(e, 'problem', e)}"]) from None
+    return parse_config(raw, str(path), env)

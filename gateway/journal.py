@@ -1,0 +1,269 @@
+"""The journal: the gateway's durable record of every reading and every rejected message.
+
+SQLite in WAL mode. Readings are stored as line protocol, encoded once at commit. Each sink keeps a
+cursor; a row is deleted only when every sink has it and its retention period has passed. When
+the size budget is used up the journal refuses new rows (the caller stops acknowledging, so the
+broker keeps the messages) instead of deleting anything unsent.
+
+All methods are blocking; the gateway calls them from worker threads, one writer at a time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.lineprotocol import encode
+from gateway.reading import DeadLetter, Reading
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS readings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_ns INTEGER NOT NULL,
+    ts_from_receive INTEGER NOT NULL DEFAULT 0,
+    line TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_ns INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    sink TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_ns INTEGER NOT NULL,
+    sink TEXT NOT NULL,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+"""
+
+
+class JournalFull(Exception):
+    """The size budget is used up; nothing was written."""
+
+
+@dataclass(slots=True)
+class JournalRow:
+    id: int
+    received_ns: int
+    line: str
+
+
+class Journal:
+    def __init__(
+        self,
+        path: Path,
+        max_bytes: int = 1 << 30,
+        retention_s: float = 7 * 86_400,
+        dead_letter_retention_s: float = 90 * 86_400,
+    ) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.retention_ns = int(retention_s * 1e9)
+        self.dead_retention_ns = int(dead_letter_retention_s * 1e9)
+        self._wlock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = self._connect()
+        self._db.executescript(_SCHEMA)
+        self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._local = threading.local()
+        self._sinks: set[str] = set()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed batch survives power loss, not only a process crash.
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=10000")
+        return db
+
+    def _reader(self) -> sqlite3.Connection:
+        """One read connection per thread, so sinks read while the writer writes (WAL)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            self._local.db = db
+        return db
+
+    # -- size ---------------------------------------------------------------------------------
+    def used_bytes(self) -> int:
+        """Bytes held by live data: the file's pages less the free ones."""
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        return int((pages - free) * self._page_size)
+
+    def file_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            p = Path(f"{self.path}{suffix}")
+            if p.exists():
+                total += p.stat().st_size
+        return total
+
+    def fill_ratio(self) -> float:
+        return self.used_bytes() / self.max_bytes
+
+    # -- writing ------------------------------------------------------------------------------
+    def append(self, readings: Sequence[Reading], dead: Sequence[DeadLetter]) -> int:
+        """Commit readings and dead letters in one transaction; returns the last reading id.
+
+        Raises JournalFull (writing nothing) when the budget is used up.
+        """
+        if self.used_bytes() >= self.max_bytes:
+            raise JournalFull(
+                f"journal {self.path} holds {self.used_bytes()} of {self.max_bytes} bytes"
+            )
+        rows = [(r.received_ns, 1 if r.ts_from_receive else 0, encode(r)) for r in readings]
+        with self._wlock:
+            return self._append(rows, dead)
+
+    def _append(self, rows: list[tuple[int, int, str]], dead: Sequence[DeadLetter]) -> int:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if rows:
+                db.executemany(
+                    "INSERT INTO readings (received_ns, ts_from_receive, line) VALUES (?, ?, ?)",
+                    rows,
+                )
+            if dead:
+                db.executemany(
+                    "INSERT INTO dead_letters (received_ns, source, payload, reason)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(d.received_ns, d.source, d.payload, d.reason) for d in dead],
+                )
+            last = db.execute("SELECT seq FROM sqlite_sequence WHERE name='readings'").fetchone()
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return int(last[0]) if last else 0
+
+    # -- sinks --------------------------------------------------------------------------------
+    def register_sink(self, sink: str) -> int:
+        """Declare a sink; a new one starts at the oldest row still held. Returns its cursor."""
+        self._sinks.add(sink)
+        with self._wlock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO cursors (sink, position) "
+                "VALUES (?, (SELECT COALESCE(MIN(id), 1) - 1 FROM readings))",
+                (sink,),
+            )
+        return self.cursor(sink)
+
+    def cursor(self, sink: str) -> int:
+        row = (
+            self._reader()
+            .execute("SELECT position FROM cursors WHERE sink = ?", (sink,))
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def read_after(self, position: int, limit: int) -> list[JournalRow]:
+        cur = self._reader().execute(
+            "SELECT id, received_ns, line FROM readings WHERE id > ? ORDER BY id LIMIT ?",
+            (position, limit),
+        )
+        return [JournalRow(*r) for r in cur]
+
+    def advance(self, sink: str, position: int) -> None:
+        with self._wlock:
+            self._db.execute("UPDATE cursors SET position = ? WHERE sink = ?", (position, sink))
+
+    def quarantine(
+        self, sink: str, first_id: int, last_id: int, status: int, message: str, body: str
+    ) -> None:
+        """Keep a batch the store refused, with its answer, and move the sink past it."""
+        with self._wlock:
+            self._quarantine(sink, first_id, last_id, status, message, body)
+
+    def _quarantine(
+        self, sink: str, first_id: int, last_id: int, status: int, message: str, body: str
+    ) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT INTO quarantine (created_ns, sink, first_id, last_id, status, message, body)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (time.time_ns(), sink, first_id, last_id, status, message, body),
+            )
+            db.execute("UPDATE cursors SET position = ? WHERE sink = ?", (last_id, sink))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- counts -------------------------------------------------------------------------------
+    def last_id(self) -> int:
+        row = (
+            self._reader()
+            .execute("SELECT seq FROM sqlite_sequence WHERE name='readings'")
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def backlog(self, sink: str) -> int:
+        return self.last_id() - self.cursor(sink)
+
+    def count(self, table: str) -> int:
+        if table not in ("readings", "dead_letters", "quarantine"):
+            raise ValueError(table)
+        return int(self._reader().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        cur = self._reader().execute(
+            "SELECT source, payload, reason, received_ns FROM dead_letters ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [DeadLetter(s, bytes(p), r, t) for s, p, r, t in cur]
+
+    def lines_since(self, received_after_ns: int) -> Iterable[JournalRow]:
+        """Rows received after a time, in order: rebuilding state (rules) after a restart."""
+        cur = self._reader().execute(
+            "SELECT id, received_ns, line FROM readings WHERE received_ns > ? ORDER BY id",
+            (received_after_ns,),
+        )
+        for r in cur:
+            yield JournalRow(*r)
+
+    # -- retention ----------------------------------------------------------------------------
+    def prune(self, now_ns: int | None = None) -> int:
+        """Delete rows every sink has taken and that are past retention. Returns rows deleted."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        with self._wlock:
+            return self._prune(now_ns)
+
+    def _prune(self, now_ns: int) -> int:
+        row = self._db.execute("SELECT MIN(position) FROM cursors").fetchone()
+        taken = row[0] if row and row[0] is not None else None
+        if taken is None:
+            # No sink has ever been registered: the journal is the only record (demo mode).
+            taken = self.last_id()
+        cutoff = now_ns - self.retention_ns
+        deleted = self._db.execute(
+            "DELETE FROM readings WHERE id <= ? AND received_ns < ?", (taken, cutoff)
+        ).rowcount
+        self._db.execute(
+            "DELETE FROM dead_letters WHERE received_ns < ?", (now_ns - self.dead_retention_ns,)
+        )
+        return int(deleted)
+
+    def close(self) -> None:
+        self._db.close()
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()

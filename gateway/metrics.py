@@ -1,0 +1,69 @@
+"""Gateway counters, and the periodic `vigil_gateway` point and journal-fill alarms made from them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from gateway.reading import Reading
+
+log = logging.getLogger("vigil.metrics")
+
+FILL_ALARMS = (0.80, 0.95)
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    """Messages received from collectors."""
+    readings_parsed: int = 0
+    journaled: int = 0
+    forwarded: int = 0
+    dead_letters: int = 0
+    sink_errors: int = 0
+    quarantined: int = 0
+    listener_errors: int = 0
+    reconnects: int = 0
+    journal_full: bool = False
+    journal_bytes: int = 0
+    journal_fill: float = 0.0
+    journal_backlog: int = 0
+    fill_alarm: float = 0.0
+    """The highest fill threshold crossed (0.8 or 0.95), 0 when below both."""
+    ingest_rate: float = 0.0
+    _last_journaled: int = 0
+    _last_ns: int = field(default_factory=time.monotonic_ns)
+
+    def update_rate(self) -> None:
+        now = time.monotonic_ns()
+        dt = (now - self._last_ns) / 1e9
+        if dt > 0:
+            self.ingest_rate = (self.journaled - self._last_journaled) / dt
+        self._last_journaled, self._last_ns = self.journaled, now
+
+    def check_fill(self, fill: float) -> None:
+        """Log an alarm once each time the journal crosses 80 % or 95 % of its budget."""
+        self.journal_fill = fill
+        level = max((t for t in FILL_ALARMS if fill >= t), default=0.0)
+        if level > self.fill_alarm:
+            log.error("journal at %.0f%% of its size budget (alarm at %.0f%%)", fill * 100,
+                      level * 100)
+        elif level < self.fill_alarm:
+            log.warning("journal back below %.0f%% of its size budget", self.fill_alarm * 100)
+        self.fill_alarm = level
+
+    def point(self, gateway: str, restarts: int) -> Reading:
+        fields: dict[str, float | int | bool | str] = {
+            "received": float(self.received),
+            "ingest_rate": float(self.ingest_rate),
+            "journaled": float(self.journaled),
+            "forwarded": float(self.forwarded),
+            "dead_letters": float(self.dead_letters),
+            "journal_backlog": float(self.journal_backlog),
+            "journal_bytes": float(self.journal_bytes),
+            "sink_errors": float(self.sink_errors),
+            "quarantined": float(self.quarantined),
+            "restarts": float(restarts),
+        }
+        return Reading("vigil_gateway", {"gateway": gateway}, fields, time.time_ns())

@@ -1,0 +1,63 @@
+"""The InfluxDB schema vigil writes (DESIGN §3), in one place.
+
+Dashboards, docs and tests derive what they may query from here; writers check against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    name: str
+    tags: tuple[str, ...]
+    fields: tuple[str, ...]
+    """Known fields. For `process` the register map names further fields (open_fields)."""
+    open_fields: bool = False
+
+
+COLDCHAIN = Measurement(
+    "coldchain",
+    tags=("site", "asset", "device", "shipment"),
+    fields=("temp_c", "rh_pct", "battery_pct", "door_open", "power_ok"),
+)
+PROCESS = Measurement(
+    "process",
+    tags=("line", "equipment", "device", "batch", "phase"),
+    fields=(
+        "chamber_temp_c",
+        "chamber_pressure_kpa",
+        "dp_pa",
+        "particles_05um_m3",
+        "particles_5um_m3",
+        "shelf_temp_c",
+        "condenser_temp_c",
+        "fill_weight_g",
+        "f0_min",
+    ),
+    open_fields=True,
+)
+ALERT = Measurement(
+    "alert",
+    tags=("rule", "severity", "source"),
+    fields=("state", "value", "message"),
+)
+GATEWAY = Measurement(
+    "vigil_gateway",
+    tags=("gateway",),
+    fields=(
+        "received",
+        "ingest_rate",
+        "journaled",
+        "forwarded",
+        "dead_letters",
+        "journal_backlog",
+        "journal_bytes",
+        "sink_errors",
+        "quarantined",
+        "restarts",
+    ),
+)
+
+MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (COLDCHAIN, PROCESS, ALERT, GATEWAY)}

@@ -1,0 +1,172 @@
+"""Real services for tests: Mosquitto and VictoriaMetrics as child processes on free loopback ports.
+
+Each is started in a temp dir, waited for with a deadline, and stopped on teardown. They can be
+stopped and started again mid-test (broker restart, store outage) on the same port.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def require(binary: str) -> str:
+    for d in (None, "/usr/sbin", "/usr/bin"):
+        path = shutil.which(binary, path=d)
+        if path:
+            return path
+    raise RuntimeError(f"{binary} is not installed: run .ci/run (or apt-get install it)")
+
+
+class Service:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = workdir / "service.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        assert self.proc is None, "already running"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class Mosquitto(Service):
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "max_queued_messages 1000000\n"
+            "max_inflight_messages 0\n"
+            "persistence true\n"
+            f"persistence_location {workdir}/\n"
+            "autosave_interval 1\n"
+            "log_dest stdout\n"
+            "log_type error\nlog_type warning\n"
+        )
+        # mosquitto drops to user "mosquitto" when started as root: it must own its dir.
+        if os.geteuid() == 0:
+            shutil.chown(workdir, "mosquitto")
+            os.chmod(workdir, 0o777)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [require("mosquitto"), "-c", str(self.conf)]
+
+
+class VictoriaMetrics(Service):
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.data = workdir / "vm-data"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [
+            require("victoria-metrics"),
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            f"-storageDataPath={self.data}",
+            "-retentionPeriod=100y",
+            "-search.latencyOffset=0s",
+            "-search.disableCache",
+            "-loggerLevel=ERROR",
+        ]
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"VictoriaMetrics not healthy on {self.url}")
+
+    def export(self, match: str) -> list[dict[str, object]]:
+        """All raw samples of the series matching `match` (a PromQL selector)."""
+        import json
+
+        urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10).read()
+        q = urllib.parse.urlencode({"match[]": match, "start": "0", "reduce_mem_usage": "1"})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{q}", timeout=30) as r:
+            return [json.loads(line) for line in r.read().splitlines() if line.strip()]
+
+    def samples(self, match: str) -> dict[str, set[int]]:
+        """{series name with labels: set of timestamps in ms} for the matching series."""
+        out: dict[str, set[int]] = {}
+        for row in self.export(match):
+            metric = row["metric"]
+            assert isinstance(metric, dict)
+            key = ",".join(f"{k}={v}" for k, v in sorted(metric.items()))
+            out.setdefault(key, set()).update(int(t) for t in row["timestamps"])  # type: ignore[union-attr]
+        return out
+
+
+
+
+
+def poll(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Call predicate until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
