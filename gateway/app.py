@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from collectors.modbus.collector import ModbusCollector
 from collectors.mqtt.collector import MqttCollector
 from gateway.config import VigilConfig
 from gateway.influx_sink import InfluxSink
@@ -54,6 +55,8 @@ class Gateway:
             name = f"collector:{c.name or c.kind}:{i}"
             if c.kind == "mqtt":
                 self.collectors[name] = MqttCollector(c, cfg.mqtt, self.writer, self.counters).run
+            elif c.kind == "modbus":
+                self.collectors[name] = ModbusCollector(c, self.writer).run
         self.sink = (
             InfluxSink(cfg.influx, self.journal, self.counters, self.writer.committed)
             if cfg.influx

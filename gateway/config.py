@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from collectors.modbus.config import ModbusCollectorConfig
 from collectors.mqtt.config import MqttCollectorConfig
 
 
@@ -107,7 +108,9 @@ class ApiConfig(Strict):
     port: int = Field(8080, ge=0, le=65535)
 
 
-CollectorConfig = Annotated[MqttCollectorConfig, Field(discriminator="kind")]
+CollectorConfig = Annotated[
+    MqttCollectorConfig | ModbusCollectorConfig, Field(discriminator="kind")
+]
 
 
 class VigilConfig(Strict):
@@ -195,7 +198,9 @@ def parse_config(raw: object, source: str, env: dict[str, str] | None = None) ->
             if err["type"] == "missing":
                 problems.append(f"{source}: {_loc(loc)}: required")
             else:
-                problems.append(f"{source}: {_loc(loc)}: {err['msg']} (got {err.get('input')!r})")
+                got = repr(err.get("input"))
+                got = got if len(got) <= 80 else got[:77] + "..."
+                problems.append(f"{source}: {_loc(loc)}: {err['msg']} (got {got})")
         raise ConfigError(problems) from None
 
 

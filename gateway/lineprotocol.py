@@ -49,26 +49,30 @@ def encode(reading: Reading) -> str:
     return "".join(parts)
 
 
-def _split(s: str, sep: str, *, quotes: bool = False) -> list[str]:
-    """Split on sep, honouring backslash escapes (and double quotes in field sets)."""
+def _split(s: str, sep: str, *, fields: bool = False) -> list[str]:
+    """Split on sep, honouring backslash escapes; in a field set, also "string values"."""
     out: list[str] = []
     cur: list[str] = []
-    i, n, in_q = 0, len(s), False
+    i, n, in_q, prev = 0, len(s), False, ""
     while i < n:
         c = s[i]
         if c == "\\" and i + 1 < n:
             cur.append(s[i : i + 2])
             i += 2
+            prev = ""
             continue
-        if quotes and c == '"':
+        if fields and c == '"' and (in_q or prev == "="):
+            # a quote opens a string only as a field value, right after '='
             in_q = not in_q
         elif c == sep and not in_q:
             out.append("".join(cur))
             cur = []
             i += 1
+            prev = c
             continue
         cur.append(c)
         i += 1
+        prev = c
     if in_q:
         raise LineProtocolError("unterminated string field")
     out.append("".join(cur))
@@ -105,8 +109,13 @@ def _parse_value(raw: str) -> FieldValue:
 
 def parse_line(line: str) -> tuple[str, dict[str, str], dict[str, FieldValue], int | None]:
     """(measurement, tags, fields, timestamp or None) of one line."""
-    sections = _split(line.strip(), " ", quotes=True)
-    sections = [s for s in sections if s != ""]
+    line = line.strip()
+    head_and_rest = _split(line, " ")
+    if len(head_and_rest) < 2:
+        raise LineProtocolError("expected 'measurement[,tags] fields [timestamp]'")
+    rest = line[len(head_and_rest[0]) + 1 :].lstrip(" ")
+    tail = [p for p in _split(rest, " ", fields=True) if p != ""]
+    sections = [head_and_rest[0], *tail]
     if len(sections) not in (2, 3):
         raise LineProtocolError("expected 'measurement[,tags] fields [timestamp]'")
     head = _split(sections[0], ",")
@@ -120,8 +129,8 @@ def parse_line(line: str) -> tuple[str, dict[str, str], dict[str, FieldValue], i
             raise LineProtocolError(f"bad tag {pair!r}")
         tags[_unescape(kv[0])] = _unescape(kv[1])
     fields: dict[str, FieldValue] = {}
-    for pair in _split(sections[1], ",", quotes=True):
-        kv = _split(pair, "=", quotes=True)
+    for pair in _split(sections[1], ",", fields=True):
+        kv = _split(pair, "=", fields=True)
         if len(kv) != 2 or not kv[0] or not kv[1]:
             raise LineProtocolError(f"bad field {pair!r}")
         fields[_unescape(kv[0])] = _parse_value(kv[1])

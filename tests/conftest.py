@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
 
+from tests.gateway_proc import GatewayProcess
 from tests.services import Mosquitto, VictoriaMetrics
 
 
@@ -16,6 +18,7 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+    broker.remove()
 
 
 @pytest.fixture
@@ -31,3 +34,20 @@ def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data"
     d.mkdir()
     return d
+
+
+@pytest.fixture
+def make_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
+    """Build a `vigil run` child process; any still running at teardown is killed."""
+    made: list[GatewayProcess] = []
+
+    def make(mqtt_url: str, influx_url: str | None, **extra: Any) -> GatewayProcess:
+        gw = GatewayProcess(tmp_path, mqtt_url, influx_url, **extra)
+        made.append(gw)
+        return gw
+
+    yield make
+    for gw in made:
+        if gw.proc is not None:
+            gw.proc.kill()
+            gw.proc.wait(10)

@@ -44,12 +44,14 @@ class GatewayProcess:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+        marker = b"connected and subscribed"
+        before = self.log.read_bytes().count(marker) if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", "run", "-c", str(self.config_path)],
                 stdout=log, stderr=subprocess.STDOUT, env=env,
             )
-        poll(lambda: b"connected and subscribed" in self.log.read_bytes()
+        poll(lambda: self.log.read_bytes().count(marker) > before
              or self.proc.poll() is not None, 30, what="gateway to subscribe")  # type: ignore[union-attr]
         assert self.proc.poll() is None, self.log.read_text()
 
@@ -109,15 +111,21 @@ class Publisher:
         for i, (topic, payload) in enumerate(messages):
             if stop is not None and stop.is_set():
                 break
-            infos.append(self.client.publish(topic, payload, qos=1))
+            if not self.client.is_connected():  # broker restarting: wait, paho resends in-flight
+                poll(self.client.is_connected, 60, interval=0.02, what="publisher reconnect")
+            info = self.client.publish(topic, payload, qos=1)
+            if info.rc == paho.MQTT_ERR_NO_CONN:  # lost between the check and the send
+                poll(self.client.is_connected, 60, interval=0.02, what="publisher reconnect")
+                info = self.client.publish(topic, payload, qos=1)
+            infos.append(info)
             self.sent += 1
             if rate:
                 ahead = t0 + (i + 1) / rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
+        # paho keeps and resends what a broker restart interrupts; wait until each is confirmed
         for info in infos:
-            info.wait_for_publish(120)
-            assert info.is_published()
+            poll(info.is_published, 120, interval=0.02, what=f"PUBACK for mid {info.mid}")
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -150,3 +158,15 @@ def vm_by_device(vm: Any, field: str = "temp_c") -> dict[str, set[int]]:
     for row in vm.export(f'{{__name__="coldchain_{field}"}}'):
         out.setdefault(row["metric"]["device"], set()).update(int(t) for t in row["timestamps"])
     return out
+
+
+def diff(got: dict[str, set[int]], want: dict[str, set[int]]) -> str:
+    """What is missing and what is extra, per series, briefly."""
+    out = []
+    for key in sorted(set(got) | set(want)):
+        missing = want.get(key, set()) - got.get(key, set())
+        extra = got.get(key, set()) - want.get(key, set())
+        if missing or extra:
+            out.append(f"{key}: {len(missing)} missing {sorted(missing)[:3]}, "
+                       f"{len(extra)} extra {sorted(extra)[:3]}")
+    return "; ".join(out) or "no difference"

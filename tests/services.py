@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -81,21 +82,22 @@ class Mosquitto(Service):
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
         self.conf = workdir / "mosquitto.conf"
+        # mosquitto drops to user "mosquitto" when started as root; pytest's temp dirs are 0700,
+        # so its persistence lives in a directory of its own under /tmp that it can reach.
+        self.store = Path(tempfile.mkdtemp(prefix="vigil-mosquitto-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.store, "mosquitto")
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "max_queued_messages 1000000\n"
             "max_inflight_messages 0\n"
             "persistence true\n"
-            f"persistence_location {workdir}/\n"
+            f"persistence_location {self.store}/\n"
             "autosave_interval 1\n"
             "log_dest stdout\n"
             "log_type error\nlog_type warning\n"
         )
-        # mosquitto drops to user "mosquitto" when started as root: it must own its dir.
-        if os.geteuid() == 0:
-            shutil.chown(workdir, "mosquitto")
-            os.chmod(workdir, 0o777)
 
     @property
     def url(self) -> str:
@@ -103,6 +105,9 @@ class Mosquitto(Service):
 
     def command(self) -> list[str]:
         return [require("mosquitto"), "-c", str(self.conf)]
+
+    def remove(self) -> None:
+        shutil.rmtree(self.store, ignore_errors=True)
 
 
 class VictoriaMetrics(Service):
@@ -160,8 +165,12 @@ class VictoriaMetrics(Service):
 
 
 
-def poll(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):  # type: ignore[no-untyped-def]
-    """Call predicate until it returns a truthy value or the deadline passes."""
+def poll(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition",  # type: ignore[no-untyped-def]
+         show=None):
+    """Call predicate until it returns a truthy value or the deadline passes.
+
+    `show`, if given, is called on failure to describe the state (a diff, a count).
+    """
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -169,4 +178,5 @@ def poll(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "c
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+    detail = show() if show is not None else repr(last)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {detail}")

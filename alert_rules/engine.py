@@ -1,0 +1,370 @@
+"""RulesEngine: binds rules to series, evaluates readings in event time, drives the lifecycle.
+
+The gateway calls `process(readings)` after each journal commit (arrival order, any batch size)
+and `tick(now_ns)` about once a second. Both return AlertEvents for notifiers and, through
+`alert_event_to_reading`, for the journal / InfluxDB.
+
+Event time: each series (measurement, device) is evaluated in timestamp order. A batch is sorted
+before evaluation; with `lateness > 0` readings also wait in a per-series reorder buffer until the
+series has seen a reading `lateness` newer, or until `lateness` of wall time has passed since they
+arrived. A reading older than the last one evaluated is skipped by the rules (counted in
+`stats["late"]`; it is still in the journal and InfluxDB).
+
+Restart: rule state is snapshotted to the store every `snapshot_interval` and on close(). After a
+restart the gateway replays journal rows received at or after `resume_from_ns`; readings the
+snapshot already covers are skipped (older) or harmless (same timestamp), and activations the
+store already holds are not raised twice.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+from alert_rules.clock import Clock, SystemClock
+from alert_rules.config import CompiledRule, RuleLibrary, RulesConfig
+from alert_rules.kinds.base import Evaluator
+from alert_rules.kinds.mkt import MktEvaluator
+from alert_rules.kpi import AlarmKpis, compute_kpis
+from alert_rules.lifecycle import AlertManager
+from alert_rules.model import ActionResult, AlertEvent
+from alert_rules.store import AlertStore
+from alert_rules.units import to_ns
+from gateway.reading import Reading
+
+_TS = attrgetter("ts_ns")
+ALERT_TAGS = ("site", "asset", "device", "shipment", "line", "equipment", "batch", "phase")
+RESUME_MARGIN_NS = 60 * 1_000_000_000
+
+
+def source_of(tags: dict[str, str]) -> str:
+    """The alert `source`: site/asset/device for cold chain, line/equipment/device for process."""
+    if "site" in tags or "asset" in tags:
+        keys: tuple[str, ...] = ("site", "asset", "device")
+    elif "line" in tags or "equipment" in tags:
+        keys = ("line", "equipment", "device")
+    else:
+        keys = ("device",)
+    return "/".join(tags[k] for k in keys if tags.get(k))
+
+
+class _Point:
+    """PointSink for one (rule, source): forwards evaluator decisions to the AlertManager."""
+
+    __slots__ = ("mgr", "rule", "series", "source", "suppressed")
+
+    def __init__(self, mgr: AlertManager, rule: CompiledRule, source: str, series: str) -> None:
+        self.mgr = mgr
+        self.rule = rule
+        self.source = source
+        self.series = series
+        self.suppressed = False
+
+    def activate(self, started: int, at: int, value: float | None, peak: float | None,
+                 message: str) -> None:
+        mgr = self.mgr
+        tags = {k: v for k, v in mgr.ctx_tags.items() if k in ALERT_TAGS}
+        mgr.activate(self.rule, self.source, started, at, value, peak, message, self.series,
+                     tags)
+
+    def clear(self, ended: int, at: int, value: float | None, peak: float | None) -> None:
+        self.mgr.clear(self.rule, self.source, ended, at, value, peak)
+
+
+class _Bound:
+    __slots__ = ("ev", "field", "point", "rule")
+
+    def __init__(self, rule: CompiledRule, point: _Point, ev: Evaluator) -> None:
+        self.rule = rule
+        self.point = point
+        self.ev = ev
+        self.field = ev.field
+
+
+class _Series:
+    __slots__ = ("arrival", "bound", "dirty", "last_ts", "max_seen", "measurement", "name",
+                 "pending", "rules", "site", "asset", "line", "equipment", "suppressors", "tags")
+
+    def __init__(self, measurement: str, name: str) -> None:
+        self.measurement = measurement
+        self.name = name
+        self.bound: list[_Bound] = []
+        self.arrival: list[_Bound] = []
+        self.suppressors: list[_Bound] = []
+        self.rules: dict[str, _Bound] = {}
+        self.last_ts = -(2**63)
+        self.max_seen = -(2**63)
+        self.pending: list[Reading] = []
+        self.dirty = False
+        self.tags: dict[str, str] = {}
+        self.site = self.asset = self.line = self.equipment = None
+
+
+class RulesEngine:
+    def __init__(self, config: RulesConfig, store: AlertStore, clock: Clock | None = None, *,
+                 library: RuleLibrary | None = None, base_dir: Path | str | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.library = library or config.library(base_dir)
+        self.enabled = config.enabled
+        self.lateness = to_ns(config.lateness)
+        self._rules_by_id = {r.id: r for r in self.library.all_rules()}
+        self.alerts = AlertManager(
+            store, self.clock, self._rule, to_ns(config.retrospective_after),
+            to_ns(config.max_shelve), to_ns(config.escalation.after), config.escalation.max_tier)
+        self._series: dict[tuple[str, str], _Series] = {}
+        self._waiting: dict[str, _Series] = {}
+        self._saved_rules = store.load_rule_states()
+        self._saved_series = store.load_series()
+        resume = store.get_meta("resume_from_received_ns")
+        self.resume_from_ns: int | None = int(resume) if resume else None
+        """After a restart: replay journal rows received at or after this (None: nothing saved)."""
+        self._max_received = 0
+        self._snapshot_interval = to_ns(config.snapshot_interval)
+        self._kpi_interval = to_ns(config.kpi_interval)
+        self._last_snapshot = self.clock.now_ns()
+        self._last_kpi: int | None = None
+        self.stats = {"readings": 0, "late": 0, "series": 0, "events": 0}
+
+    def _rule(self, rule_id: str) -> CompiledRule | None:
+        return self._rules_by_id.get(rule_id)
+
+    # -- binding -----------------------------------------------------------------------------
+    def _series_for(self, r: Reading) -> _Series:
+        tags = r.tags
+        key = (r.measurement, tags.get("device", ""))
+        s = self._series.get(key)
+        if s is None:
+            s = _Series(r.measurement, f"{key[0]}/{key[1]}")
+            saved = self._saved_series.pop(s.name, None)
+            if saved is not None and saved[0] is not None:
+                s.last_ts = s.max_seen = saved[0]
+            self._series[key] = s
+            self.stats["series"] += 1
+            self._bind(s, tags)
+        elif (tags.get("asset") != s.asset or tags.get("site") != s.site
+              or tags.get("equipment") != s.equipment or tags.get("line") != s.line):
+            self._bind(s, tags)
+        return s
+
+    def _bind(self, s: _Series, tags: dict[str, str]) -> None:
+        """(Re)bind a series' rules; kept evaluators keep their state, new ones load the snapshot."""
+        s.tags = dict(tags)
+        s.site, s.asset = tags.get("site"), tags.get("asset")
+        s.line, s.equipment = tags.get("line"), tags.get("equipment")
+        source = source_of(tags)
+        old = s.rules
+        s.rules = {}
+        for rule in self.library.rules_for(s.measurement, tags):
+            self._rules_by_id.setdefault(rule.id, rule)
+            b = old.get(rule.id)
+            if b is None or b.rule is not rule or b.point.source != source:
+                point = _Point(self.alerts, rule, source, s.name)
+                b = _Bound(rule, point, rule.spec.build(point))
+                saved = self._saved_rules.pop((rule.id, s.name), None)
+                if saved is not None and saved[0] == rule.fingerprint:
+                    b.ev.load(saved[1])
+            s.rules[rule.id] = b
+        s.bound = [b for b in s.rules.values() if not b.ev.on_arrival and b.field]
+        s.arrival = [b for b in s.rules.values() if b.ev.on_arrival]
+        s.suppressors = [b for b in s.rules.values() if b.rule.spec.suppress_when]
+        s.dirty = True
+
+    # -- ingest ------------------------------------------------------------------------------
+    def process(self, readings: Sequence[Reading]) -> list[AlertEvent]:
+        """Evaluate readings that were just committed to the journal; returns the alert events."""
+        if not self.enabled or not readings:
+            return []
+        mgr = self.alerts
+        if self.lateness == 0:
+            batch = sorted(readings, key=_TS) if len(readings) > 1 else readings
+            for r in batch:
+                s = self._series_for(r)
+                if s.arrival:
+                    self._arrive(s, r)
+                self._feed(s, r)
+                if r.received_ns > self._max_received:
+                    self._max_received = r.received_ns
+        else:
+            now = self.clock.now_ns()
+            touched: dict[str, _Series] = {}
+            for r in readings:
+                s = self._series_for(r)
+                if s.arrival:
+                    self._arrive(s, r)
+                if r.ts_ns < s.last_ts:
+                    self.stats["late"] += 1
+                    continue
+                bisect.insort_right(s.pending, r, key=_TS)
+                if r.ts_ns > s.max_seen:
+                    s.max_seen = r.ts_ns
+                touched[s.name] = s
+            for s in touched.values():
+                self._release(s, now)
+        self.stats["readings"] += len(readings)
+        self.store.commit()
+        events = mgr.take_events()
+        self.stats["events"] += len(events)
+        return events
+
+    def _arrive(self, s: _Series, r: Reading) -> None:
+        mgr = self.alerts
+        mgr.ctx_received_ns = r.received_ns
+        mgr.ctx_tags = r.tags
+        for b in s.arrival:
+            b.ev.arrived(r)
+        s.dirty = True
+
+    def _feed(self, s: _Series, r: Reading) -> None:
+        ts = r.ts_ns
+        if ts < s.last_ts:
+            self.stats["late"] += 1
+            return
+        s.last_ts = ts
+        if not s.bound:
+            return
+        s.dirty = True
+        mgr = self.alerts
+        mgr.ctx_received_ns = r.received_ns
+        mgr.ctx_tags = r.tags
+        if s.suppressors:
+            self._suppress(s, r)
+        fields = r.fields
+        for b in s.bound:
+            v = fields.get(b.field)  # type: ignore[arg-type]
+            if v is not None:
+                b.ev.feed(ts, v, r)
+
+    def _suppress(self, s: _Series, r: Reading) -> None:
+        tags = r.tags
+        for b in s.suppressors:
+            on = any(tags.get(k) in vals for k, vals in b.rule.spec.suppress_when.items())
+            if on != b.point.suppressed:
+                b.point.suppressed = on
+                self.alerts.set_suppressed(b.rule, b.point.source, on, r.ts_ns)
+
+    def _release(self, s: _Series, now: int, everything: bool = False) -> None:
+        pending = s.pending
+        if everything:
+            cut = len(pending)
+        else:
+            watermark = s.max_seen - self.lateness
+            deadline = now - self.lateness
+            cut = 0
+            for i, r in enumerate(pending):
+                if r.ts_ns <= watermark or r.received_ns <= deadline:
+                    cut = i + 1
+        if cut:
+            ready, s.pending = pending[:cut], pending[cut:]
+            for r in ready:
+                self._feed(s, r)
+                if r.received_ns > self._max_received:
+                    self._max_received = r.received_ns
+        if s.pending:
+            self._waiting[s.name] = s
+        else:
+            self._waiting.pop(s.name, None)
+
+    def flush(self) -> list[AlertEvent]:
+        """Evaluate everything waiting in reorder buffers (shutdown, end of a replay, tests)."""
+        for s in list(self._waiting.values()):
+            self._release(s, 0, everything=True)
+        self.store.commit()
+        return self.alerts.take_events()
+
+    # -- time --------------------------------------------------------------------------------
+    def tick(self, now_ns: int | None = None) -> list[AlertEvent]:
+        """Wall-clock work: reorder-buffer deadlines, stale data, shelve expiry, escalation,
+        re-alarm, and the periodic rule-state snapshot. Call about once a second."""
+        now = self.clock.now_ns() if now_ns is None else now_ns
+        if not self.enabled:
+            return []
+        for s in list(self._waiting.values()):
+            self._release(s, now)
+        mgr = self.alerts
+        for s in self._series.values():
+            if s.arrival:
+                mgr.ctx_received_ns = now
+                mgr.ctx_tags = s.tags
+                for b in s.arrival:
+                    b.ev.check(now)
+        mgr.tick(now)
+        if now - self._last_snapshot >= self._snapshot_interval:
+            self.snapshot(now)
+        self.store.commit()
+        events = mgr.take_events()
+        self.stats["events"] += len(events)
+        return events
+
+    def kpis(self, now_ns: int | None = None) -> AlarmKpis:
+        now = self.clock.now_ns() if now_ns is None else now_ns
+        return compute_kpis(self.store, list(self.alerts.open.values()), now)
+
+    def kpi_reading(self, now_ns: int | None = None, gateway: str = "vigil") -> Reading | None:
+        """The `alarm_kpi` reading when `kpi_interval` has passed since the last one, else None."""
+        now = self.clock.now_ns() if now_ns is None else now_ns
+        if self._last_kpi is not None and now - self._last_kpi < self._kpi_interval:
+            return None
+        self._last_kpi = now
+        return self.kpis(now).to_reading(gateway)
+
+    # -- persistence -------------------------------------------------------------------------
+    def snapshot(self, now_ns: int | None = None) -> None:
+        """Save the state of every series changed since the last snapshot."""
+        rows: list[tuple[str, str, str, dict[str, Any]]] = []
+        series_rows: list[tuple[str, int | None, dict[str, Any]]] = []
+        for s in self._series.values():
+            if not s.dirty:
+                continue
+            for b in s.rules.values():
+                rows.append((b.rule.id, s.name, b.rule.fingerprint, b.ev.dump()))
+            last = s.last_ts if s.last_ts > -(2**63) else None
+            series_rows.append((s.name, last, {"tags": s.tags}))
+            s.dirty = False
+        self.store.save_rule_states(rows)
+        self.store.save_series(series_rows)
+        pending = [r.received_ns for s in self._waiting.values() for r in s.pending]
+        resume = min(pending) if pending else self._max_received
+        if resume:
+            self.store.set_meta("resume_from_received_ns", str(resume - RESUME_MARGIN_NS))
+        self.store.commit()
+        self._last_snapshot = self.clock.now_ns() if now_ns is None else now_ns
+
+    def close(self) -> None:
+        """Snapshot rule state (readings still in reorder buffers are replayed after restart)."""
+        self.snapshot()
+
+    # -- actions (the API) -------------------------------------------------------------------
+    def ack(self, alert_id: int, by: str, comment: str | None = None) -> ActionResult:
+        return self.alerts.ack(alert_id, by, comment)
+
+    def shelve(self, alert_id: int, by: str, reason: str,
+               duration_s: float | None = None) -> ActionResult:
+        return self.alerts.shelve(alert_id, by, reason, duration_s)
+
+    def unshelve(self, alert_id: int, by: str, reason: str | None = None) -> ActionResult:
+        return self.alerts.unshelve(alert_id, by, reason)
+
+    def close_alert(self, alert_id: int, by: str, reason: str) -> ActionResult:
+        return self.alerts.close(alert_id, by, reason)
+
+    def set_out_of_service(self, source: str, by: str, reason: str, out: bool = True,
+                           rule: str = "*") -> list[ActionResult]:
+        return self.alerts.set_out_of_service(source, by, reason, out, rule)
+
+    # -- introspection -----------------------------------------------------------------------
+    def rules_of(self, measurement: str, device: str) -> list[str]:
+        s = self._series.get((measurement, device))
+        return list(s.rules) if s else []
+
+    def mkt(self, measurement: str, device: str) -> dict[str, tuple[float | None, float]]:
+        """Current MKT (°C, window coverage) per MKT rule of a series, for reports and the API."""
+        s = self._series.get((measurement, device))
+        if s is None:
+            return {}
+        return {rid: b.ev.current() for rid, b in s.rules.items()
+                if isinstance(b.ev, MktEvaluator)}

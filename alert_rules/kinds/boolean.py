@@ -1,0 +1,51 @@
+"""Evaluator for on/off fields (door_open, power_ok): a single-event timer on a boolean."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alert_rules.kinds.base import Evaluator, PointSink, fmt_ts
+from alert_rules.timers import ENTER, NORMAL, UNKNOWN, ExcursionTimer
+from alert_rules.units import fmt_duration
+from gateway.reading import FieldValue, Reading
+
+_TEXT = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
+
+
+def as_bool(value: FieldValue) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return None if value != value else bool(value)
+    return _TEXT.get(str(value).strip().lower())
+
+
+class BoolEvaluator(Evaluator):
+    __slots__ = ("alarm_when", "text", "timer")
+
+    def __init__(self, field: str, point: PointSink, alarm_when: bool, on_delay: int,
+                 off_delay: int, max_gap: int, text: str) -> None:
+        super().__init__(field, point)
+        self.alarm_when = alarm_when
+        self.timer = ExcursionTimer(on_delay, off_delay, max_gap, None)
+        self.text = text
+
+    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+        b = as_bool(value)
+        st = UNKNOWN if b is None else ENTER if b is self.alarm_when else NORMAL
+        self.timer.feed(ts, st, b, self)
+
+    def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None:
+        text = self.text
+        if self.timer.on_delay:
+            text += f" for more than {fmt_duration(self.timer.on_delay / 1e9)}"
+        self.point.activate(started, at, 1.0, None, f"{text} since {fmt_ts(started)}")
+
+    def on_clear(self, ended: int, at: int, value: Any, peak: float | None) -> None:
+        self.point.clear(ended, at, 0.0, None)
+
+    def dump(self) -> dict[str, Any]:
+        return self.timer.dump()
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.timer.load(state)

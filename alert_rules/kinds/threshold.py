@@ -1,0 +1,85 @@
+"""`threshold`: high or low limit with on-delay, off-delay and deadband (ISA-18.2 alarm design).
+
+Raised when the value has been beyond the limit continuously for `on_delay` (0 = at once);
+returns to normal when it has been back inside `limit ∓ deadband` continuously for `off_delay`.
+Limits are inclusive unless `inclusive: false` (then "> 8" rather than "≥ 8").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from alert_rules.kinds.base import (
+    Evaluator,
+    Limit,
+    PointSink,
+    RuleBase,
+    check_one_limit,
+    fmt_num,
+    fmt_ts,
+    limit_from,
+    num,
+)
+from alert_rules.timers import ExcursionTimer
+from alert_rules.units import Duration, fmt_duration, to_ns
+from gateway.reading import FieldValue, Reading
+
+
+class ThresholdRule(RuleBase):
+    kind: Literal["threshold"] = "threshold"
+    field: str
+    high: float | None = None
+    low: float | None = None
+    inclusive: bool = True
+    deadband: float = Field(default=0.0, ge=0)
+    on_delay: Duration = 0.0
+    off_delay: Duration = 0.0
+    max_gap: Duration = Field(default=3600.0, gt=0)
+    """A reading holds its value at most this long; beyond it the signal is unknown."""
+    unit: str = ""
+
+    _one_limit = model_validator(mode="after")(check_one_limit)
+
+    def build(self, point: PointSink) -> Evaluator:
+        return ExcursionEvaluator(self.field, point, limit_from(self), to_ns(self.on_delay),
+                                  to_ns(self.off_delay), to_ns(self.max_gap), self.unit, "")
+
+
+class ExcursionEvaluator(Evaluator):
+    """A limit feeding an ExcursionTimer; shared by threshold, duration (instant/single), battery."""
+
+    __slots__ = ("label", "limit", "timer", "unit")
+
+    def __init__(self, field: str, point: PointSink, limit: Limit, on_delay: int, off_delay: int,
+                 max_gap: int, unit: str, label: str) -> None:
+        super().__init__(field, point)
+        self.limit = limit
+        self.timer = ExcursionTimer(on_delay, off_delay, max_gap, limit.high)
+        self.unit = unit
+        self.label = label
+
+    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+        v = num(value)
+        if v is not None:
+            self.timer.feed(ts, self.limit.status(v), v, self)
+
+    def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None:
+        lim = self.limit
+        text = f"{self.field} {lim.op} {fmt_num(lim.limit)}{self.unit}"
+        if self.timer.on_delay:
+            text += f" for {fmt_duration(self.timer.on_delay / 1e9)}"
+        if self.label:
+            text = f"{self.label}: {text}"
+        text += f" since {fmt_ts(started)} (value {fmt_num(value)}{self.unit})"
+        self.point.activate(started, at, value, peak, text)
+
+    def on_clear(self, ended: int, at: int, value: Any, peak: float | None) -> None:
+        self.point.clear(ended, at, value, peak)
+
+    def dump(self) -> dict[str, Any]:
+        return self.timer.dump()
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.timer.load(state)

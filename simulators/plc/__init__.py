@@ -1,0 +1,28 @@
+"""Simulated PLCs (pymodbus servers): autoclave, freeze-dryer, cleanroom HVAC, filling line.
+
+Entry points: `start_plcs(specs, speed)` → running PLCs on loopback ports, `stop_plcs`,
+`run_scenario(load_scenario(path))` for `vigil simulate`, `collector_config(plcs)` for `vigil demo`.
+"""
+
+from simulators.plc.server import (
+    RunningPlc,
+    SimClock,
+    collector_config,
+    run_scenario,
+    start_plcs,
+    stop_plcs,
+)
+from simulators.plc.spec import FaultSpec, PlcScenario, PlcSpec, load_scenario
+
+__all__ = [
+    "FaultSpec",
+    "PlcScenario",
+    "PlcSpec",
+    "RunningPlc",
+    "SimClock",
+    "collector_config",
+    "load_scenario",
+    "run_scenario",
+    "start_plcs",
+    "stop_plcs",
+]

@@ -1,0 +1,125 @@
+"""YAML-describable specs for simulated PLCs and their faults.
+
+```yaml
+speed: 60            # simulated seconds per wall second
+plcs:
+  - name: AC-01
+    kind: autoclave
+    port: 0          # 0 = any free loopback port
+    params: {hold_s: 900, setpoint_c: 121.5}
+    faults:
+      - {kind: steam_pressure_drop, at_s: 900, duration_s: 120, drop_kpa: 40}
+      - {kind: unplug, at_s: 3000, duration_s: 60}
+```
+
+Fault times are simulated seconds from start; `slow` delays are wall seconds (they model the
+network, not the process).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PlcKind = Literal["autoclave", "freeze_dryer", "cleanroom", "filling_line", "generic"]
+FaultKind = Literal[
+    "unplug",
+    "exception",
+    "slow",
+    "short_hold",
+    "steam_pressure_drop",
+    "door_open",
+    "particle_spike",
+]
+COMM_FAULTS = frozenset({"unplug", "exception", "slow"})
+PROCESS_FAULTS: dict[str, frozenset[str]] = {
+    "short_hold": frozenset({"autoclave"}),
+    "steam_pressure_drop": frozenset({"autoclave"}),
+    "door_open": frozenset({"cleanroom"}),
+    "particle_spike": frozenset({"cleanroom"}),
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FaultSpec(Strict):
+    kind: FaultKind
+    at_s: float = Field(0.0, ge=0)
+    """Start, simulated seconds after the PLCs started (for inject(): after now)."""
+    duration_s: float | None = Field(None, gt=0)
+    """Simulated seconds; None = until cleared."""
+    delay_s: float = Field(2.0, ge=0, le=3600)
+    """slow: wall seconds before each answer."""
+    code: int = Field(4, ge=1, le=11)
+    """exception: Modbus exception code (4 server device failure, 6 busy, 2 illegal address)."""
+    hold_s: float = Field(300.0, gt=0)
+    """short_hold: the hold phase ends after this many seconds while the fault is active."""
+    drop_kpa: float = Field(30.0, gt=0)
+    """steam_pressure_drop: steam supply this far below the setpoint's saturation pressure."""
+    dp_pa: float = Field(2.0, ge=-50, le=100)
+    """door_open: differential pressure while the door stands open."""
+    factor: float = Field(50.0, gt=0)
+    """particle_spike: counts multiplied by this."""
+
+    def active(self, t: float) -> bool:
+        return self.at_s <= t and (self.duration_s is None or t < self.at_s + self.duration_s)
+
+    @property
+    def end_s(self) -> float | None:
+        return None if self.duration_s is None else self.at_s + self.duration_s
+
+
+class PlcSpec(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    kind: PlcKind
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+    unit: int = Field(1, ge=1, le=247)
+    seed: int | None = None
+    """Noise seed; default derived from the name so runs repeat."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Kind-specific process parameters (see simulators/plc/models.py)."""
+    faults: list[FaultSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> PlcSpec:
+        from simulators.plc.models import params_model
+
+        try:
+            params_model(self.kind).model_validate(self.params)
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = ".".join(str(x) for x in first["loc"])
+            raise ValueError(f"params.{loc}: {first['msg']}") from None
+        for i, f in enumerate(self.faults):
+            kinds = PROCESS_FAULTS.get(f.kind)
+            if kinds is not None and self.kind not in kinds:
+                raise ValueError(
+                    f"faults.{i}.kind: {f.kind} applies to {', '.join(sorted(kinds))}, "
+                    f"not {self.kind}"
+                )
+        return self
+
+
+class PlcScenario(Strict):
+    """The PLC part of a `vigil simulate` scenario file."""
+
+    speed: float = Field(1.0, gt=0, le=100_000)
+    plcs: list[PlcSpec] = Field(default_factory=list)
+
+
+def load_scenario(source: str | Path | dict[str, Any]) -> PlcScenario:
+    """A scenario from a YAML file or an already-parsed mapping (other top-level keys ignored)."""
+    data: Any = source
+    if isinstance(source, (str, Path)):
+        data = yaml.safe_load(Path(source).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError("a PLC scenario is a mapping with `plcs:` (and optionally `speed:`)")
+    return PlcScenario.model_validate(
+        {k: v for k, v in data.items() if k in PlcScenario.model_fields}
+    )

@@ -1,0 +1,275 @@
+"""The Modbus collector against real pymodbus servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import struct
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pymodbus.server import ModbusTcpServer
+
+from collectors.modbus import DeviceStateChange, ModbusCollector, ModbusCollectorConfig
+from simulators.plc.layout import encode_registers
+from tests.integration import modbus_fixtures as mf
+
+pytestmark = pytest.mark.integration
+
+plc_factory = mf.plc_factory
+register_server = mf.register_server
+
+ORDERS = ("ABCD", "DCBA", "BADC", "CDAB")
+WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "int64": 4, "uint64": 4}
+WIDTH.update({"float32": 2, "float64": 4})
+
+
+def _f32(x: float) -> float:
+    return struct.unpack(">f", struct.pack(">f", x))[0]
+
+
+def _strategy(type_: str) -> st.SearchStrategy[Any]:
+    if type_ == "float32":
+        return st.floats(allow_nan=False, allow_infinity=False, width=32)
+    if type_ == "float64":
+        return st.floats(allow_nan=False, allow_infinity=False)
+    bits = 16 * WIDTH[type_]
+    if type_.startswith("u"):
+        return st.integers(0, min((1 << bits) - 1, (1 << 63) - 1))
+    return st.integers(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+
+
+def _typed_map() -> tuple[list[dict[str, Any]], dict[str, st.SearchStrategy[Any]]]:
+    """One register per type x byte order (plus strings and a bit), packed with small gaps."""
+    regs: list[dict[str, Any]] = []
+    strategies: dict[str, st.SearchStrategy[Any]] = {}
+    addr = 0
+    for type_, width in WIDTH.items():
+        for order in ORDERS:
+            name = f"{type_}_{order.lower()}"
+            regs.append({"name": name, "fc": 3, "address": addr, "type": type_, "order": order})
+            strategies[name] = _strategy(type_)
+            addr += width + 1  # one unused register between points: the planner bridges it
+    text = st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=12)
+    for order in ("ABCD", "BADC"):
+        name = f"label_{order.lower()}"
+        regs.append(
+            {"name": name, "fc": 3, "address": addr, "type": "string", "length": 6, "order": order}
+        )
+        strategies[name] = text
+        addr += 6
+    regs.append({"name": "flag", "fc": 3, "address": addr, "type": "bit", "bit": 9})
+    strategies["flag"] = st.booleans()
+    return regs, strategies
+
+
+TYPED_REGS, TYPED_VALUES = _typed_map()
+
+
+def _image(values: dict[str, Any]) -> list[int]:
+    """The holding-register image holding these values, encoded by pymodbus."""
+    image = [0] * 200
+    for r in TYPED_REGS:
+        v = values[r["name"]]
+        if r["type"] == "bit":
+            image[r["address"]] = (1 << r["bit"]) if v else 0
+            continue
+        regs = encode_registers(v, r["type"], r["order"], r.get("length", 0))
+        image[r["address"] : r["address"] + len(regs)] = regs
+    return image
+
+
+def _device(name: str, port: int, **kw: Any) -> dict[str, Any]:
+    return {"name": name, "host": "127.0.0.1", "port": port, "line": "L1", **kw}
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(values=st.fixed_dictionaries(TYPED_VALUES))
+async def test_every_type_and_order_through_a_real_server(
+    register_server: ModbusTcpServer, values: dict[str, Any]
+) -> None:
+    port = mf.server_port(register_server)
+    cfg = ModbusCollectorConfig.model_validate(
+        {"kind": "modbus", "devices": [_device("types", port, registers=TYPED_REGS)]}
+    )
+    col = ModbusCollector(cfg, mf.RecordingIngest())
+    assert len(col.plans["types"]) == 1  # 50-odd points, one read
+    await register_server.context.async_setValues(1, 16, 0, _image(values))
+    reading = await col.poll_once("types")
+    assert reading is not None, col.devices["types"].last_error
+    for name, expected in values.items():
+        got = reading.fields[name]
+        if name.startswith("float32"):
+            assert got == _f32(expected), name
+        else:
+            assert got == expected, name
+    assert reading.measurement == "process"
+    assert reading.tags == {"line": "L1", "equipment": "types", "device": "types"}
+    assert reading.ts_from_receive and reading.ts_ns <= reading.received_ns
+
+
+async def test_bad_value_is_dead_lettered_once_per_episode(
+    register_server: ModbusTcpServer,
+) -> None:
+    port = mf.server_port(register_server)
+    regs = [
+        {"name": "temp_c", "fc": 3, "address": 0, "type": "float32"},
+        {"name": "ok", "fc": 3, "address": 2},
+    ]
+    cfg = {
+        "kind": "modbus",
+        "devices": [_device("d1", port, registers=regs, interval_s=0.05)],
+    }
+    ctx = register_server.context
+    await ctx.async_setValues(1, 16, 0, [*encode_registers(math.nan, "float32", "ABCD"), 7])
+    async with mf.running(cfg) as (col, ingest):
+        await mf.wait_until(lambda: len(ingest.of("d1")) >= 5, what="5 readings")
+        assert all("temp_c" not in r.fields and r.fields["ok"] == 7 for r in ingest.of("d1"))
+        assert len(ingest.dead) == 1
+        dl = ingest.dead[0]
+        assert dl.source == f"modbus://127.0.0.1:{port}/1"
+        assert "temp_c" in dl.reason and "finite" in dl.reason
+        assert orjson.loads(dl.payload)["items"] == [0x7FC0, 0]
+        await ctx.async_setValues(1, 16, 0, encode_registers(21.5, "float32", "ABCD"))
+        await mf.wait_until(
+            lambda: ingest.readings[-1].fields.get("temp_c") == 21.5, what="recovered value"
+        )
+        await ctx.async_setValues(1, 16, 0, encode_registers(math.inf, "float32", "ABCD"))
+        await mf.wait_until(lambda: len(ingest.dead) == 2, what="second episode")
+        assert col.stats.decode_errors >= 2
+
+
+async def test_silent_device_does_not_delay_the_others(plc_factory: mf.PlcFactory) -> None:
+    """One PLC never answers; the two others keep their 1 Hz cadence, and it is reported offline."""
+    plcs = await plc_factory(
+        [
+            {"name": "G1", "kind": "generic", "params": {"float32": 10, "uint16": 10}},
+            {"name": "G2", "kind": "generic", "params": {"float32": 10, "uint16": 10}},
+            {
+                "name": "MUTE",
+                "kind": "generic",
+                "params": {"float32": 10, "uint16": 10},
+                "faults": [{"kind": "slow", "delay_s": 3600}],
+            },
+        ]
+    )
+    cfg = {
+        "kind": "modbus",
+        "defaults": {"line": "L1", "interval_s": 1.0, "timeout_s": 0.5, "retries": 2},
+        "profiles": {"bank": plcs[0].profile()},
+        "devices": [p.device_config(profile="bank") for p in plcs],
+    }
+    changes: list[DeviceStateChange] = []
+    async with mf.running(cfg, changes=changes) as (col, ingest):
+        await mf.wait_until(
+            lambda: min(len(ingest.of("G1")), len(ingest.of("G2"))) >= 5,
+            within_s=10,
+            what="5 readings from each healthy PLC",
+        )
+        mute = col.devices["MUTE"]
+        assert mute.online is False and "timeout" in mute.last_error
+    for name in ("G1", "G2"):
+        ts = [r.ts_ns / 1e9 for r in ingest.of(name)]
+        gaps = [b - a for a, b in itertools.pairwise(ts)]
+        assert all(0.8 < g < 1.2 for g in gaps), (name, gaps)
+        assert col.devices[name].missed_cycles == 0
+        assert col.devices[name].online is True
+    assert ingest.of("MUTE") == []
+    offline = [c for c in changes if c.device == "MUTE"]
+    assert len(offline) == 1 and offline[0].online is False
+    assert offline[0].source == f"modbus://127.0.0.1:{plcs[2].port}/1"
+    # three attempts (2 retries) of ~0.5 s each before it was declared offline
+    assert col.stats.timeouts >= 3 and col.stats.retries >= 2
+
+
+async def test_unplugged_device_goes_offline_and_comes_back_without_restart(
+    plc_factory: mf.PlcFactory,
+) -> None:
+    (plc,) = await plc_factory([{"name": "G", "kind": "generic", "params": {"float32": 4}}])
+    cfg = {
+        "kind": "modbus",
+        "defaults": {
+            "line": "L1",
+            "interval_s": 0.1,
+            "timeout_s": 0.3,
+            "retries": 1,
+            "reconnect_max_s": 0.4,
+        },
+        "profiles": {"generic": plc.profile()},
+        "devices": [plc.device_config()],
+    }
+    changes: list[DeviceStateChange] = []
+    async with mf.running(cfg, changes=changes) as (col, ingest):
+        await mf.wait_until(lambda: len(ingest.of("G")) >= 3, what="readings")
+        plc.inject("unplug")
+        await mf.wait_until(lambda: col.devices["G"].online is False, what="offline")
+        assert not plc.plugged
+        n = len(ingest.of("G"))
+        await asyncio.sleep(0.5)
+        assert len(ingest.of("G")) == n  # nothing while unplugged
+        plc.clear("unplug")
+        await mf.wait_until(lambda: plc.plugged, what="replugged")
+        await mf.wait_until(lambda: col.devices["G"].online is True, within_s=5, what="online")
+        await mf.wait_until(lambda: len(ingest.of("G")) >= n + 3, what="readings again")
+    assert [c.online for c in changes] == [True, False, True]
+    assert "connect" in changes[1].reason
+    assert col.stats.connects >= 2 and col.stats.device_errors == 0
+
+
+async def test_exception_answers_mark_offline_busy_answers_are_retried(
+    plc_factory: mf.PlcFactory,
+) -> None:
+    (plc,) = await plc_factory([{"name": "G", "kind": "generic", "params": {"float32": 4}}])
+    cfg = {
+        "kind": "modbus",
+        "defaults": {"line": "L1", "interval_s": 0.1, "timeout_s": 0.3, "reconnect_max_s": 0.3},
+        "profiles": {"generic": plc.profile()},
+        "devices": [plc.device_config()],
+    }
+    changes: list[DeviceStateChange] = []
+    async with mf.running(cfg, changes=changes) as (col, _ingest):
+        await mf.wait_until(lambda: col.devices["G"].online is True, what="online")
+        plc.inject("exception", code=4)
+        await mf.wait_until(lambda: col.devices["G"].online is False, what="offline")
+        assert "exception 0x04 server device failure" in col.devices["G"].last_error
+        assert col.stats.retries == 0  # "device failure" is not worth a retry
+        plc.clear()
+        await mf.wait_until(lambda: col.devices["G"].online is True, what="online again")
+        plc.inject("exception", code=6)
+        await mf.wait_until(lambda: col.devices["G"].online is False, what="offline (busy)")
+        assert "0x06 server device busy" in changes[-1].reason
+        assert col.stats.retries >= 2  # busy: retried before giving up
+    assert [c.online for c in changes] == [True, False, True, False]
+
+
+async def test_slow_journal_skips_polls_instead_of_queueing(plc_factory: mf.PlcFactory) -> None:
+    (plc,) = await plc_factory([{"name": "G", "kind": "generic", "params": {"float32": 2}}])
+    cfg = {
+        "kind": "modbus",
+        "max_pending": 5,
+        "defaults": {"line": "L1", "interval_s": 0.02},
+        "profiles": {"generic": plc.profile()},
+        "devices": [plc.device_config()],
+    }
+    ingest = mf.RecordingIngest()
+    async with mf.running(cfg, ingest) as (col, _):
+        await mf.wait_until(lambda: len(ingest.readings) >= 3, what="readings")
+        ingest.gate.clear()  # the journal stops taking
+        await mf.wait_until(lambda: col.stats.backpressure_skips >= 10, what="skipped polls")
+        assert col.pending <= 5
+        polls = col.stats.polls
+        await asyncio.sleep(0.2)
+        assert col.stats.polls == polls  # nothing polled while there is nowhere to put it
+        assert col.stats.missed_cycles >= col.stats.backpressure_skips
+        ingest.gate.set()
+        await mf.wait_until(lambda: col.stats.polls > polls + 3, what="polling resumed")
+        await mf.wait_until(lambda: col.pending == 0, what="buffer drained")
+    assert col.stats.readings == len(ingest.readings) + col.pending
