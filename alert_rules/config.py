@@ -18,10 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
-from pydantic import model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from alert_rules.kinds import RuleBase, RuleSpec
+from alert_rules.kinds import RULE_KINDS, RuleBase, RuleSpec
 from alert_rules.model import Priority
 from alert_rules.units import Duration, to_ns
 
@@ -38,8 +44,17 @@ class RulesConfigError(ValueError):
 
 
 def _loc(loc: Iterable[Any]) -> str:
+    """('profiles', 'p', 'rules', 0, 'threshold', 'high') -> 'profiles.p.rules[0].high'."""
+    parts = list(loc)
     out = ""
-    for part in loc:
+    for i, part in enumerate(parts):
+        if (
+            i >= 2
+            and part in RULE_KINDS
+            and isinstance(parts[i - 1], int)
+            and parts[i - 2] == "rules"
+        ):
+            continue  # the discriminated union's tag, not a key the user wrote
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -212,14 +227,15 @@ class CompiledRule:
         return self.spec.field_name
 
 
-_RULE_ADAPTER: TypeAdapter[Any] = TypeAdapter(RuleSpec)
-
-
 class RuleLibrary:
-    """Profiles after packs are merged and `extends` resolved; answers 'which rules for a series'."""
+    """Profiles with packs merged and `extends` resolved; answers 'which rules for a series'."""
 
-    def __init__(self, config: RulesConfig, profiles: dict[str, dict[str, tuple[str, RuleBase]]],
-                 descriptions: dict[str, str]) -> None:
+    def __init__(
+        self,
+        config: RulesConfig,
+        profiles: dict[str, dict[str, tuple[str, RuleBase]]],
+        descriptions: dict[str, str],
+    ) -> None:
         self.config = config
         self.profiles = profiles
         """profile → rule id → (profile that defined it, spec), inherited rules included."""
@@ -266,11 +282,14 @@ class RuleLibrary:
             out: dict[str, tuple[str, RuleBase]] = {}
             for j, parent in enumerate(prof.extends):
                 if parent not in raw:
-                    errors.append(f"{where[name]}: profiles.{name}.extends[{j}]: "
-                                  f"unknown profile {parent!r}")
+                    errors.append(
+                        f"{where[name]}: profiles.{name}.extends[{j}]: unknown profile {parent!r}"
+                    )
                 elif parent in stack:
-                    errors.append(f"{where[name]}: profiles.{name}.extends[{j}]: "
-                                  f"cycle {' -> '.join((*stack, parent))}")
+                    errors.append(
+                        f"{where[name]}: profiles.{name}.extends[{j}]: "
+                        f"cycle {' -> '.join((*stack, parent))}"
+                    )
                 else:
                     out.update(resolve(parent, (*stack, parent)))
             for rule in prof.rules:
@@ -284,14 +303,18 @@ class RuleLibrary:
         for i, b in enumerate(config.bindings):
             for j, prof_name in enumerate(b.profile):
                 if prof_name not in resolved:
-                    errors.append(f"rules.bindings[{i}].profile[{j}]: unknown profile "
-                                  f"{prof_name!r} (known: {', '.join(sorted(resolved))})")
+                    errors.append(
+                        f"rules.bindings[{i}].profile[{j}]: unknown profile "
+                        f"{prof_name!r} (known: {', '.join(sorted(resolved))})"
+                    )
             for key, params in b.overrides.items():
                 targets = lib._override_targets(b, key)
                 if not targets:
-                    errors.append(f"rules.bindings[{i}].overrides.{key}: no rule {key!r} in "
-                                  f"profile(s) {', '.join(b.profile)}")
-                for origin, spec in targets:
+                    errors.append(
+                        f"rules.bindings[{i}].overrides.{key}: no rule {key!r} in "
+                        f"profile(s) {', '.join(b.profile)}"
+                    )
+                for _origin, spec in targets:
                     try:
                         _merge(spec, params)
                     except ValidationError as exc:
@@ -310,8 +333,9 @@ class RuleLibrary:
                     out.append((origin, spec))
         return out
 
-    def compile(self, origin: str, spec: RuleBase, overrides: dict[str, Any] | None = None
-                ) -> CompiledRule:
+    def compile(
+        self, origin: str, spec: RuleBase, overrides: dict[str, Any] | None = None
+    ) -> CompiledRule:
         ov = json.dumps(overrides, sort_keys=True, default=str) if overrides else ""
         key = (f"{origin}.{spec.id}", ov)
         hit = self._compiled.get(key)
@@ -348,8 +372,6 @@ class RuleLibrary:
                 continue
             for prof_name in b.profile:
                 for rid, (origin, spec) in self.profiles.get(prof_name, {}).items():
-                    if not spec.enabled:
-                        continue
                     params: dict[str, Any] = {}
                     for k in (rid, f"{origin}.{rid}", f"{prof_name}.{rid}"):
                         params.update(b.overrides.get(k, {}))
@@ -376,5 +398,4 @@ def _merge(spec: RuleBase, params: dict[str, Any]) -> RuleBase:
         raise ValueError("'id' and 'kind' cannot be overridden")
     data = spec.model_dump(exclude_unset=True)
     data.update(params)
-    data["kind"] = spec.kind  # type: ignore[attr-defined]
-    return _RULE_ADAPTER.validate_python(data)  # type: ignore[no-any-return]
+    return type(spec).model_validate(data)

@@ -38,6 +38,8 @@ from gateway.reading import Reading
 _TS = attrgetter("ts_ns")
 ALERT_TAGS = ("site", "asset", "device", "shipment", "line", "equipment", "batch", "phase")
 RESUME_MARGIN_NS = 60 * 1_000_000_000
+SNAPSHOT_CHUNK = 100
+"""Series saved per tick during a snapshot round (~25 ms for MKT-heavy series)."""
 
 
 def source_of(tags: dict[str, str]) -> str:
@@ -61,14 +63,14 @@ class _Point:
         self.rule = rule
         self.source = source
         self.series = series
-        self.suppressed = False
+        self.suppressed = (rule.id, source) in mgr.suppressed  # restored after a restart
 
-    def activate(self, started: int, at: int, value: float | None, peak: float | None,
-                 message: str) -> None:
+    def activate(
+        self, started: int, at: int, value: float | None, peak: float | None, message: str
+    ) -> None:
         mgr = self.mgr
         tags = {k: v for k, v in mgr.ctx_tags.items() if k in ALERT_TAGS}
-        mgr.activate(self.rule, self.source, started, at, value, peak, message, self.series,
-                     tags)
+        mgr.activate(self.rule, self.source, started, at, value, peak, message, self.series, tags)
 
     def clear(self, ended: int, at: int, value: float | None, peak: float | None) -> None:
         self.mgr.clear(self.rule, self.source, ended, at, value, peak)
@@ -85,13 +87,30 @@ class _Bound:
 
 
 class _Series:
-    __slots__ = ("arrival", "bound", "dirty", "last_ts", "max_seen", "measurement", "name",
-                 "pending", "rules", "site", "asset", "line", "equipment", "suppressors", "tags")
+    __slots__ = (
+        "arrival",
+        "asset",
+        "bound",
+        "dirty",
+        "equipment",
+        "feeds",
+        "last_ts",
+        "line",
+        "max_seen",
+        "measurement",
+        "name",
+        "pending",
+        "rules",
+        "site",
+        "suppressors",
+        "tags",
+    )
 
     def __init__(self, measurement: str, name: str) -> None:
         self.measurement = measurement
         self.name = name
         self.bound: list[_Bound] = []
+        self.feeds: list[tuple[str, Any]] = []
         self.arrival: list[_Bound] = []
         self.suppressors: list[_Bound] = []
         self.rules: dict[str, _Bound] = {}
@@ -100,12 +119,22 @@ class _Series:
         self.pending: list[Reading] = []
         self.dirty = False
         self.tags: dict[str, str] = {}
-        self.site = self.asset = self.line = self.equipment = None
+        self.site: str | None = None
+        self.asset: str | None = None
+        self.line: str | None = None
+        self.equipment: str | None = None
 
 
 class RulesEngine:
-    def __init__(self, config: RulesConfig, store: AlertStore, clock: Clock | None = None, *,
-                 library: RuleLibrary | None = None, base_dir: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        config: RulesConfig,
+        store: AlertStore,
+        clock: Clock | None = None,
+        *,
+        library: RuleLibrary | None = None,
+        base_dir: Path | str | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.clock = clock or SystemClock()
@@ -114,8 +143,14 @@ class RulesEngine:
         self.lateness = to_ns(config.lateness)
         self._rules_by_id = {r.id: r for r in self.library.all_rules()}
         self.alerts = AlertManager(
-            store, self.clock, self._rule, to_ns(config.retrospective_after),
-            to_ns(config.max_shelve), to_ns(config.escalation.after), config.escalation.max_tier)
+            store,
+            self.clock,
+            self._rule,
+            to_ns(config.retrospective_after),
+            to_ns(config.max_shelve),
+            to_ns(config.escalation.after),
+            config.escalation.max_tier,
+        )
         self._series: dict[tuple[str, str], _Series] = {}
         self._waiting: dict[str, _Series] = {}
         self._saved_rules = store.load_rule_states()
@@ -123,12 +158,17 @@ class RulesEngine:
         resume = store.get_meta("resume_from_received_ns")
         self.resume_from_ns: int | None = int(resume) if resume else None
         """After a restart: replay journal rows received at or after this (None: nothing saved)."""
+        self._replay_until = (self.resume_from_ns or 0) + RESUME_MARGIN_NS
+        """Older-than-state readings received before this are journal replay, not late data."""
         self._max_received = 0
         self._snapshot_interval = to_ns(config.snapshot_interval)
         self._kpi_interval = to_ns(config.kpi_interval)
         self._last_snapshot = self.clock.now_ns()
+        self._round: list[_Series] | None = None
+        self._round_resume = 0
         self._last_kpi: int | None = None
-        self.stats = {"readings": 0, "late": 0, "series": 0, "events": 0}
+        self.stats = {"readings": 0, "late": 0, "replayed": 0, "series": 0, "events": 0}
+        """Counters for the gateway's metrics: late = skipped, older than the series' state."""
 
     def _rule(self, rule_id: str) -> CompiledRule | None:
         return self._rules_by_id.get(rule_id)
@@ -146,13 +186,17 @@ class RulesEngine:
             self._series[key] = s
             self.stats["series"] += 1
             self._bind(s, tags)
-        elif (tags.get("asset") != s.asset or tags.get("site") != s.site
-              or tags.get("equipment") != s.equipment or tags.get("line") != s.line):
+        elif (
+            tags.get("asset") != s.asset
+            or tags.get("site") != s.site
+            or tags.get("equipment") != s.equipment
+            or tags.get("line") != s.line
+        ):
             self._bind(s, tags)
         return s
 
     def _bind(self, s: _Series, tags: dict[str, str]) -> None:
-        """(Re)bind a series' rules; kept evaluators keep their state, new ones load the snapshot."""
+        """(Re)bind a series' rules: kept evaluators keep state, new ones load the snapshot."""
         s.tags = dict(tags)
         s.site, s.asset = tags.get("site"), tags.get("asset")
         s.line, s.equipment = tags.get("line"), tags.get("equipment")
@@ -170,6 +214,7 @@ class RulesEngine:
                     b.ev.load(saved[1])
             s.rules[rule.id] = b
         s.bound = [b for b in s.rules.values() if not b.ev.on_arrival and b.field]
+        s.feeds = [(b.field, b.ev.feed) for b in s.bound]  # type: ignore[misc]
         s.arrival = [b for b in s.rules.values() if b.ev.on_arrival]
         s.suppressors = [b for b in s.rules.values() if b.rule.spec.suppress_when]
         s.dirty = True
@@ -180,6 +225,7 @@ class RulesEngine:
         if not self.enabled or not readings:
             return []
         mgr = self.alerts
+        mgr.ctx_wall_ns = now = self.clock.now_ns()
         if self.lateness == 0:
             batch = sorted(readings, key=_TS) if len(readings) > 1 else readings
             for r in batch:
@@ -190,14 +236,13 @@ class RulesEngine:
                 if r.received_ns > self._max_received:
                     self._max_received = r.received_ns
         else:
-            now = self.clock.now_ns()
             touched: dict[str, _Series] = {}
             for r in readings:
                 s = self._series_for(r)
                 if s.arrival:
                     self._arrive(s, r)
                 if r.ts_ns < s.last_ts:
-                    self.stats["late"] += 1
+                    self._skip(r)
                     continue
                 bisect.insort_right(s.pending, r, key=_TS)
                 if r.ts_ns > s.max_seen:
@@ -206,10 +251,14 @@ class RulesEngine:
             for s in touched.values():
                 self._release(s, now)
         self.stats["readings"] += len(readings)
+        mgr.ctx_wall_ns = None
         self.store.commit()
         events = mgr.take_events()
         self.stats["events"] += len(events)
         return events
+
+    def _skip(self, r: Reading) -> None:
+        self.stats["replayed" if r.received_ns <= self._replay_until else "late"] += 1
 
     def _arrive(self, s: _Series, r: Reading) -> None:
         mgr = self.alerts
@@ -222,7 +271,7 @@ class RulesEngine:
     def _feed(self, s: _Series, r: Reading) -> None:
         ts = r.ts_ns
         if ts < s.last_ts:
-            self.stats["late"] += 1
+            self._skip(r)
             return
         s.last_ts = ts
         if not s.bound:
@@ -233,11 +282,11 @@ class RulesEngine:
         mgr.ctx_tags = r.tags
         if s.suppressors:
             self._suppress(s, r)
-        fields = r.fields
-        for b in s.bound:
-            v = fields.get(b.field)  # type: ignore[arg-type]
+        get = r.fields.get
+        for field, feed in s.feeds:
+            v = get(field)
             if v is not None:
-                b.ev.feed(ts, v, r)
+                feed(ts, v, r)
 
     def _suppress(self, s: _Series, r: Reading) -> None:
         tags = r.tags
@@ -271,8 +320,10 @@ class RulesEngine:
 
     def flush(self) -> list[AlertEvent]:
         """Evaluate everything waiting in reorder buffers (shutdown, end of a replay, tests)."""
+        self.alerts.ctx_wall_ns = self.clock.now_ns()
         for s in list(self._waiting.values()):
             self._release(s, 0, everything=True)
+        self.alerts.ctx_wall_ns = None
         self.store.commit()
         return self.alerts.take_events()
 
@@ -283,9 +334,10 @@ class RulesEngine:
         now = self.clock.now_ns() if now_ns is None else now_ns
         if not self.enabled:
             return []
+        mgr = self.alerts
+        mgr.ctx_wall_ns = now
         for s in list(self._waiting.values()):
             self._release(s, now)
-        mgr = self.alerts
         for s in self._series.values():
             if s.arrival:
                 mgr.ctx_received_ns = now
@@ -293,8 +345,8 @@ class RulesEngine:
                 for b in s.arrival:
                     b.ev.check(now)
         mgr.tick(now)
-        if now - self._last_snapshot >= self._snapshot_interval:
-            self.snapshot(now)
+        mgr.ctx_wall_ns = None
+        self._snapshot_step(now)
         self.store.commit()
         events = mgr.take_events()
         self.stats["events"] += len(events)
@@ -313,11 +365,14 @@ class RulesEngine:
         return self.kpis(now).to_reading(gateway)
 
     # -- persistence -------------------------------------------------------------------------
-    def snapshot(self, now_ns: int | None = None) -> None:
-        """Save the state of every series changed since the last snapshot."""
+    def _resume_point(self) -> int:
+        pending = [r.received_ns for s in self._waiting.values() for r in s.pending]
+        return min(pending) if pending else self._max_received
+
+    def _save(self, series: list[_Series]) -> None:
         rows: list[tuple[str, str, str, dict[str, Any]]] = []
         series_rows: list[tuple[str, int | None, dict[str, Any]]] = []
-        for s in self._series.values():
+        for s in series:
             if not s.dirty:
                 continue
             for b in s.rules.values():
@@ -327,10 +382,33 @@ class RulesEngine:
             s.dirty = False
         self.store.save_rule_states(rows)
         self.store.save_series(series_rows)
-        pending = [r.received_ns for s in self._waiting.values() for r in s.pending]
-        resume = min(pending) if pending else self._max_received
+
+    def _set_resume(self, resume: int) -> None:
         if resume:
             self.store.set_meta("resume_from_received_ns", str(resume - RESUME_MARGIN_NS))
+            self.resume_from_ns = resume - RESUME_MARGIN_NS
+
+    def _snapshot_step(self, now: int) -> None:
+        """Save rule state in rounds of SNAPSHOT_CHUNK series per tick, so a large fleet never
+        stalls the event loop; the resume point moves only when a round is complete."""
+        if self._round is None:
+            if now - self._last_snapshot < self._snapshot_interval:
+                return
+            self._round = [s for s in self._series.values() if s.dirty]
+            self._round_resume = self._resume_point()
+            self._last_snapshot = now
+        chunk, self._round = self._round[:SNAPSHOT_CHUNK], self._round[SNAPSHOT_CHUNK:]
+        self._save(chunk)
+        if not self._round:
+            self._round = None
+            self._set_resume(self._round_resume)
+        self.store.commit()
+
+    def snapshot(self, now_ns: int | None = None) -> None:
+        """Save the state of every series changed since the last snapshot, at once."""
+        self._save(list(self._series.values()))
+        self._set_resume(self._resume_point())
+        self._round = None
         self.store.commit()
         self._last_snapshot = self.clock.now_ns() if now_ns is None else now_ns
 
@@ -342,8 +420,9 @@ class RulesEngine:
     def ack(self, alert_id: int, by: str, comment: str | None = None) -> ActionResult:
         return self.alerts.ack(alert_id, by, comment)
 
-    def shelve(self, alert_id: int, by: str, reason: str,
-               duration_s: float | None = None) -> ActionResult:
+    def shelve(
+        self, alert_id: int, by: str, reason: str, duration_s: float | None = None
+    ) -> ActionResult:
         return self.alerts.shelve(alert_id, by, reason, duration_s)
 
     def unshelve(self, alert_id: int, by: str, reason: str | None = None) -> ActionResult:
@@ -352,8 +431,9 @@ class RulesEngine:
     def close_alert(self, alert_id: int, by: str, reason: str) -> ActionResult:
         return self.alerts.close(alert_id, by, reason)
 
-    def set_out_of_service(self, source: str, by: str, reason: str, out: bool = True,
-                           rule: str = "*") -> list[ActionResult]:
+    def set_out_of_service(
+        self, source: str, by: str, reason: str, out: bool = True, rule: str = "*"
+    ) -> list[ActionResult]:
         return self.alerts.set_out_of_service(source, by, reason, out, rule)
 
     # -- introspection -----------------------------------------------------------------------
@@ -366,5 +446,4 @@ class RulesEngine:
         s = self._series.get((measurement, device))
         if s is None:
             return {}
-        return {rid: b.ev.current() for rid, b in s.rules.items()
-                if isinstance(b.ev, MktEvaluator)}
+        return {rid: b.ev.current() for rid, b in s.rules.items() if isinstance(b.ev, MktEvaluator)}

@@ -4,10 +4,9 @@ sink like any other reading (Grafana shows them as annotations)."""
 
 from __future__ import annotations
 
+from alert_rules.model import AlertEvent
 from gateway.reading import FieldValue, Reading
 from gateway.schema import ALERT
-
-from alert_rules.model import AlertEvent
 
 
 def alert_event_to_reading(event: AlertEvent) -> Reading:

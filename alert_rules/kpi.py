@@ -59,8 +59,11 @@ def compute_kpis(store: AlertStore, open_alerts: list[Alert], now_ns: int) -> Al
         if p != point:
             point, times, flagged = p, [], False
         times.append(r["at_ns"])
-        if (not flagged and len(times) >= CHATTER_COUNT
-                and times[-1] - times[-CHATTER_COUNT] <= CHATTER_WINDOW_NS):
+        if (
+            not flagged
+            and len(times) >= CHATTER_COUNT
+            and times[-1] - times[-CHATTER_COUNT] <= CHATTER_WINDOW_NS
+        ):
             chattering += 1
             flagged = True
     counts = {s: 0 for s in AlertState}

@@ -1,8 +1,8 @@
 """ISA-18.2 alert lifecycle: the state machine, operator actions and time-driven transitions.
 
-    normal ──activate──> unacknowledged ──ack──> acknowledged ──clear──> normal
-                              │                        └─(latching)──> acknowledged, until closed
-                              └──clear──> rtn_unacknowledged ──ack──> normal (latching: acknowledged)
+    normal --activate--> unacknowledged --ack--> acknowledged --clear--> normal
+                           |                        +-(latching)--> acknowledged until closed
+                           +--clear--> rtn_unacknowledged --ack--> normal (latching: acknowledged)
     shelved / suppressed / out_of_service hide an alert; the condition is still tracked, and on
     leaving them it comes back unacknowledged if still active, otherwise it ends (normal).
 
@@ -65,24 +65,42 @@ class AlertManager:
         self.events: list[AlertEvent] = []
         self.ctx_received_ns = 0
         """Receive time of the reading being evaluated (set by the engine) for 'retrospective'."""
+        self.ctx_wall_ns: int | None = None
+        """Wall time of the current process()/tick() call (set by the engine)."""
         self.ctx_tags: dict[str, str] = {}
         """Tags of the reading being evaluated (set by the engine); copied onto new alerts."""
 
     # -- helpers -----------------------------------------------------------------------------
+    def _now(self) -> int:
+        wall = self.ctx_wall_ns
+        return self.clock.now_ns() if wall is None else wall
+
     def take_events(self) -> list[AlertEvent]:
         ev, self.events = self.events, []
         return ev
 
-    def _emit(self, kind: EventKind, alert: Alert, old: AlertState | None, at_ns: int,
-              wall_ns: int, by: str | None = None, reason: str | None = None,
-              annunciate: bool | None = None) -> AlertEvent:
+    def _emit(
+        self,
+        kind: EventKind,
+        alert: Alert,
+        old: AlertState | None,
+        at_ns: int,
+        wall_ns: int,
+        by: str | None = None,
+        reason: str | None = None,
+        annunciate: bool | None = None,
+        queue: bool = True,
+    ) -> AlertEvent:
         if annunciate is None:
             annunciate = alert.state in _ANNUNCIATED
-        self.store.update_alert(alert)
+        if kind is not EventKind.RAISED:  # a raised alert was just inserted as it is
+            self.store.update_alert(alert)
         self.store.log(alert, kind, old, at_ns, wall_ns, by, reason, annunciate)
-        event = AlertEvent(kind, alert.copy(), old, alert.state, at_ns, wall_ns, by, reason,
-                           annunciate)
-        self.events.append(event)
+        event = AlertEvent(
+            kind, alert.copy(), old, alert.state, at_ns, wall_ns, by, reason, annunciate
+        )
+        if queue:  # operator actions hand their event back in the ActionResult instead
+            self.events.append(event)
         return event
 
     def _finish(self, alert: Alert) -> None:
@@ -103,23 +121,46 @@ class AlertManager:
         return alert
 
     # -- from evaluators ---------------------------------------------------------------------
-    def activate(self, rule: CompiledRule, source: str, started: int, at: int,
-                 value: float | None, peak: float | None, message: str, series: str,
-                 tags: dict[str, str]) -> None:
+    def activate(
+        self,
+        rule: CompiledRule,
+        source: str,
+        started: int,
+        at: int,
+        value: float | None,
+        peak: float | None,
+        message: str,
+        series: str,
+        tags: dict[str, str],
+    ) -> None:
         key = (rule.id, source)
         if at <= self.last_activation.get(key, -1):
             return  # already recorded: a replay of the journal after a restart
         self.last_activation[key] = at
-        wall = self.clock.now_ns()
+        wall = self._now()
         retro = at < self.ctx_received_ns - self.retro_ns
         alert = self.open.get(key)
         if alert is None:
             alert = Alert(
-                id=0, rule=rule.id, source=source, severity=rule.priority, kind=rule.kind,
-                state=self._hidden_state(key) or S.UNACKNOWLEDGED, active=True,
-                started_at=started, raised_at=at, activated_at=at, detected_at=wall,
-                message=message, value=value, peak=peak, retrospective=retro,
-                latching=rule.latching, series=series, field=rule.field or "", tags=dict(tags),
+                id=0,
+                rule=rule.id,
+                source=source,
+                severity=rule.priority,
+                kind=rule.kind,
+                state=self._hidden_state(key) or S.UNACKNOWLEDGED,
+                active=True,
+                started_at=started,
+                raised_at=at,
+                activated_at=at,
+                detected_at=wall,
+                message=message,
+                value=value,
+                peak=peak,
+                retrospective=retro,
+                latching=rule.latching,
+                series=series,
+                field=rule.field or "",
+                tags=dict(tags),
             )
             self.store.insert_alert(alert)
             self.open[key] = alert
@@ -143,8 +184,15 @@ class AlertManager:
             alert.escalated_at = None
         self._emit(EventKind.REACTIVATED, alert, old, at, wall)
 
-    def clear(self, rule: CompiledRule, source: str, ended: int, at: int,
-              value: float | None, peak: float | None) -> None:
+    def clear(
+        self,
+        rule: CompiledRule,
+        source: str,
+        ended: int,
+        at: int,
+        value: float | None,
+        peak: float | None,
+    ) -> None:
         alert = self.open.get((rule.id, source))
         if alert is None or not alert.active:
             return
@@ -158,8 +206,7 @@ class AlertManager:
         elif old is S.ACKNOWLEDGED and not alert.latching:
             alert.state = S.NORMAL
             self._finish(alert)
-        self._emit(EventKind.CLEARED, alert, old, at, self.clock.now_ns(),
-                   annunciate=old in _ANNUNCIATED)
+        self._emit(EventKind.CLEARED, alert, old, at, self._now(), annunciate=old in _ANNUNCIATED)
 
     def set_suppressed(self, rule: CompiledRule, source: str, on: bool, at: int) -> None:
         """Suppressed-by-design (e.g. during CIP): hides the point's alert while `on`."""
@@ -174,11 +221,10 @@ class AlertManager:
         old = alert.state
         if on and old in _ANNUNCIATED:
             alert.state = S.SUPPRESSED
-            self._emit(EventKind.SUPPRESSED, alert, old, at, self.clock.now_ns(),
-                       annunciate=False)
+            self._emit(EventKind.SUPPRESSED, alert, old, at, self._now(), annunciate=False)
         elif not on and old is S.SUPPRESSED:
             self._unhide(alert)
-            self._emit(EventKind.UNSUPPRESSED, alert, old, at, self.clock.now_ns())
+            self._emit(EventKind.UNSUPPRESSED, alert, old, at, self._now())
 
     def _unhide(self, alert: Alert) -> None:
         hidden = self._hidden_state((alert.rule, alert.source))
@@ -188,20 +234,26 @@ class AlertManager:
             alert.state = S.UNACKNOWLEDGED
             alert.tier = 0
             alert.escalated_at = None
-            alert.detected_at = self.clock.now_ns()
+            alert.detected_at = self._now()
         else:
             alert.state = S.NORMAL
             self._finish(alert)
 
     # -- operator actions (the API calls these) ----------------------------------------------
-    def _act(self, alert: Alert, kind: EventKind, fn: Callable[[Alert], None], by: str,
-             reason: str | None) -> ActionResult:
+    def _act(
+        self,
+        alert: Alert,
+        kind: EventKind,
+        fn: Callable[[Alert], None],
+        by: str,
+        reason: str | None,
+    ) -> ActionResult:
         before = alert.copy()
         now = self.clock.now_ns()
         fn(alert)
         if alert.state is S.NORMAL:
             self._finish(alert)
-        event = self._emit(kind, alert, before.state, now, now, by, reason)
+        event = self._emit(kind, alert, before.state, now, now, by, reason, queue=False)
         self.store.commit()
         return ActionResult(before, alert.copy(), event)
 
@@ -213,8 +265,9 @@ class AlertManager:
         elif old is S.RTN_UNACKNOWLEDGED:
             new = S.ACKNOWLEDGED if alert.latching else S.NORMAL
         else:
-            raise AlertActionError(f"alert {alert_id} is {old}: only unacknowledged alerts "
-                                   "can be acknowledged")
+            raise AlertActionError(
+                f"alert {alert_id} is {old}: only unacknowledged alerts can be acknowledged"
+            )
         now = self.clock.now_ns()
 
         def do(a: Alert) -> None:
@@ -222,8 +275,9 @@ class AlertManager:
 
         return self._act(alert, EventKind.ACKED, do, by, comment)
 
-    def shelve(self, alert_id: int, by: str, reason: str,
-               duration_s: float | None = None) -> ActionResult:
+    def shelve(
+        self, alert_id: int, by: str, reason: str, duration_s: float | None = None
+    ) -> ActionResult:
         """Hide an alert for at most the rule's maximum shelve time; it unshelves itself."""
         alert = self._get(alert_id)
         rule = self.rules(alert.rule)
@@ -238,13 +292,20 @@ class AlertManager:
         if dur <= 0:
             raise AlertActionError("shelve duration must be positive")
         if dur > limit:
-            raise AlertActionError(f"shelve duration {fmt_duration(dur / 1e9)} exceeds the "
-                                   f"maximum {fmt_duration(limit / 1e9)}")
+            raise AlertActionError(
+                f"shelve duration {fmt_duration(dur / 1e9)} exceeds the "
+                f"maximum {fmt_duration(limit / 1e9)}"
+            )
         now = self.clock.now_ns()
 
         def do(a: Alert) -> None:
             a.state = S.SHELVED
-            a.shelved_by, a.shelved_at, a.shelved_until, a.shelve_reason = by, now, now + dur, reason
+            a.shelved_by, a.shelved_at, a.shelved_until, a.shelve_reason = (
+                by,
+                now,
+                now + dur,
+                reason,
+            )
 
         return self._act(alert, EventKind.SHELVED, do, by, reason)
 
@@ -265,8 +326,10 @@ class AlertManager:
         if alert.closed_at is not None:
             raise AlertActionError(f"alert {alert_id} was already closed by {alert.closed_by}")
         if alert.active:
-            raise AlertActionError(f"alert {alert_id} is still active: it can be closed once "
-                                   "its condition has returned to normal")
+            raise AlertActionError(
+                f"alert {alert_id} is still active: it can be closed once "
+                "its condition has returned to normal"
+            )
         if not reason or not reason.strip():
             raise AlertActionError("closing needs a reason")
         now = self.clock.now_ns()
@@ -277,8 +340,9 @@ class AlertManager:
 
         return self._act(alert, EventKind.CLOSED, do, by, reason)
 
-    def set_out_of_service(self, source: str, by: str, reason: str, out: bool = True,
-                           rule: str = "*") -> list[ActionResult]:
+    def set_out_of_service(
+        self, source: str, by: str, reason: str, out: bool = True, rule: str = "*"
+    ) -> list[ActionResult]:
         """Take one rule ('*' = all) on a source out of service (maintenance) or back."""
         if not reason or not reason.strip():
             raise AlertActionError("out-of-service changes need a reason")
@@ -295,11 +359,22 @@ class AlertManager:
             before = alert.copy()
             if out and alert.state is not S.OUT_OF_SERVICE:
                 alert.state = S.OUT_OF_SERVICE
-                ev = self._emit(EventKind.OUT_OF_SERVICE, alert, before.state, now, now, by,
-                                reason, annunciate=False)
+                ev = self._emit(
+                    EventKind.OUT_OF_SERVICE,
+                    alert,
+                    before.state,
+                    now,
+                    now,
+                    by,
+                    reason,
+                    annunciate=False,
+                    queue=False,
+                )
             elif not out and alert.state is S.OUT_OF_SERVICE:
                 self._unhide(alert)
-                ev = self._emit(EventKind.IN_SERVICE, alert, before.state, now, now, by, reason)
+                ev = self._emit(
+                    EventKind.IN_SERVICE, alert, before.state, now, now, by, reason, queue=False
+                )
             else:
                 continue
             results.append(ActionResult(before, alert.copy(), ev))
@@ -317,16 +392,30 @@ class AlertManager:
                     old = alert.state
                     alert.shelved_until = None
                     self._unhide(alert)
-                    self._emit(EventKind.UNSHELVED, alert, old, now, now, SYSTEM,
-                               "maximum shelve time reached")
+                    self._emit(
+                        EventKind.UNSHELVED,
+                        alert,
+                        old,
+                        now,
+                        now,
+                        SYSTEM,
+                        "maximum shelve time reached",
+                    )
             elif state is S.UNACKNOWLEDGED or state is S.RTN_UNACKNOWLEDGED:
                 after = rule.escalate_after_ns if rule is not None else self.escalate_after_ns
                 since = alert.escalated_at or alert.detected_at
                 if alert.tier < self.max_tier and now - since >= after:
                     alert.tier += 1
                     alert.escalated_at = now
-                    self._emit(EventKind.ESCALATED, alert, state, now, now, SYSTEM,
-                               f"not acknowledged within {fmt_duration(after / 1e9)}")
+                    self._emit(
+                        EventKind.ESCALATED,
+                        alert,
+                        state,
+                        now,
+                        now,
+                        SYSTEM,
+                        f"not acknowledged within {fmt_duration(after / 1e9)}",
+                    )
             elif state is S.ACKNOWLEDGED and alert.active and rule is not None:
                 re = rule.realarm_after_ns
                 if re and alert.acked_at is not None and now - alert.acked_at >= re:
@@ -334,8 +423,15 @@ class AlertManager:
                     alert.tier = 0
                     alert.escalated_at = None
                     alert.detected_at = now
-                    self._emit(EventKind.REALARMED, alert, state, now, now, SYSTEM,
-                               f"still active {fmt_duration(re / 1e9)} after acknowledgement")
+                    self._emit(
+                        EventKind.REALARMED,
+                        alert,
+                        state,
+                        now,
+                        now,
+                        SYSTEM,
+                        f"still active {fmt_duration(re / 1e9)} after acknowledgement",
+                    )
 
     def counts(self) -> dict[str, Any]:
         out: dict[str, int] = {}

@@ -1,6 +1,6 @@
 """Mean kinetic temperature (USP <1079.2>), exact and over a rolling window.
 
-    T_mk = (ΔH/R) / −ln( Σ wᵢ·exp(−ΔH/(R·Tᵢ)) / Σ wᵢ )        T in kelvin
+    T_mk = (ΔH/R) / -ln( Σ wᵢ·exp(-ΔH/(R·Tᵢ)) / Σ wᵢ )        T in kelvin
 
 With equal weights this is the USP formula over n readings. vigil weights each reading by the
 time it holds (until the next reading, at most `max_gap`), which is the same thing for a logger
@@ -25,15 +25,19 @@ DEFAULT_DELTA_H = 83.144
 KELVIN = 273.15
 
 
-def mkt_c(temps_c: Iterable[float], weights: Iterable[float] | None = None, *,
-          delta_h: float = DEFAULT_DELTA_H) -> float:
+def mkt_c(
+    temps_c: Iterable[float],
+    weights: Iterable[float] | None = None,
+    *,
+    delta_h: float = DEFAULT_DELTA_H,
+) -> float:
     """MKT in °C of temperatures in °C (equal weights unless given)."""
     k = delta_h / R_KJ
     temps = list(temps_c)
     ws = [1.0] * len(temps) if weights is None else list(weights)
     if not temps or sum(ws) <= 0:
         raise ValueError("MKT needs at least one reading with positive weight")
-    # exp(k/T_ref − k/T) keeps the terms near 1 whatever the temperature range.
+    # exp(k/T_ref - k/T) keeps the terms near 1 whatever the temperature range.
     t_ref = max(temps) + KELVIN
     s = sum(w * math.exp(k / t_ref - k / (t + KELVIN)) for t, w in zip(temps, ws, strict=True))
     mean = s / sum(ws)
@@ -45,14 +49,27 @@ class RollingMKT:
 
     Feed readings in event-time order with `add(ts, temp_c)`; `value(now)` then gives the MKT of
     everything held inside the window. The window is `n` whole buckets, so it is between
-    window − bucket and window long (at most one bucket shorter than asked).
+    window - bucket and window long (at most one bucket shorter than asked).
     """
 
-    __slots__ = ("bucket", "cur", "k", "last_t", "last_ts", "max_gap", "n", "s", "sum_s", "sum_w",
-                 "t_ref", "w")
+    __slots__ = (
+        "bucket",
+        "cur",
+        "k",
+        "last_t",
+        "last_ts",
+        "max_gap",
+        "n",
+        "s",
+        "sum_s",
+        "sum_w",
+        "t_ref",
+        "w",
+    )
 
-    def __init__(self, window_ns: int, bucket_ns: int, delta_h: float, max_gap_ns: int,
-                 t_ref_c: float = 25.0) -> None:
+    def __init__(
+        self, window_ns: int, bucket_ns: int, delta_h: float, max_gap_ns: int, t_ref_c: float = 25.0
+    ) -> None:
         self.bucket = bucket_ns
         self.n = max(1, round(window_ns / bucket_ns))
         self.k = delta_h / R_KJ
@@ -61,7 +78,7 @@ class RollingMKT:
         self.w = array("d", bytes(8 * self.n))
         """Seconds held per bucket."""
         self.s = array("d", bytes(8 * self.n))
-        """Σ seconds · exp(k/T_ref − k/T) per bucket."""
+        """Σ seconds · exp(k/T_ref - k/T) per bucket."""
         self.sum_w = 0.0
         self.sum_s = 0.0
         self.cur: int | None = None
@@ -72,19 +89,24 @@ class RollingMKT:
     def _roll(self, c: int) -> None:
         """Make bucket c the newest one, zeroing the buckets that fall out of the window."""
         cur = self.cur
-        if cur is None or c - cur >= self.n:
-            for i in range(self.n):
-                self.w[i] = 0.0
-                self.s[i] = 0.0
+        w, s, n = self.w, self.s, self.n
+        if cur is None or c - cur >= n:
+            for i in range(n):
+                w[i] = 0.0
+                s[i] = 0.0
+            self.sum_w = self.sum_s = 0.0
         else:
             for j in range(cur + 1, c + 1):
-                i = j % self.n
-                self.w[i] = 0.0
-                self.s[i] = 0.0
+                i = j % n
+                self.sum_w -= w[i]
+                self.sum_s -= s[i]
+                w[i] = 0.0
+                s[i] = 0.0
+            if c // n != cur // n:
+                # Once per window length, re-sum exactly so add/subtract drift cannot build up.
+                self.sum_w = math.fsum(w)
+                self.sum_s = math.fsum(s)
         self.cur = c
-        # Re-summing once per bucket (not per reading) keeps add/subtract drift out of the total.
-        self.sum_w = math.fsum(self.w)
-        self.sum_s = math.fsum(self.s)
 
     def add(self, ts: int, temp_c: float) -> None:
         """Record a reading; the previous reading's hold [last_ts, ts) enters the window."""

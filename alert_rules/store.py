@@ -133,7 +133,8 @@ class AlertStore:
         limit: int = 1000,
     ) -> list[Alert]:
         """Newest first. `since_ns` compares with raised_at (event time); `source` may end in *."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if state is not None:
             where.append("state = ?")
             args.append(str(state))
@@ -161,42 +162,80 @@ class AlertStore:
         return [_from_row(r) for r in self.db.execute(sql, args)]
 
     def open_alerts(self) -> list[Alert]:
-        return [_from_row(r) for r in self.db.execute(
-            "SELECT * FROM alerts WHERE state != 'normal' ORDER BY id")]
+        return [
+            _from_row(r)
+            for r in self.db.execute("SELECT * FROM alerts WHERE state != 'normal' ORDER BY id")
+        ]
 
     def last_activations(self) -> dict[tuple[str, str], int]:
         """Latest activation (event time) per alarm point: replays after a restart skip these."""
         rows = self.db.execute(
-            "SELECT rule, source, MAX(activated_at) FROM alerts GROUP BY rule, source")
+            "SELECT rule, source, MAX(activated_at) FROM alerts GROUP BY rule, source"
+        )
         return {(r[0], r[1]): r[2] for r in rows}
 
     # -- log ---------------------------------------------------------------------------------
-    def log(self, alert: Alert, kind: str, old_state: str | None, at_ns: int, wall_ns: int,
-            by: str | None, reason: str | None, annunciated: bool) -> None:
+    def log(
+        self,
+        alert: Alert,
+        kind: str,
+        old_state: str | None,
+        at_ns: int,
+        wall_ns: int,
+        by: str | None,
+        reason: str | None,
+        annunciated: bool,
+    ) -> None:
         self.db.execute(
             "INSERT INTO alert_log (alert_id, rule, source, kind, old_state, new_state, at_ns, "
             "wall_ns, by, reason, annunciated, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (alert.id, alert.rule, alert.source, kind, old_state, str(alert.state), at_ns,
-             wall_ns, by, reason, int(annunciated), alert.value),
+            (
+                alert.id,
+                alert.rule,
+                alert.source,
+                kind,
+                old_state,
+                str(alert.state),
+                at_ns,
+                wall_ns,
+                by,
+                reason,
+                int(annunciated),
+                alert.value,
+            ),
         )
 
     def history(self, alert_id: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.db.execute(
-            "SELECT * FROM alert_log WHERE alert_id = ? ORDER BY id", (alert_id,))]
+        return [
+            dict(r)
+            for r in self.db.execute(
+                "SELECT * FROM alert_log WHERE alert_id = ? ORDER BY id", (alert_id,)
+            )
+        ]
 
     def log_since(self, wall_ns: int, kinds: Iterable[str]) -> list[dict[str, Any]]:
         ks = list(kinds)
-        return [dict(r) for r in self.db.execute(
-            f"SELECT * FROM alert_log WHERE wall_ns >= ? AND kind IN ({', '.join('?' * len(ks))})"
-            " ORDER BY rule, source, at_ns", (wall_ns, *ks))]
+        return [
+            dict(r)
+            for r in self.db.execute(
+                "SELECT * FROM alert_log WHERE wall_ns >= ? AND kind IN "
+                f"({', '.join('?' * len(ks))}) ORDER BY rule, source, at_ns",
+                (wall_ns, *ks),
+            )
+        ]
 
     def state_counts(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in self.db.execute(
-            "SELECT state, COUNT(*) FROM alerts WHERE state != 'normal' GROUP BY state")}
+        return {
+            r[0]: r[1]
+            for r in self.db.execute(
+                "SELECT state, COUNT(*) FROM alerts WHERE state != 'normal' GROUP BY state"
+            )
+        }
 
     # -- alarm points ------------------------------------------------------------------------
-    def set_out_of_service(self, rule: str, source: str, oos: bool, by: str, reason: str,
-                           at_ns: int) -> None:
+    def set_out_of_service(
+        self, rule: str, source: str, oos: bool, by: str, reason: str, at_ns: int
+    ) -> None:
         self.db.execute(
             "INSERT INTO points (rule, source, out_of_service, by, reason, at_ns) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(rule, source) DO UPDATE SET "
@@ -206,8 +245,10 @@ class AlertStore:
         )
 
     def out_of_service(self) -> set[tuple[str, str]]:
-        return {(r[0], r[1]) for r in self.db.execute(
-            "SELECT rule, source FROM points WHERE out_of_service = 1")}
+        return {
+            (r[0], r[1])
+            for r in self.db.execute("SELECT rule, source FROM points WHERE out_of_service = 1")
+        }
 
     # -- engine snapshot ---------------------------------------------------------------------
     def save_rule_states(self, rows: Iterable[tuple[str, str, str, dict[str, Any]]]) -> None:
@@ -218,8 +259,10 @@ class AlertStore:
         )
 
     def load_rule_states(self) -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
-        return {(r[0], r[1]): (r[2], json.loads(r[3])) for r in self.db.execute(
-            "SELECT rule, series, fingerprint, state FROM rule_state")}
+        return {
+            (r[0], r[1]): (r[2], json.loads(r[3]))
+            for r in self.db.execute("SELECT rule, series, fingerprint, state FROM rule_state")
+        }
 
     def save_series(self, rows: Iterable[tuple[str, int | None, dict[str, Any]]]) -> None:
         self.db.executemany(
@@ -228,8 +271,10 @@ class AlertStore:
         )
 
     def load_series(self) -> dict[str, tuple[int | None, dict[str, Any]]]:
-        return {r[0]: (r[1], json.loads(r[2])) for r in self.db.execute(
-            "SELECT series, last_ts, state FROM series_state")}
+        return {
+            r[0]: (r[1], json.loads(r[2]))
+            for r in self.db.execute("SELECT series, last_ts, state FROM series_state")
+        }
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -83,6 +83,12 @@ class ExcursionTimer:
         if last is not None:
             if ts < last:
                 return
+            if not self.active and status != ENTER and self.last_status != ENTER:
+                # Fast path (most readings): quiet before, quiet now; nothing can happen.
+                self.last_ts = ts
+                self.last_status = status
+                self.last_value = value
+                return
             if ts > last:
                 hold_end = last + self.max_gap
                 if hold_end >= ts:
@@ -205,7 +211,9 @@ class CumulativeTimer:
         self.peak: float | None = None
         self.scope_key: str | None = None
 
-    def feed(self, ts: int, status: int, value: Any, sink: TimerSink, scope_key: str | None) -> None:
+    def feed(
+        self, ts: int, status: int, value: Any, sink: TimerSink, scope_key: str | None
+    ) -> None:
         last = self.last_ts
         if last is not None:
             if ts < last:

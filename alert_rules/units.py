@@ -1,4 +1,4 @@
-"""Durations in rule packs: written the way people say them ("60m", "10h", "30d"), stored as seconds.
+"""Durations in rule packs: written as people say them ("60m", "10h", "30d"), kept as seconds.
 
 Engine code works in integer nanoseconds (Reading.ts_ns), so conversion happens once, at compile.
 """
@@ -42,9 +42,7 @@ def parse_duration(value: Any) -> float:
             pos = m.end()
         if pos == len(compact) and pos > 0:
             return total
-    raise ValueError(
-        f"expected a duration such as 90, '90s', '15m', '10h' or '30d', got {value!r}"
-    )
+    raise ValueError(f"expected a duration such as 90, '90s', '15m', '10h' or '30d', got {value!r}")
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]

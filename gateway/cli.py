@@ -71,15 +71,33 @@ def demo(
 
 @app.command()
 def simulate(
-    scenario: Path,
+    scenario: Annotated[str, typer.Argument(help="a scenario file, or a shipped name: demo")],
     mqtt_url: Annotated[str | None, typer.Option(help="broker (default VIGIL_MQTT_URL)")] = None,
-    duration: Annotated[float | None, typer.Option(help="wall seconds to run")] = None,
+    duration: Annotated[str | None, typer.Option(help="simulated time to run: seconds, or 90s, 6h")] = None,
     speed: Annotated[float | None, typer.Option(help="simulated seconds per wall second")] = None,
 ) -> None:
     """Drive simulated loggers (and PLCs) from a scenario file."""
     from simulators.cli import simulate as run_simulation
 
-    run_simulation(scenario, mqtt_url, duration, speed)
+    run_simulation(Path(scenario), mqtt_url, duration, speed)
+
+
+def _mount_subcommands() -> None:
+    from dashboards.cli import app as dashboards_app
+
+    app.add_typer(dashboards_app, name="dashboards", help="Grafana dashboards: export, push")
+
+
+_mount_subcommands()
+
+
+def _mount_subcommands() -> None:
+    from dashboards.cli import app as dashboards_app
+
+    app.add_typer(dashboards_app, name="dashboards", help="Grafana dashboards: export, push")
+
+
+_mount_subcommands()
 
 
 def main() -> None:

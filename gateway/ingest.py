@@ -19,6 +19,8 @@ from gateway.reading import DeadLetter, Reading
 log = logging.getLogger("vigil.ingest")
 
 Listener = Callable[[Sequence[Reading]], None]
+Enricher = Callable[[Sequence[Reading]], None]
+"""Adds tags to readings before they are committed (the active shipment of an asset)."""
 
 
 @dataclass(slots=True)
@@ -36,6 +38,7 @@ class JournalWriter:
     max_batch_readings: int = 20_000
     full_retry_s: float = 1.0
     listeners: list[Listener] = field(default_factory=list)
+    enrichers: list[Enricher] = field(default_factory=list)
     committed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set after each commit; sinks wait on it."""
 
@@ -75,6 +78,8 @@ class JournalWriter:
     async def _commit(self, batch: list[_Item]) -> None:
         readings = [r for item in batch for r in item.readings]
         dead = [d for item in batch for d in item.dead]
+        for enrich in self.enrichers:
+            enrich(readings)
         while True:
             try:
                 await asyncio.to_thread(self.journal.append, readings, dead)

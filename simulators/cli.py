@@ -45,7 +45,9 @@ def _hms(seconds: float) -> str:
 
 
 def format_stats(stats: SimStats) -> str:
-    rows = [("device", "messages", "readings", "batches", "malformed", "buffered", "dropped")]
+    rows: list[tuple[str, ...]] = [
+        ("device", "messages", "readings", "batches", "malformed", "buffered", "dropped")
+    ]
     for key, d in stats.devices.items():
         rows.append(
             (

@@ -128,7 +128,7 @@ def default_params(
         raise ValueError(f"band {lo}..{hi} is empty")
     base = dict(_KIND_DEFAULTS[kind])
     base["hysteresis_c"] = min(base["hysteresis_c"], 0.4 * (hi - lo))
-    params = ThermalParams(setpoint_c=(lo + hi) / 2, **base)  # type: ignore[arg-type]
+    params = ThermalParams(setpoint_c=(lo + hi) / 2, **base)
     params = replace(params, **{k: v for k, v in overrides.items() if v is not None})
     params.check()
     return params

@@ -1,7 +1,7 @@
 """What every rule kind shares: the common config keys and the evaluator interface.
 
 A rule kind is a pydantic model (its YAML keys) with `build(point)`, which returns an evaluator
-bound to one alarm point (rule × source). The engine feeds the evaluator the rule's field from each
+bound to one alarm point (rule x source). The engine feeds the evaluator the rule's field from each
 reading of the series, in event-time order; the evaluator calls `point.activate` / `point.clear`.
 """
 
@@ -20,10 +20,11 @@ from gateway.reading import FieldValue, Reading
 
 
 class PointSink(Protocol):
-    """One alarm point (rule × source) as seen by an evaluator."""
+    """One alarm point (rule x source) as seen by an evaluator."""
 
-    def activate(self, started: int, at: int, value: float | None, peak: float | None,
-                 message: str) -> None: ...
+    def activate(
+        self, started: int, at: int, value: float | None, peak: float | None, message: str
+    ) -> None: ...
 
     def clear(self, ended: int, at: int, value: float | None, peak: float | None) -> None: ...
 
@@ -141,8 +142,9 @@ class Limit:
 def limit_from(spec: Any) -> Limit:
     """Limit from a spec with high/low/inclusive(/deadband)."""
     high = spec.high is not None
-    return Limit(high, spec.high if high else spec.low, spec.inclusive,
-                 getattr(spec, "deadband", 0.0))
+    return Limit(
+        high, spec.high if high else spec.low, spec.inclusive, getattr(spec, "deadband", 0.0)
+    )
 
 
 def check_one_limit(spec: Any) -> Any:

@@ -23,6 +23,13 @@ class BatteryLowRule(RuleBase):
     max_gap: Duration = Field(default=86400.0, gt=0)
 
     def build(self, point: PointSink) -> Evaluator:
-        return ExcursionEvaluator(self.field, point, Limit(False, self.low, True, self.deadband),
-                                  to_ns(self.on_delay), 0, to_ns(self.max_gap), " %",
-                                  "battery low")
+        return ExcursionEvaluator(
+            self.field,
+            point,
+            Limit(False, self.low, True, self.deadband),
+            to_ns(self.on_delay),
+            0,
+            to_ns(self.max_gap),
+            " %",
+            "battery low",
+        )

@@ -23,8 +23,16 @@ def as_bool(value: FieldValue) -> bool | None:
 class BoolEvaluator(Evaluator):
     __slots__ = ("alarm_when", "text", "timer")
 
-    def __init__(self, field: str, point: PointSink, alarm_when: bool, on_delay: int,
-                 off_delay: int, max_gap: int, text: str) -> None:
+    def __init__(
+        self,
+        field: str,
+        point: PointSink,
+        alarm_when: bool,
+        on_delay: int,
+        off_delay: int,
+        max_gap: int,
+        text: str,
+    ) -> None:
         super().__init__(field, point)
         self.alarm_when = alarm_when
         self.timer = ExcursionTimer(on_delay, off_delay, max_gap, None)

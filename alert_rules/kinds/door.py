@@ -19,5 +19,6 @@ class DoorOpenRule(RuleBase):
     max_gap: Duration = Field(default=86400.0, gt=0)
 
     def build(self, point: PointSink) -> Evaluator:
-        return BoolEvaluator(self.field, point, True, to_ns(self.max_open), 0,
-                             to_ns(self.max_gap), "door open")
+        return BoolEvaluator(
+            self.field, point, True, to_ns(self.max_open), 0, to_ns(self.max_gap), "door open"
+        )

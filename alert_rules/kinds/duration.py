@@ -2,7 +2,7 @@
 
 * instant — raised on the first reading beyond the limit;
 * single — raised when one continuous excursion reaches `duration` (WHO PQS E006 30-day recorder:
-  ≤ −0.5 °C for 60 min, > 8 °C for 10 h);
+  ≤ -0.5 °C for 60 min, > 8 °C for 10 h);
 * cumulative — raised when the total time beyond the limit reaches `duration`, counted within a
   rolling `window` or within the current shipment (`scope: shipment`, the `shipment` tag), like
   the WHO shipping indicators (≥ 30 °C for 10 h cumulative).
@@ -62,19 +62,42 @@ class DurationRule(RuleBase):
         limit = limit_from(self)
         if self.timer == "cumulative":
             window = to_ns(self.window) if self.scope == "window" and self.window else None
-            return CumulativeEvaluator(self.field, point, limit, to_ns(self.duration), window,
-                                       to_ns(self.max_gap), self.unit)
+            return CumulativeEvaluator(
+                self.field,
+                point,
+                limit,
+                to_ns(self.duration),
+                window,
+                to_ns(self.max_gap),
+                self.unit,
+            )
         on_delay = 0 if self.timer == "instant" else to_ns(self.duration)
         label = "single event" if self.timer == "single" else ""
-        return ExcursionEvaluator(self.field, point, limit, on_delay, to_ns(self.off_delay),
-                                  to_ns(self.max_gap), self.unit, label)
+        return ExcursionEvaluator(
+            self.field,
+            point,
+            limit,
+            on_delay,
+            to_ns(self.off_delay),
+            to_ns(self.max_gap),
+            self.unit,
+            label,
+        )
 
 
 class CumulativeEvaluator(Evaluator):
     __slots__ = ("limit", "timer", "unit")
 
-    def __init__(self, field: str, point: PointSink, limit: Limit, duration: int,
-                 window: int | None, max_gap: int, unit: str) -> None:
+    def __init__(
+        self,
+        field: str,
+        point: PointSink,
+        limit: Limit,
+        duration: int,
+        window: int | None,
+        max_gap: int,
+        unit: str,
+    ) -> None:
         super().__init__(field, point)
         self.limit = limit
         self.timer = CumulativeTimer(duration, window, max_gap, limit.high)
@@ -87,11 +110,18 @@ class CumulativeEvaluator(Evaluator):
 
     def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None:
         t, lim = self.timer, self.limit
-        scope = (f"within {fmt_duration(t.window / 1e9)}" if t.window is not None
-                 else f"in shipment {t.scope_key}" if t.scope_key else "cumulative")
-        text = (f"cumulative: {self.field} {lim.op} {fmt_num(lim.limit)}{self.unit} for "
-                f"{fmt_duration(t.duration / 1e9)} {scope}, first at {fmt_ts(started)} "
-                f"(peak {fmt_num(peak)}{self.unit})")
+        scope = (
+            f"within {fmt_duration(t.window / 1e9)}"
+            if t.window is not None
+            else f"in shipment {t.scope_key}"
+            if t.scope_key
+            else "cumulative"
+        )
+        text = (
+            f"cumulative: {self.field} {lim.op} {fmt_num(lim.limit)}{self.unit} for "
+            f"{fmt_duration(t.duration / 1e9)} {scope}, first at {fmt_ts(started)} "
+            f"(peak {fmt_num(peak)}{self.unit})"
+        )
         self.point.activate(started, at, value, peak, text)
 
     def on_clear(self, ended: int, at: int, value: Any, peak: float | None) -> None:

@@ -1,6 +1,6 @@
 """`mkt`: mean kinetic temperature over a rolling window above the product's limit (USP <1079.2>).
 
-USP judges an excursion by the MKT over 24 h for 2–8 °C products (limit 8 °C) and over 30 days
+USP judges an excursion by the MKT over 24 h for 2-8 °C products (limit 8 °C) and over 30 days
 for controlled-room-temperature products (limit 25 °C), including the excursion. Not meaningful
 for frozen products. ΔH defaults to 83.144 kJ/mol (ΔH/R = 10 000 K); set it per product.
 """
@@ -40,8 +40,11 @@ class MktRule(RuleBase):
 
     def build(self, point: PointSink) -> Evaluator:
         bucket = self.bucket or self.window / 720
-        return MktEvaluator(self, point, RollingMKT(to_ns(self.window), to_ns(bucket),
-                                                    self.delta_h, to_ns(self.max_gap)))
+        return MktEvaluator(
+            self,
+            point,
+            RollingMKT(to_ns(self.window), to_ns(bucket), self.delta_h, to_ns(self.max_gap)),
+        )
 
 
 class MktEvaluator(Evaluator):
@@ -78,8 +81,10 @@ class MktEvaluator(Evaluator):
             if not self.active:
                 self.active = True
                 op = "≥" if spec.inclusive else ">"
-                text = (f"MKT over {fmt_duration(spec.window)} {mkt:.2f} °C {op} "
-                        f"{spec.limit:g} °C at {fmt_ts(ts)} (ΔH {spec.delta_h:g} kJ/mol)")
+                text = (
+                    f"MKT over {fmt_duration(spec.window)} {mkt:.2f} °C {op} "
+                    f"{spec.limit:g} °C at {fmt_ts(ts)} (ΔH {spec.delta_h:g} kJ/mol)"
+                )
                 self.point.activate(ts, ts, mkt, self.peak, text)
         elif self.active:
             self.active = False

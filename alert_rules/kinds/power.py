@@ -22,5 +22,12 @@ class PowerFailureRule(RuleBase):
     max_gap: Duration = Field(default=86400.0, gt=0)
 
     def build(self, point: PointSink) -> Evaluator:
-        return BoolEvaluator(self.field, point, False, to_ns(self.on_delay),
-                             to_ns(self.off_delay), to_ns(self.max_gap), "power failure")
+        return BoolEvaluator(
+            self.field,
+            point,
+            False,
+            to_ns(self.on_delay),
+            to_ns(self.off_delay),
+            to_ns(self.max_gap),
+            "power failure",
+        )

@@ -39,7 +39,7 @@ class RateOfChangeRule(RuleBase):
 
 
 class RateEvaluator(Evaluator):
-    __slots__ = ("active", "hist", "max_gap", "peak", "rise", "fall", "spec", "window")
+    __slots__ = ("active", "fall", "hist", "max_gap", "peak", "rise", "spec", "window")
 
     def __init__(self, spec: RateOfChangeRule, point: PointSink) -> None:
         super().__init__(spec.field, point)
@@ -78,11 +78,13 @@ class RateEvaluator(Evaluator):
             if not self.active:
                 self.active = True
                 unit = self.spec.unit
-                text = (f"{self.field} changing at {rate:+.3g}{unit}/min (limit "
-                        f"{'+' + fmt_num(self.rise) if self.rise else ''}"
-                        f"{' / ' if self.rise and self.fall else ''}"
-                        f"{'-' + fmt_num(self.fall) if self.fall else ''}{unit}/min) "
-                        f"at {fmt_ts(ts)}")
+                text = (
+                    f"{self.field} changing at {rate:+.3g}{unit}/min (limit "
+                    f"{'+' + fmt_num(self.rise) if self.rise else ''}"
+                    f"{' / ' if self.rise and self.fall else ''}"
+                    f"{'-' + fmt_num(self.fall) if self.fall else ''}{unit}/min) "
+                    f"at {fmt_ts(ts)}"
+                )
                 self.point.activate(hist[0][0], ts, rate, self.peak, text)
         elif self.active:
             self.active = False

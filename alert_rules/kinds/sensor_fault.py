@@ -40,7 +40,7 @@ class SensorFaultRule(RuleBase):
 
 
 class SensorFaultEvaluator(Evaluator):
-    __slots__ = ("active", "flat", "lo", "hi", "ref_ts", "ref_v", "tol")
+    __slots__ = ("active", "flat", "hi", "lo", "ref_ts", "ref_v", "tol")
 
     def __init__(self, spec: SensorFaultRule, point: PointSink) -> None:
         super().__init__(spec.field, point)
@@ -60,15 +60,19 @@ class SensorFaultEvaluator(Evaluator):
         started = at = ts
         if not (self.lo <= v <= self.hi):  # also true for NaN
             self.ref_ts = None
-            text = (f"sensor fault: {self.field} = {fmt_num(v)} outside the sensor's range "
-                    f"[{fmt_num(self.lo)}, {fmt_num(self.hi)}] at {fmt_ts(ts)}")
+            text = (
+                f"sensor fault: {self.field} = {fmt_num(v)} outside the sensor's range "
+                f"[{fmt_num(self.lo)}, {fmt_num(self.hi)}] at {fmt_ts(ts)}"
+            )
         elif self.flat:
             ref = self.ref_ts
             if ref is not None and abs(v - self.ref_v) <= self.tol:
                 if ts - ref >= self.flat:
                     started, at = ref, ref + self.flat
-                    text = (f"sensor fault: {self.field} flat at {fmt_num(self.ref_v)} for "
-                            f"{fmt_duration(self.flat / 1e9)} since {fmt_ts(ref)}")
+                    text = (
+                        f"sensor fault: {self.field} flat at {fmt_num(self.ref_v)} for "
+                        f"{fmt_duration(self.flat / 1e9)} since {fmt_ts(ref)}"
+                    )
             else:
                 self.ref_ts, self.ref_v = ts, v
         if text:

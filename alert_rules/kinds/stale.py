@@ -56,8 +56,10 @@ class StaleEvaluator(Evaluator):
         self.active = True
         gap = (now_ns - last) / 1e9
         what = f"{self.field} " if self.field else ""
-        text = (f"stale: no {what}reading for more than {fmt_duration(self.limit / 1e9)} "
-                f"(last received {fmt_ts(last)})")
+        text = (
+            f"stale: no {what}reading for more than {fmt_duration(self.limit / 1e9)} "
+            f"(last received {fmt_ts(last)})"
+        )
         self.point.activate(last, last + self.limit, gap, gap, text)
 
     def dump(self) -> dict[str, Any]:

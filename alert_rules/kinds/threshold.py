@@ -43,17 +43,34 @@ class ThresholdRule(RuleBase):
     _one_limit = model_validator(mode="after")(check_one_limit)
 
     def build(self, point: PointSink) -> Evaluator:
-        return ExcursionEvaluator(self.field, point, limit_from(self), to_ns(self.on_delay),
-                                  to_ns(self.off_delay), to_ns(self.max_gap), self.unit, "")
+        return ExcursionEvaluator(
+            self.field,
+            point,
+            limit_from(self),
+            to_ns(self.on_delay),
+            to_ns(self.off_delay),
+            to_ns(self.max_gap),
+            self.unit,
+            "",
+        )
 
 
 class ExcursionEvaluator(Evaluator):
-    """A limit feeding an ExcursionTimer; shared by threshold, duration (instant/single), battery."""
+    """A limit feeding an ExcursionTimer: threshold, duration (instant/single), battery."""
 
     __slots__ = ("label", "limit", "timer", "unit")
 
-    def __init__(self, field: str, point: PointSink, limit: Limit, on_delay: int, off_delay: int,
-                 max_gap: int, unit: str, label: str) -> None:
+    def __init__(
+        self,
+        field: str,
+        point: PointSink,
+        limit: Limit,
+        on_delay: int,
+        off_delay: int,
+        max_gap: int,
+        unit: str,
+        label: str,
+    ) -> None:
         super().__init__(field, point)
         self.limit = limit
         self.timer = ExcursionTimer(on_delay, off_delay, max_gap, limit.high)
@@ -61,9 +78,9 @@ class ExcursionEvaluator(Evaluator):
         self.label = label
 
     def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
-        v = num(value)
+        v = value if value.__class__ is float else num(value)
         if v is not None:
-            self.timer.feed(ts, self.limit.status(v), v, self)
+            self.timer.feed(ts, self.limit.status(v), v, self)  # type: ignore[arg-type]
 
     def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None:
         lim = self.limit

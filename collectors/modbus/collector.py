@@ -290,7 +290,7 @@ class ModbusCollector:
         spec = dev.spec
         self.stats.polls += 1
         started = loop.time()
-        ts_ns = time.time_ns()
+        ts_ns = 0
         attempts = 1 if dev.status.online is False else 1 + spec.retries
         error: _PollError | None = None
         payloads: list[list[int] | list[bool]] = []
@@ -298,6 +298,7 @@ class ModbusCollector:
             if attempt:
                 self.stats.retries += 1
                 await asyncio.sleep(spec.retry_backoff_s * 2 ** (attempt - 1))
+            ts_ns = time.time_ns()  # the values are those of the attempt that succeeds
             try:
                 payloads = await self._read_all(dev)
                 error = None

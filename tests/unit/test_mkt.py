@@ -16,7 +16,7 @@ S = 1_000_000_000
 
 
 def textbook_mkt(temps_c: list[float], delta_h: float = 83.144) -> float:
-    """USP <1079.2> as printed: ΔH/R over −ln of the mean of exp(−ΔH/RT), R = 8.3144 J/mol/K."""
+    """USP <1079.2> as printed: ΔH/R over -ln of the mean of exp(-ΔH/RT), R = 8.3144 J/mol/K."""
     k = delta_h * 1000 / 8.3144
     mean = sum(math.exp(-k / (t + 273.15)) for t in temps_c) / len(temps_c)
     return k / -math.log(mean) - 273.15
@@ -41,19 +41,17 @@ def test_default_delta_h_gives_10000_kelvin() -> None:
 
 def test_delta_h_changes_the_result() -> None:
     temps = [5.0] * 20 + [25.0] * 4
-    assert mkt_c(temps, delta_h=60.0) < mkt_c(temps, delta_h=83.144) < mkt_c(
-        temps, delta_h=120.0
-    )
+    assert mkt_c(temps, delta_h=60.0) < mkt_c(temps, delta_h=83.144) < mkt_c(temps, delta_h=120.0)
 
 
 @given(st.lists(st.floats(-30, 60), min_size=1, max_size=50), st.floats(40, 150))
 def test_mkt_matches_the_textbook_formula(temps: list[float], delta_h: float) -> None:
-    assert mkt_c(temps, delta_h=delta_h) == pytest.approx(textbook_mkt(temps, delta_h),
-                                                          abs=1e-7)
+    assert mkt_c(temps, delta_h=delta_h) == pytest.approx(textbook_mkt(temps, delta_h), abs=1e-7)
 
 
-def ref_rolling(samples: list[tuple[int, float]], k: int, bucket: int, n: int,
-                max_gap: int) -> tuple[float | None, float]:
+def ref_rolling(
+    samples: list[tuple[int, float]], k: int, bucket: int, n: int, max_gap: int
+) -> tuple[float | None, float]:
     """MKT and covered seconds at samples[k]'s time, from scratch."""
     t = samples[k][0]
     lo = (t // bucket - n + 1) * bucket
@@ -77,18 +75,26 @@ def logger_series(draw: st.DrawFn) -> list[tuple[int, float]]:
     t = draw(st.integers(0, 10_000)) * S
     out = []
     for _ in range(draw(st.integers(1, 60))):
-        temp = draw(st.one_of(st.floats(-5, 45), st.just(math.nan)) if draw(st.booleans())
-                    else st.floats(-5, 45))
+        temp = draw(
+            st.one_of(st.floats(-5, 45), st.just(math.nan))
+            if draw(st.booleans())
+            else st.floats(-5, 45)
+        )
         out.append((t, temp))
         t += draw(st.integers(1, 7200)) * S
     return out
 
 
 @settings(max_examples=200, deadline=None)
-@given(logger_series(), st.sampled_from([60, 600, 900]), st.integers(1, 30),
-       st.sampled_from([1800, 3600, 10_800]))
-def test_rolling_mkt_matches_brute_force(samples: list[tuple[int, float]], bucket_s: int, n: int,
-                                         max_gap_s: int) -> None:
+@given(
+    logger_series(),
+    st.sampled_from([60, 600, 900]),
+    st.integers(1, 30),
+    st.sampled_from([1800, 3600, 10_800]),
+)
+def test_rolling_mkt_matches_brute_force(
+    samples: list[tuple[int, float]], bucket_s: int, n: int, max_gap_s: int
+) -> None:
     roll = RollingMKT(n * bucket_s * S, bucket_s * S, 83.144, max_gap_s * S)
     for k, (t, temp) in enumerate(samples):
         roll.add(t, temp)
@@ -117,8 +123,9 @@ class Sink:
     def __init__(self) -> None:
         self.events: list[tuple[str, int, float | None]] = []
 
-    def activate(self, started: int, at: int, value: float | None, peak: float | None,
-                 message: str) -> None:
+    def activate(
+        self, started: int, at: int, value: float | None, peak: float | None, message: str
+    ) -> None:
         self.events.append(("on", at, value))
         self.message = message
 

@@ -193,3 +193,11 @@ def test_scenario_from_mapping() -> None:
         }
     )
     assert sc.speed == 60 and sc.plcs[0].faults[0].duration_s is None
+
+
+def test_demo_specs_cover_every_process_kind() -> None:
+    from simulators.plc import demo_specs
+
+    specs = demo_specs()
+    assert {s.kind for s in specs} == {"autoclave", "freeze_dryer", "cleanroom", "filling_line"}
+    assert all(s.port == 0 for s in specs)

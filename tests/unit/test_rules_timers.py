@@ -63,8 +63,9 @@ def ref_excursion(samples: list[tuple[int, int]], on: int, off: int, max_gap: in
     return ev
 
 
-def ref_cumulative(samples: list[tuple[int, int, str | None]], duration: int,
-                   window: int | None, max_gap: int) -> list[Any]:
+def ref_cumulative(
+    samples: list[tuple[int, int, str | None]], duration: int, window: int | None, max_gap: int
+) -> list[Any]:
     t0, t_last = samples[0][0], samples[-1][0]
     plain = [(t, s) for t, s, _ in samples]
     beyond = {m: held_status(plain, m, max_gap) == ENTER for m in range(t0, t_last)}
@@ -116,8 +117,9 @@ def series(draw: st.DrawFn, with_keys: bool = False) -> list[Any]:
 
 @settings(max_examples=300, deadline=None)
 @given(series(), st.integers(0, 12), st.integers(0, 8), st.integers(1, 15))
-def test_excursion_timer_matches_brute_force(samples: list[Any], on: int, off: int,
-                                             max_gap: int) -> None:
+def test_excursion_timer_matches_brute_force(
+    samples: list[Any], on: int, off: int, max_gap: int
+) -> None:
     rec = Recorder()
     timer = ExcursionTimer(on, off, max_gap, high=True)
     for t, s in samples:
@@ -127,21 +129,24 @@ def test_excursion_timer_matches_brute_force(samples: list[Any], on: int, off: i
 
 @settings(max_examples=300, deadline=None)
 @given(series(), st.integers(1, 15), st.integers(0, 25), st.integers(1, 15))
-def test_cumulative_window_matches_brute_force(samples: list[Any], duration: int, extra: int,
-                                               max_gap: int) -> None:
+def test_cumulative_window_matches_brute_force(
+    samples: list[Any], duration: int, extra: int, max_gap: int
+) -> None:
     window = duration + extra
     rec = Recorder()
     timer = CumulativeTimer(duration, window, max_gap, high=True)
     for t, s in samples:
         timer.feed(t, s, float(t), rec, None)
-    assert rec.events == ref_cumulative([(t, s, None) for t, s in samples], duration, window,
-                                        max_gap)
+    assert rec.events == ref_cumulative(
+        [(t, s, None) for t, s in samples], duration, window, max_gap
+    )
 
 
 @settings(max_examples=300, deadline=None)
 @given(series(with_keys=True), st.integers(1, 20), st.integers(1, 15))
-def test_cumulative_shipment_matches_brute_force(samples: list[Any], duration: int,
-                                                 max_gap: int) -> None:
+def test_cumulative_shipment_matches_brute_force(
+    samples: list[Any], duration: int, max_gap: int
+) -> None:
     rec = Recorder()
     timer = CumulativeTimer(duration, None, max_gap, high=True)
     for t, s, k in samples:
@@ -151,8 +156,9 @@ def test_cumulative_shipment_matches_brute_force(samples: list[Any], duration: i
 
 @settings(max_examples=100, deadline=None)
 @given(series(), st.integers(0, 12), st.integers(0, 8), st.integers(1, 15), st.data())
-def test_excursion_timer_resumes_from_snapshot(samples: list[Any], on: int, off: int,
-                                               max_gap: int, data: st.DataObject) -> None:
+def test_excursion_timer_resumes_from_snapshot(
+    samples: list[Any], on: int, off: int, max_gap: int, data: st.DataObject
+) -> None:
     """dump()/load() at any point gives the same alarms as one uninterrupted run."""
     cut = data.draw(st.integers(0, len(samples)))
     whole, parts = Recorder(), Recorder()
@@ -191,3 +197,58 @@ def test_gap_longer_than_max_gap_breaks_a_single_event() -> None:
     assert rec.events == []
     timer.feed(110, ENTER, 9.0, rec)
     assert rec.events == [("on", 50, 110)]
+
+
+class PointRecorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, int]] = []
+
+    def activate(self, started: int, at: int, value: Any, peak: Any, message: str) -> None:
+        self.events.append(("on", started, at))
+
+    def clear(self, ended: int, at: int, value: Any, peak: Any) -> None:
+        self.events.append(("off", ended, at))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([6.0, 6.9, 7.0, 7.5, 8.0, 8.5, 11.0, float("nan")]), min_size=1, max_size=40
+    ),
+    st.booleans(),
+    st.sampled_from([0.0, 1.0]),
+    st.integers(0, 6),
+    st.integers(0, 6),
+)
+def test_threshold_rule_with_deadband_matches_brute_force(
+    values: list[float], inclusive: bool, deadband: float, on_min: int, off_min: int
+) -> None:
+    """A high limit of 8 through the real rule kind, against statuses derived by hand."""
+    from alert_rules.kinds.threshold import ThresholdRule
+
+    minute = 60_000_000_000
+    rule = ThresholdRule(
+        id="t",
+        field="temp_c",
+        high=8.0,
+        inclusive=inclusive,
+        deadband=deadband,
+        on_delay=on_min * 60,
+        off_delay=off_min * 60,
+    )
+    rec = PointRecorder()
+    ev = rule.build(rec)
+    for i, v in enumerate(values):
+        ev.feed(i * minute, v, None)  # type: ignore[arg-type]
+
+    def status(v: float) -> int:
+        if v != v:
+            return UNKNOWN
+        if v > 8.0 or (inclusive and v == 8.0):
+            return ENTER
+        if v < 8.0 - deadband or (not inclusive and v == 8.0 - deadband):
+            return NORMAL
+        return STAY
+
+    ref = ref_excursion([(i, status(v)) for i, v in enumerate(values)], on_min, off_min, 60)
+    assert rec.events == [(k, a * minute, b * minute) for k, a, b in ref]

@@ -1,0 +1,166 @@
+"""`vigil demo`: the whole system on embedded defaults, visible within seconds.
+
+An embedded amqtt broker on 127.0.0.1 (unless VIGIL_MQTT_URL names one), the shipped demo scenario
+(a warehouse and two trucks, one of which goes offline and later uploads its buffer), the gateway
+with its journal, InfluxDB only when VIGIL_INFLUX_URL is set, and a live view of what flows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from gateway.app import Gateway
+from gateway.config import parse_config
+from gateway.logs import setup_logging
+from gateway.reading import Reading
+
+log = logging.getLogger("vigil.demo")
+
+DEMO_BROKER_PORT = 1884
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_embedded_broker(port: int) -> Any:
+    from amqtt.broker import Broker
+
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {
+                "allow_anonymous": True}},
+        }
+    )
+    await broker.start()
+    return broker
+
+
+@dataclass
+class LiveState:
+    """What the live view shows: the latest value per device, fed by the journal listener."""
+
+    latest: dict[str, tuple[Reading, float]] = field(default_factory=dict)
+
+    def __call__(self, readings: Sequence[Reading]) -> None:
+        now = time.monotonic()
+        for r in readings:
+            if r.measurement in ("coldchain", "process"):
+                self.latest[r.device] = (r, now)
+
+
+def render(gw: Gateway, state: LiveState, mqtt_url: str, started: float) -> Group:
+    c = gw.counters
+    gw.refresh_counters()
+    head = Table(title=f"vigil demo — broker {mqtt_url} — journal {gw.config.journal_path}",
+                 expand=True)
+    for col in ("uptime", "received", "journaled", "dead letters", "forwarded", "backlog",
+                "journal", "rate/s"):
+        head.add_column(col, justify="right")
+    head.add_row(
+        f"{time.monotonic() - started:.0f} s", str(c.received), str(c.journaled),
+        str(c.dead_letters), str(c.forwarded) if gw.sink else "off (journal only)",
+        str(c.journal_backlog), f"{c.journal_bytes / 1e6:.1f} MB", f"{c.ingest_rate:.0f}",
+    )
+    devices = Table(title="latest readings", expand=True)
+    for col in ("device", "site / line", "asset / equipment", "event time (UTC)", "values", "age"):
+        devices.add_column(col)
+    now = time.monotonic()
+    for name in sorted(state.latest):
+        r, seen = state.latest[name]
+        values = ", ".join(
+            f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in list(r.fields.items())[:4]
+        )
+        ts = time.strftime("%m-%d %H:%M:%S", time.gmtime(r.ts_ns / 1e9))
+        devices.add_row(
+            name, r.tags.get("site") or r.tags.get("line", ""),
+            r.tags.get("asset") or r.tags.get("equipment", ""), ts, values, f"{now - seen:.0f} s",
+        )
+    return Group(head, devices)
+
+
+async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: bool = False) -> None:
+    from simulators import scenarios
+    from simulators.runner import run_scenario
+    from simulators.scenario import load_scenario
+
+    setup_logging("WARNING" if not plain else "INFO")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    broker = None
+    mqtt_url = os.environ.get("VIGIL_MQTT_URL")
+    if not mqtt_url:
+        port = DEMO_BROKER_PORT if _port_free(DEMO_BROKER_PORT) else _free_port()
+        broker = await start_embedded_broker(port)
+        mqtt_url = f"mqtt://127.0.0.1:{port}"
+
+    data_dir = Path(os.environ.get("VIGIL_DATA_DIR", "./data/demo"))
+    cfg = parse_config(
+        {
+            "gateway": {"name": "demo", "data_dir": str(data_dir), "metrics_interval_s": 5},
+            # amqtt speaks MQTT 3.1.1
+            "mqtt": {"url": mqtt_url, "client_id": "vigil-demo", "protocol": "3.1.1"},
+            "collectors": [{"kind": "mqtt", "name": "loggers"}],
+        },
+        "(demo defaults)",
+    )
+    state = LiveState()
+    gw = Gateway(cfg, listeners=[state])
+    scenario = load_scenario(scenarios.path("demo"))
+    scenario = scenario.model_copy(update={"speed": speed})
+
+    gw_task = asyncio.create_task(gw.run(stop), name="gateway")
+    sim_task = asyncio.create_task(run_scenario(scenario, mqtt_url, stop=stop), name="simulators")
+    started = time.monotonic()
+    deadline = started + seconds if seconds else None
+    try:
+        if plain:
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2)
+                gw.refresh_counters()
+                c = gw.counters
+                print(f"received={c.received} journaled={c.journaled} "
+                      f"dead_letters={c.dead_letters} devices={len(state.latest)}", flush=True)
+        else:
+            with Live(render(gw, state, mqtt_url, started), refresh_per_second=2) as live:
+                while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 0.5)
+                    live.update(render(gw, state, mqtt_url, started))
+    finally:
+        stop.set()
+        await asyncio.wait([gw_task, sim_task], timeout=12)
+        if broker is not None:
+            await broker.shutdown()
+    print(f"demo stopped: {gw.counters.journaled} readings journaled in {cfg.journal_path}")
