@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from collectors.modbus.collector import ModbusCollector
 from collectors.mqtt.collector import MqttCollector
+from alert_rules import AlertStore, RulesEngine
+from gateway.alerting import Alerting
 from gateway.config import VigilConfig
 from gateway.influx_sink import InfluxSink
 from gateway.ingest import JournalWriter, Listener
@@ -57,6 +59,11 @@ class Gateway:
                 self.collectors[name] = MqttCollector(c, cfg.mqtt, self.writer, self.counters).run
             elif c.kind == "modbus":
                 self.collectors[name] = ModbusCollector(c, self.writer).run
+        self.alerting: Alerting | None = None
+        if cfg.rules.enabled:
+            engine = RulesEngine(cfg.rules, AlertStore(cfg.alerts_path), base_dir=cfg.base_dir)
+            self.alerting = Alerting(engine, self.writer, cfg.gateway.name)
+            self.writer.listeners.append(self.alerting.on_committed)
         self.sink = (
             InfluxSink(cfg.influx, self.journal, self.counters, self.writer.committed)
             if cfg.influx
@@ -65,6 +72,9 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> None:
         sup = self.supervisor
+        if self.alerting is not None:
+            await self.alerting.replay(self.journal)
+            sup.spawn("rules", self.alerting.run)
         sup.spawn("journal-writer", self.writer.run)
         if self.sink is not None:
             sup.spawn("sink:influx", self.sink.run)
@@ -87,8 +97,11 @@ class Gateway:
         started = time.monotonic()
         sup = self.supervisor
         await sup.stop(list(self.collectors), timeout=2)
-        await sup.stop(["journal-writer"], timeout=2)
-        await self.writer.drain()
+        await sup.stop(["rules", "journal-writer"], timeout=2)
+        await self.writer.drain()  # commits, acknowledges, and lets the rules see the last batch
+        if self.alerting is not None:
+            await self.alerting.close()  # the queue is empty now: its last readings fit
+            await self.writer.drain()
         await sup.stop(["housekeeping", "sink:influx"], timeout=1)
         if self.sink is not None:
             left = SHUTDOWN_S - 1.0 - (time.monotonic() - started)

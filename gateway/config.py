@@ -12,7 +12,9 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from alert_rules.config import RulesConfig, RulesConfigError
 
 from collectors.modbus.config import ModbusCollectorConfig
 from collectors.mqtt.config import MqttCollectorConfig
@@ -120,10 +122,21 @@ class VigilConfig(Strict):
     journal: JournalConfig = JournalConfig()
     influx: InfluxConfig | None = None
     api: ApiConfig = ApiConfig()
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    """The config file's folder: rule packs named in it are relative to it."""
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
 
     @property
     def journal_path(self) -> Path:
         return self.journal.path or self.gateway.data_dir / "journal.sqlite"
+
+    @property
+    def alerts_path(self) -> Path:
+        return self.gateway.data_dir / "alerts.sqlite"
 
 
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -179,14 +192,16 @@ def _kind(raw: dict[str, Any], index: object) -> object:
         return None
 
 
-def parse_config(raw: object, source: str, env: dict[str, str] | None = None) -> VigilConfig:
+def parse_config(
+    raw: object, source: str, env: dict[str, str] | None = None, base_dir: Path | None = None
+) -> VigilConfig:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([f"{source}: (top level): expected a mapping, got {type(raw).__name__}"])
     raw = apply_env(raw, dict(os.environ) if env is None else env)
     try:
-        return VigilConfig.model_validate(raw)
+        cfg = VigilConfig.model_validate(raw)
     except ValidationError as e:
         problems = []
         for err in e.errors():
@@ -202,6 +217,13 @@ def parse_config(raw: object, source: str, env: dict[str, str] | None = None) ->
                 got = got if len(got) <= 80 else got[:77] + "..."
                 problems.append(f"{source}: {_loc(loc)}: {err['msg']} (got {got})")
         raise ConfigError(problems) from None
+    cfg._base_dir = base_dir or Path.cwd()
+    if cfg.rules.enabled:
+        try:  # packs, profiles and bindings must all resolve before the gateway starts
+            cfg.rules.library(cfg.base_dir)
+        except RulesConfigError as e:
+            raise ConfigError([f"{source}: {line}" for line in e.errors]) from None
+    return cfg
 
 
 def load_config(path: Path | str | None = None, env: dict[str, str] | None = None) -> VigilConfig:
@@ -222,4 +244,4 @@ def load_config(path: Path | str | None = None, env: dict[str, str] | None = Non
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
         raise ConfigError([f"{path}: {where}: invalid YAML: {getattr(e, 'problem', e)}"]) from None
-    return parse_config(raw, str(path), env)
+    return parse_config(raw, str(path), env, base_dir=path.resolve().parent)

@@ -79,7 +79,7 @@ class Service:
 
 
 class Mosquitto(Service):
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra_config: str = "") -> None:
         super().__init__(workdir)
         self.conf = workdir / "mosquitto.conf"
         # mosquitto drops to user "mosquitto" when started as root; pytest's temp dirs are 0700,
@@ -96,7 +96,7 @@ class Mosquitto(Service):
             f"persistence_location {self.store}/\n"
             "autosave_interval 1\n"
             "log_dest stdout\n"
-            "log_type error\nlog_type warning\n"
+            "log_type error\nlog_type warning\n" + extra_config
         )
 
     @property
