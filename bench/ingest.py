@@ -53,9 +53,11 @@ def preload(port: int, msgs: list[tuple[str, bytes]], qos: int) -> None:
     c.max_queued_messages_set(0)
     c.connect("127.0.0.1", port)
     c.loop_start()
-    infos = [c.publish(t, p, qos=qos) for t, p in msgs]
-    for info in infos:
-        info.wait_for_publish(300)
+    # at most 30 000 outstanding: message ids are 16-bit and must not wrap onto unconfirmed ones
+    for start in range(0, len(msgs), 30_000):
+        infos = [c.publish(t, p, qos=qos) for t, p in msgs[start : start + 30_000]]
+        for info in infos:
+            info.wait_for_publish(300)
     c.loop_stop()
     c.disconnect()
 

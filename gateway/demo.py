@@ -23,6 +23,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
+from alert_rules import AlertEvent
 from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.logs import setup_logging
@@ -31,6 +32,14 @@ from gateway.reading import Reading
 log = logging.getLogger("vigil.demo")
 
 DEMO_BROKER_PORT = 1884
+DEMO_RULES = {
+    "bindings": [
+        {"profile": "crt", "site": "wh-shanghai", "asset": "room-a"},
+        {"profile": "vaccine_2_8", "site": "wh-shanghai", "asset": "room-b"},
+        {"profile": "vaccine_2_8", "site": "wh-shanghai", "asset": "fridge-*"},
+        {"profile": ["vaccine_2_8", "who_shipping_indicator"], "site": "fleet-east"},
+    ]
+}
 
 
 def _port_free(port: int) -> bool:
@@ -67,6 +76,10 @@ class LiveState:
     """What the live view shows: the latest value per device, fed by the journal listener."""
 
     latest: dict[str, tuple[Reading, float]] = field(default_factory=dict)
+    alerts: dict[tuple[str, str], AlertEvent] = field(default_factory=dict)
+
+    def on_alert(self, event: AlertEvent) -> None:
+        self.alerts[(event.alert.rule, event.alert.source)] = event
 
     def __call__(self, readings: Sequence[Reading]) -> None:
         now = time.monotonic()
@@ -103,7 +116,14 @@ def render(gw: Gateway, state: LiveState, mqtt_url: str, started: float) -> Grou
             name, r.tags.get("site") or r.tags.get("line", ""),
             r.tags.get("asset") or r.tags.get("equipment", ""), ts, values, f"{now - seen:.0f} s",
         )
-    return Group(head, devices)
+    alerts = Table(title="alerts (latest event per rule and source)", expand=True)
+    for col in ("state", "severity", "rule", "source", "message"):
+        alerts.add_column(col)
+    for ev in sorted(state.alerts.values(), key=lambda e: -e.alert.raised_at)[:12]:
+        a = ev.alert
+        alerts.add_row(str(a.state), str(a.severity), a.rule, a.source,
+                       a.message + (" (retrospective)" if a.retrospective else ""))
+    return Group(head, devices, alerts)
 
 
 async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: bool = False) -> None:
@@ -124,18 +144,27 @@ async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: boo
         broker = await start_embedded_broker(port)
         mqtt_url = f"mqtt://127.0.0.1:{port}"
 
+    from simulators.plc import collector_config, demo_specs, start_plcs, stop_plcs
+
+    plcs = await start_plcs(demo_specs(), speed=speed / 6)
     data_dir = Path(os.environ.get("VIGIL_DATA_DIR", "./data/demo"))
     cfg = parse_config(
         {
             "gateway": {"name": "demo", "data_dir": str(data_dir), "metrics_interval_s": 5},
             # amqtt speaks MQTT 3.1.1
             "mqtt": {"url": mqtt_url, "client_id": "vigil-demo", "protocol": "3.1.1"},
-            "collectors": [{"kind": "mqtt", "name": "loggers"}],
+            "collectors": [
+                {"kind": "mqtt", "name": "loggers"},
+                collector_config(plcs, line="fill-finish-1"),
+            ],
+            "rules": DEMO_RULES,
         },
         "(demo defaults)",
     )
     state = LiveState()
     gw = Gateway(cfg, listeners=[state])
+    if gw.alerting is not None:
+        gw.alerting.event_sinks.append(state.on_alert)
     scenario = load_scenario(scenarios.path("demo"))
     scenario = scenario.model_copy(update={"speed": speed})
 
@@ -161,6 +190,7 @@ async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: boo
     finally:
         stop.set()
         await asyncio.wait([gw_task, sim_task], timeout=12)
+        await stop_plcs(plcs)
         if broker is not None:
             await broker.shutdown()
     print(f"demo stopped: {gw.counters.journaled} readings journaled in {cfg.journal_path}")

@@ -37,13 +37,16 @@ class GatewayProcess:
         self.config_path.write_text(yaml.safe_dump(cfg))
         self.log = workdir / "gateway.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.env_extra: dict[str, str] = {}
+        """Environment for the gateway (VIGIL_* overrides such as secrets)."""
 
     @property
     def journal(self) -> Path:
         return self.data / "journal.sqlite"
 
-    def start(self) -> None:
+    def start(self, wait_subscribed: bool = True) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+        env.update(self.env_extra)
         marker = b"connected and subscribed"
         before = self.log.read_bytes().count(marker) if self.log.exists() else 0
         with self.log.open("ab") as log:
@@ -51,8 +54,9 @@ class GatewayProcess:
                 [sys.executable, "-m", "gateway.cli", "run", "-c", str(self.config_path)],
                 stdout=log, stderr=subprocess.STDOUT, env=env,
             )
-        poll(lambda: self.log.read_bytes().count(marker) > before
-             or self.proc.poll() is not None, 30, what="gateway to subscribe")  # type: ignore[union-attr]
+        if wait_subscribed:
+            poll(lambda: self.log.read_bytes().count(marker) > before
+                 or self.proc.poll() is not None, 30, what="gateway to subscribe")  # type: ignore[union-attr]
         assert self.proc.poll() is None, self.log.read_text()
 
     def kill9(self) -> None:

@@ -180,3 +180,39 @@ def poll(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "c
         time.sleep(interval)
     detail = show() if show is not None else repr(last)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}: {detail}")
+
+
+class SecureMosquitto(Mosquitto):
+    """Mosquitto with TLS and password authentication only: what a production broker looks like."""
+
+    def __init__(self, workdir: Path, users: dict[str, str]) -> None:
+        import trustme
+
+        super().__init__(workdir)
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        self.ca_file = workdir / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        server_pem, server_key = self.store / "server.pem", self.store / "server.key"
+        cert.private_key_pem.write_to_path(str(server_key))
+        cert.cert_chain_pems[0].write_to_path(str(server_pem))
+        ca.cert_pem.write_to_path(str(self.store / "ca.pem"))
+        passwd = self.store / "passwd"
+        passwd.write_text("")
+        for user, password in users.items():
+            subprocess.run([require("mosquitto_passwd"), "-b", str(passwd), user, password],
+                           check=True, capture_output=True)
+        for f in (server_pem, server_key, passwd, self.store / "ca.pem"):
+            if os.geteuid() == 0:
+                shutil.chown(f, "mosquitto")
+            os.chmod(f, 0o600)
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            f"cafile {self.store}/ca.pem\ncertfile {server_pem}\nkeyfile {server_key}\n"
+            f"password_file {passwd}\nallow_anonymous false\n"
+            "max_queued_messages 100000\npersistence false\nlog_dest stdout\nlog_type error\n"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"mqtts://127.0.0.1:{self.port}"

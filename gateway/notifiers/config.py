@@ -268,9 +268,7 @@ class NotifiersConfig(_Strict):
 
         def err(loc: tuple[str | int, ...], msg: str, value: object) -> None:
             errors.append(
-                InitErrorDetails(
-                    type=PydanticCustomError("notifiers", msg), loc=loc, input=value
-                )
+                InitErrorDetails(type=PydanticCustomError("notifiers", msg), loc=loc, input=value)
             )
 
         for rname, route in self.routes.items():
@@ -283,11 +281,17 @@ class NotifiersConfig(_Strict):
                 for ch, people in route.recipients.items():
                     cfg = self.channels.get(ch)
                     if ch not in route.channels:
-                        err((*base, "recipients", ch), f"{ch!r} is not one of this route's "
-                            "channels", people)
+                        err(
+                            (*base, "recipients", ch),
+                            f"{ch!r} is not one of this route's channels",
+                            people,
+                        )
                     elif cfg is not None and cfg.kind == "mqtt":
-                        err((*base, "recipients", ch), f"channel {ch!r} is mqtt: it has no "
-                            "recipients", people)
+                        err(
+                            (*base, "recipients", ch),
+                            f"channel {ch!r} is mqtt: it has no recipients",
+                            people,
+                        )
                     elif cfg is not None and cfg.kind == "email":
                         for j, p in enumerate(people):
                             try:
@@ -303,14 +307,21 @@ class NotifiersConfig(_Strict):
                 if route.recipients and not any(
                     getattr(self.channels.get(c), "kind", None) == "email" for c in route.channels
                 ):
-                    err((*base, "recipients"), "a list of recipients is for email channels, and "
-                        "this route has none (use a mapping per channel)", route.recipients)
+                    err(
+                        (*base, "recipients"),
+                        "a list of recipients is for email channels, and "
+                        "this route has none (use a mapping per channel)",
+                        route.recipients,
+                    )
             for ch in route.channels:
                 cfg = self.channels.get(ch)
                 if isinstance(cfg, EmailChannel) and not self.recipients_of(rname, ch):
-                    err((*base, "recipients"), f"email channel {ch!r} has no recipients on this "
+                    err(
+                        (*base, "recipients"),
+                        f"email channel {ch!r} has no recipients on this "
                         f"route (set channels.{ch}.recipients or routes.{rname}.recipients)",
-                        route.recipients)
+                        route.recipients,
+                    )
             if self.is_coldchain_alarm_route(route):
                 reached = {_norm(p) for ch in route.channels for p in self.recipients_of(rname, ch)}
                 if len(reached) < self.min_alarm_recipients:
@@ -359,5 +370,5 @@ class NotifiersConfig(_Strict):
             var = getattr(ch, "secret_env", None) or getattr(ch, "password_env", None)
             key = "secret_env" if isinstance(ch, WebhookChannel) else "password_env"
             if var and not env.get(var):
-                out.append(f"notifiers.channels.{name}.{key}: environment variable {var} is not set")
+                out.append(f"notifiers.channels.{name}.{key}: environment variable {var} is unset")
         return out

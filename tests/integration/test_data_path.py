@@ -166,3 +166,24 @@ def test_malformed_flood_interleaved_with_good(mosquitto, victoria, make_gateway
     assert gw.alive()
     assert gw.stop() == 0
     pub.close()
+
+
+def test_sigterm_stops_within_10s_with_store_down_and_loses_nothing(
+    mosquitto, victoria, make_gateway
+):
+    gw = make_gateway(mosquitto.url, victoria.url)
+    gw.start()
+    victoria.stop()
+    msgs, expected = logger_messages(3000, devices=6)
+    pub = Publisher(mosquitto.port)
+    pub.publish_all(msgs)
+    poll(lambda: gw.journaled() >= 3000, 30, what="every reading journaled", show=gw.journaled)
+    t0 = time.monotonic()
+    assert gw.stop() == 0
+    assert time.monotonic() - t0 < 10.0
+    victoria.start()
+    gw.start()  # the backlog goes out on the next start
+    poll(lambda: vm_by_device(victoria) == expected, 60, what="backlog forwarded after restart",
+         show=lambda: _diff(vm_by_device(victoria), expected))
+    assert gw.stop() == 0
+    pub.close()

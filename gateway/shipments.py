@@ -1,0 +1,410 @@
+"""Shipments: a product profile travelling on an asset (a truck) from start to stop.
+
+The registry is persisted in `DATA_DIR/shipments.sqlite` and does three things:
+
+* `enrich(readings)` (a JournalWriter enricher) tags readings of the asset with `shipment=ID`
+  when their *event time* falls inside the shipment, so a truck that uploads six hours of buffered
+  readings after the stop still gets them tagged with the shipment they belong to. Tag dicts are
+  shared between readings, so a reading gets a new dict, never an edited one.
+* `record(readings)` (a JournalWriter listener, after commit) keeps every tagged reading in the
+  table `shipment_readings`: the durable source for the shipment report, because the journal
+  deletes rows `retention_hours` after they were forwarded. `recover(journal)` at startup copies
+  tagged rows the listener may have missed (a crash between commit and listener).
+* start / stop / approve, each returning the old and new record for the audit trail.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.journal import Journal
+from gateway.lineprotocol import LineProtocolError, encode, parse_line
+from gateway.reading import Reading
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+TAG = "shipment"
+RECENT_NS = 30 * 86_400 * 1_000_000_000
+"""Stopped shipments this recent stay in the tagging index, for late buffered uploads."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS shipments (
+    id TEXT PRIMARY KEY,
+    asset TEXT NOT NULL,
+    site TEXT,
+    profile TEXT NOT NULL,
+    product TEXT NOT NULL DEFAULT '',
+    origin TEXT NOT NULL DEFAULT '',
+    destination TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT '',
+    started_at_ns INTEGER NOT NULL,
+    started_by TEXT NOT NULL,
+    stopped_at_ns INTEGER,
+    stopped_by TEXT,
+    stop_reason TEXT,
+    approved_at_ns INTEGER,
+    approved_by TEXT,
+    approved_name TEXT,
+    approval_meaning TEXT,
+    approved_digest TEXT
+);
+CREATE INDEX IF NOT EXISTS shipments_asset ON shipments(asset, started_at_ns);
+CREATE TABLE IF NOT EXISTS shipment_readings (
+    shipment_id TEXT NOT NULL,
+    measurement TEXT NOT NULL,
+    device TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    received_ns INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (shipment_id, measurement, device, ts_ns)
+) WITHOUT ROWID;
+"""
+
+
+class ShipmentError(ValueError):
+    """A shipment change that is not allowed (the message says why)."""
+
+
+class ShipmentNotFound(KeyError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Shipment:
+    id: str
+    asset: str
+    site: str | None
+    profile: str
+    product: str
+    origin: str
+    destination: str
+    note: str
+    started_at_ns: int
+    started_by: str
+    stopped_at_ns: int | None = None
+    stopped_by: str | None = None
+    stop_reason: str | None = None
+    approved_at_ns: int | None = None
+    approved_by: str | None = None
+    approved_name: str | None = None
+    approval_meaning: str | None = None
+    approved_digest: str | None = None
+    """SHA-256 of the report content QA signed (21 CFR 11.70: signature linked to record)."""
+
+    @property
+    def active(self) -> bool:
+        return self.stopped_at_ns is None
+
+    @property
+    def status(self) -> str:
+        if self.stopped_at_ns is None:
+            return "active"
+        return "approved" if self.approved_at_ns is not None else "stopped"
+
+    def contains(self, ts_ns: int) -> bool:
+        return self.started_at_ns <= ts_ns and (
+            self.stopped_at_ns is None or ts_ns < self.stopped_at_ns
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status
+        return d
+
+
+_COLS = [
+    "id",
+    "asset",
+    "site",
+    "profile",
+    "product",
+    "origin",
+    "destination",
+    "note",
+    "started_at_ns",
+    "started_by",
+    "stopped_at_ns",
+    "stopped_by",
+    "stop_reason",
+    "approved_at_ns",
+    "approved_by",
+    "approved_name",
+    "approval_meaning",
+    "approved_digest",
+]
+
+
+class ShipmentRegistry:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a shipment reading lost to power failure is still in the journal (recover()).
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+        self._index: dict[str, tuple[Shipment, ...]] = {}
+        self._known: frozenset[str] = frozenset()
+        self.recorded = 0
+        self._reindex()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- queries ------------------------------------------------------------------------------
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[Shipment]:
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [Shipment(*r) for r in rows]
+
+    def get(self, shipment_id: str) -> Shipment | None:
+        found = self._rows(f"SELECT {', '.join(_COLS)} FROM shipments WHERE id = ?", (shipment_id,))
+        return found[0] if found else None
+
+    def require(self, shipment_id: str) -> Shipment:
+        s = self.get(shipment_id)
+        if s is None:
+            raise ShipmentNotFound(shipment_id)
+        return s
+
+    def list_shipments(
+        self, status: str | None = None, asset: str | None = None, limit: int = 500
+    ) -> list[Shipment]:
+        where, args = [], []
+        if status == "active":
+            where.append("stopped_at_ns IS NULL")
+        elif status == "stopped":
+            where.append("stopped_at_ns IS NOT NULL AND approved_at_ns IS NULL")
+        elif status == "approved":
+            where.append("approved_at_ns IS NOT NULL")
+        if asset is not None:
+            where.append("asset = ?")
+            args.append(asset)
+        sql = f"SELECT {', '.join(_COLS)} FROM shipments"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at_ns DESC, id LIMIT ?"
+        return self._rows(sql, [*args, limit])
+
+    def active_for(self, asset: str) -> Shipment | None:
+        found = self._rows(
+            f"SELECT {', '.join(_COLS)} FROM shipments WHERE asset = ? AND stopped_at_ns IS NULL",
+            (asset,),
+        )
+        return found[0] if found else None
+
+    # -- changes ------------------------------------------------------------------------------
+    def _reindex(self) -> None:
+        """Rebuild the asset → shipments index that enrich() reads without a lock."""
+        since = time.time_ns() - RECENT_NS
+        recent = self._rows(
+            f"SELECT {', '.join(_COLS)} FROM shipments "
+            "WHERE stopped_at_ns IS NULL OR stopped_at_ns >= ? ORDER BY started_at_ns DESC",
+            (since,),
+        )
+        index: dict[str, list[Shipment]] = {}
+        for s in recent:
+            index.setdefault(s.asset, []).append(s)
+        self._index = {k: tuple(v) for k, v in index.items()}
+        with self._lock:
+            ids = self._db.execute("SELECT id FROM shipments").fetchall()
+        self._known = frozenset(r[0] for r in ids)
+
+    def start(
+        self,
+        asset: str,
+        profile: str,
+        by: str,
+        *,
+        shipment_id: str | None = None,
+        site: str | None = None,
+        product: str = "",
+        origin: str = "",
+        destination: str = "",
+        note: str = "",
+        now_ns: int | None = None,
+    ) -> Shipment:
+        now = time.time_ns() if now_ns is None else now_ns
+        if not ID_RE.match(asset):
+            raise ShipmentError("asset must be 1-64 letters, digits, '_', '.', ':' or '-'")
+        if site is not None and not ID_RE.match(site):
+            raise ShipmentError("site must be 1-64 letters, digits, '_', '.', ':' or '-'")
+        if not profile:
+            raise ShipmentError("a shipment needs a product profile")
+        with self._lock:
+            current = self.active_for(asset)
+            if current is not None:
+                raise ShipmentError(f"asset {asset} already has active shipment {current.id}")
+            if shipment_id is None:
+                stamp = datetime.fromtimestamp(now / 1e9, UTC).strftime("%Y%m%d-%H%M%S")
+                base = f"SHP-{stamp}-{asset}"[:60]
+                shipment_id, n = base, 1
+                while self.get(shipment_id) is not None:
+                    n += 1
+                    shipment_id = f"{base}-{n}"
+            elif not ID_RE.match(shipment_id):
+                raise ShipmentError("shipment id must be 1-64 letters, digits, '_', '.', ':', '-'")
+            elif self.get(shipment_id) is not None:
+                raise ShipmentError(f"shipment {shipment_id} already exists")
+            s = Shipment(
+                shipment_id, asset, site, profile, product, origin, destination, note, now, by
+            )
+            self._db.execute(
+                f"INSERT INTO shipments ({', '.join(_COLS)}) VALUES ({', '.join('?' * len(_COLS))})",
+                [getattr(s, c) for c in _COLS],
+            )
+            self._reindex()
+        return s
+
+    def stop(
+        self, shipment_id: str, by: str, reason: str | None = None, now_ns: int | None = None
+    ) -> tuple[Shipment, Shipment]:
+        now = time.time_ns() if now_ns is None else now_ns
+        with self._lock:
+            old = self.require(shipment_id)
+            if not old.active:
+                raise ShipmentError(f"shipment {shipment_id} was already stopped")
+            new = replace(old, stopped_at_ns=max(now, old.started_at_ns + 1), stopped_by=by,
+                          stop_reason=reason)
+            self._db.execute(
+                "UPDATE shipments SET stopped_at_ns = ?, stopped_by = ?, stop_reason = ? "
+                "WHERE id = ?",
+                (new.stopped_at_ns, by, reason, shipment_id),
+            )
+            self._reindex()
+        return old, new
+
+    def approve(
+        self,
+        shipment_id: str,
+        by: str,
+        name: str,
+        meaning: str,
+        digest: str | None = None,
+        now_ns: int | None = None,
+    ) -> tuple[Shipment, Shipment]:
+        """Record QA's signed approval of the shipment report (once, after the stop)."""
+        now = time.time_ns() if now_ns is None else now_ns
+        with self._lock:
+            old = self.require(shipment_id)
+            if old.active:
+                raise ShipmentError(f"shipment {shipment_id} is still active: stop it first")
+            if old.approved_at_ns is not None:
+                raise ShipmentError(f"shipment {shipment_id} was already approved by "
+                                    f"{old.approved_by}")
+            new = replace(old, approved_at_ns=now, approved_by=by, approved_name=name,
+                          approval_meaning=meaning, approved_digest=digest)
+            self._db.execute(
+                "UPDATE shipments SET approved_at_ns = ?, approved_by = ?, approved_name = ?, "
+                "approval_meaning = ?, approved_digest = ? WHERE id = ?",
+                (now, by, name, meaning, digest, shipment_id),
+            )
+            self._reindex()
+        return old, new
+
+    # -- the data path ------------------------------------------------------------------------
+    def enrich(self, readings: Sequence[Reading]) -> None:
+        """JournalWriter enricher: tag readings of an asset inside a shipment (event time)."""
+        index = self._index
+        if not index:
+            return
+        for r in readings:
+            tags = r.tags
+            asset = tags.get("asset")
+            if asset is None:
+                continue
+            candidates = index.get(asset)
+            if candidates is None:
+                continue
+            for s in candidates:
+                if s.contains(r.ts_ns) and (s.site is None or tags.get("site") == s.site):
+                    if tags.get(TAG) != s.id:
+                        r.tags = {**tags, TAG: s.id}  # never edit the shared dict
+                    break
+
+    def record(self, readings: Sequence[Reading]) -> None:
+        """JournalWriter listener: keep tagged readings for the shipment report."""
+        known = self._known
+        if not known:
+            return
+        rows = [
+            (sid, r.measurement, r.tags.get("device", ""), r.ts_ns, r.received_ns, encode(r))
+            for r in readings
+            if (sid := r.tags.get(TAG)) is not None and sid in known
+        ]
+        if rows:
+            self._insert(rows)
+
+    def _insert(self, rows: list[tuple[str, str, str, int, int, str]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO shipment_readings (shipment_id, measurement, device, "
+                    "ts_ns, received_ns, line) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        self.recorded += len(rows)
+
+    def recover(self, journal: Journal, batch: int = 5000) -> int:
+        """Copy tagged journal rows the listener may have missed (call once at startup, in a
+        worker thread, before the writer runs). Returns rows copied or already present."""
+        recent = [s for s in self.list_shipments(limit=10_000) if s.active or (
+            s.stopped_at_ns is not None and s.stopped_at_ns >= time.time_ns() - RECENT_NS)]
+        if not recent:
+            return 0
+        since = min(s.started_at_ns for s in recent) - 86_400 * 1_000_000_000
+        known = self._known
+        rows: list[tuple[str, str, str, int, int, str]] = []
+        total = 0
+        for jr in journal.lines_since(since):
+            if "shipment=" not in jr.line:
+                continue
+            try:
+                measurement, tags, _fields, ts = parse_line(jr.line)
+            except LineProtocolError:
+                continue
+            sid = tags.get(TAG)
+            if sid is None or sid not in known or ts is None:
+                continue
+            rows.append((sid, measurement, tags.get("device", ""), ts, jr.received_ns, jr.line))
+            if len(rows) >= batch:
+                self._insert(rows)
+                total += len(rows)
+                rows = []
+        if rows:
+            self._insert(rows)
+            total += len(rows)
+        return total
+
+    def readings(self, shipment_id: str) -> Iterable[tuple[str, str, int, str]]:
+        """(measurement, device, ts_ns, line) of a shipment, per device in time order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT measurement, device, ts_ns, line FROM shipment_readings "
+                "WHERE shipment_id = ? ORDER BY device, measurement, ts_ns",
+                (shipment_id,),
+            ).fetchall()
+        return rows
+
+    def reading_count(self, shipment_id: str) -> int:
+        with self._lock:
+            return int(
+                self._db.execute(
+                    "SELECT COUNT(*) FROM shipment_readings WHERE shipment_id = ?", (shipment_id,)
+                ).fetchone()[0]
+            )

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import asyncio
+
+from gateway.supervisor import Supervisor
+
+
+async def test_failing_task_is_restarted_and_others_keep_running() -> None:
+    sup = Supervisor(min_backoff_s=0.01, max_backoff_s=0.05)
+    attempts = 0
+    ticks = 0
+    recovered = asyncio.Event()
+
+    async def flaky() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 3:
+            raise RuntimeError(f"boom {attempts}")
+        recovered.set()
+        await asyncio.Event().wait()
+
+    async def steady() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    sup.spawn("flaky", flaky)
+    sup.spawn("steady", steady)
+    async with asyncio.timeout(5):
+        await recovered.wait()
+    before = ticks
+    await asyncio.sleep(0.02)
+    assert ticks > before  # the steady task never stopped
+    assert sup.states["flaky"].restarts == 3
+    assert sup.states["flaky"].last_error == "RuntimeError: boom 3"
+    assert sup.states["steady"].restarts == 0 and sup.restarts == 3
+    await sup.stop()
+    assert not sup.states["steady"].running
+
+
+async def test_backoff_grows_between_restarts() -> None:
+    sup = Supervisor(min_backoff_s=0.02, max_backoff_s=0.08)
+    times: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def always_fails() -> None:
+        times.append(loop.time())
+        raise ValueError("no")
+
+    sup.spawn("bad", always_fails)
+    async with asyncio.timeout(5):
+        while len(times) < 5:
+            await asyncio.sleep(0.005)
+    await sup.stop()
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert gaps[0] < gaps[2]  # 0.02 → 0.08 (with ±20 % jitter)
+    assert max(gaps) < 0.2
