@@ -8,6 +8,8 @@ Gateway wiring:
     events += engine.tick()                  # about once a second
     kpi = engine.kpi_reading()               # Reading | None, write it like any reading
     readings = [alert_event_to_reading(e) for e in events]
+    readings += engine.drain_readings()      # `cycle` readings of finished production cycles
+    engine.list_cycles(device=, batch=, since_ns=), engine.get_cycle(id)   # cycle summaries
 """
 
 from alert_rules.clock import Clock, ManualClock, SystemClock
@@ -22,6 +24,7 @@ from alert_rules.config import (
     load_pack,
     load_rules_config,
 )
+from alert_rules.cycles import Cycle, CycleStore
 from alert_rules.engine import RulesEngine, source_of
 from alert_rules.influx import alert_event_to_reading
 from alert_rules.kpi import KPI_MEASUREMENT, AlarmKpis
@@ -50,6 +53,8 @@ __all__ = [
     "Binding",
     "Clock",
     "CompiledRule",
+    "Cycle",
+    "CycleStore",
     "EventKind",
     "ManualClock",
     "Priority",

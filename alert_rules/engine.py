@@ -2,7 +2,8 @@
 
 The gateway calls `process(readings)` after each journal commit (arrival order, any batch size)
 and `tick(now_ns)` about once a second. Both return AlertEvents for notifiers and, through
-`alert_event_to_reading`, for the journal / InfluxDB.
+`alert_event_to_reading`, for the journal / InfluxDB. Production cycles (alert_rules/cycles.py)
+end inside `process()`; their `cycle` readings wait for `drain_readings()`.
 
 Event time: each series (measurement, device) is evaluated in timestamp order. A batch is sorted
 before evaluation; with `lateness > 0` readings also wait in a per-series reorder buffer until the
@@ -26,7 +27,14 @@ from typing import Any
 
 from alert_rules.clock import Clock, SystemClock
 from alert_rules.config import CompiledRule, RuleLibrary, RulesConfig
+from alert_rules.cycles import Cycle, CycleKeeper, CycleStore
 from alert_rules.kinds.base import Evaluator
+from alert_rules.kinds.cycle import (
+    DEFAULT_CYCLE_PROFILE,
+    CycleEvaluator,
+    CycleParticipant,
+    CycleRule,
+)
 from alert_rules.kinds.mkt import MktEvaluator
 from alert_rules.kpi import AlarmKpis, compute_kpis
 from alert_rules.lifecycle import AlertManager
@@ -91,6 +99,8 @@ class _Series:
         "arrival",
         "asset",
         "bound",
+        "cycle",
+        "cycle_parts",
         "dirty",
         "equipment",
         "feeds",
@@ -114,6 +124,9 @@ class _Series:
         self.arrival: list[_Bound] = []
         self.suppressors: list[_Bound] = []
         self.rules: dict[str, _Bound] = {}
+        self.cycle: _Bound | None = None
+        """The series' cycle rule, when a rule judges whole cycles (alert_rules/cycles.py)."""
+        self.cycle_parts: list[_Bound] = []
         self.last_ts = -(2**63)
         self.max_seen = -(2**63)
         self.pending: list[Reading] = []
@@ -169,6 +182,9 @@ class RulesEngine:
         self._last_kpi: int | None = None
         self.stats = {"readings": 0, "late": 0, "replayed": 0, "series": 0, "events": 0}
         """Counters for the gateway's metrics: late = skipped, older than the series' state."""
+        self._cycles = CycleKeeper(store, self.alerts, self.clock)
+        self.cycles: CycleStore = self._cycles.store
+        """Cycle / batch summaries: list_cycles(device=, batch=, since_ns=), get_cycle(id)."""
 
     def _rule(self, rule_id: str) -> CompiledRule | None:
         return self._rules_by_id.get(rule_id)
@@ -204,20 +220,30 @@ class RulesEngine:
         old = s.rules
         s.rules = {}
         for rule in self.library.rules_for(s.measurement, tags):
-            self._rules_by_id.setdefault(rule.id, rule)
-            b = old.get(rule.id)
-            if b is None or b.rule is not rule or b.point.source != source:
-                point = _Point(self.alerts, rule, source, s.name)
-                b = _Bound(rule, point, rule.spec.build(point))
-                saved = self._saved_rules.pop((rule.id, s.name), None)
-                if saved is not None and saved[0] == rule.fingerprint:
-                    b.ev.load(saved[1])
-            s.rules[rule.id] = b
+            s.rules[rule.id] = self._bound(s, rule, source, old)
+        s.cycle_parts = [b for b in s.rules.values() if isinstance(b.ev, CycleParticipant)]
+        s.cycle = next((b for b in s.rules.values() if isinstance(b.ev, CycleEvaluator)), None)
+        if s.cycle is None and s.cycle_parts:  # cycles by batch tag unless a rule says otherwise
+            rule = self.library.compile(DEFAULT_CYCLE_PROFILE, CycleRule(id="cycle"))
+            s.cycle = s.rules[rule.id] = self._bound(s, rule, source, old)
         s.bound = [b for b in s.rules.values() if not b.ev.on_arrival and b.field]
         s.feeds = [(b.field, b.ev.feed) for b in s.bound]  # type: ignore[misc]
         s.arrival = [b for b in s.rules.values() if b.ev.on_arrival]
         s.suppressors = [b for b in s.rules.values() if b.rule.spec.suppress_when]
         s.dirty = True
+
+    def _bound(
+        self, s: _Series, rule: CompiledRule, source: str, old: dict[str, _Bound]
+    ) -> _Bound:
+        self._rules_by_id.setdefault(rule.id, rule)
+        b = old.get(rule.id)
+        if b is None or b.rule is not rule or b.point.source != source:
+            point = _Point(self.alerts, rule, source, s.name)
+            b = _Bound(rule, point, rule.spec.build(point))
+            saved = self._saved_rules.pop((rule.id, s.name), None)
+            if saved is not None and saved[0] == rule.fingerprint:
+                b.ev.load(saved[1])
+        return b
 
     # -- ingest ------------------------------------------------------------------------------
     def process(self, readings: Sequence[Reading]) -> list[AlertEvent]:
@@ -274,10 +300,15 @@ class RulesEngine:
             self._skip(r)
             return
         s.last_ts = ts
+        mgr = self.alerts
+        if s.cycle is not None:
+            mgr.ctx_received_ns = r.received_ns
+            mgr.ctx_tags = r.tags
+            self._cycles.step(s, r)
+            s.dirty = True
         if not s.bound:
             return
         s.dirty = True
-        mgr = self.alerts
         mgr.ctx_received_ns = r.received_ns
         mgr.ctx_tags = r.tags
         if s.suppressors:
@@ -435,6 +466,27 @@ class RulesEngine:
         self, source: str, by: str, reason: str, out: bool = True, rule: str = "*"
     ) -> list[ActionResult]:
         return self.alerts.set_out_of_service(source, by, reason, out, rule)
+
+    # -- production cycles -------------------------------------------------------------------
+    def drain_readings(self) -> list[Reading]:
+        """Readings the engine made since the last call (a `cycle` reading per finished cycle);
+        write them like collected readings. They are outputs: do not feed them back in."""
+        return self._cycles.drain()
+
+    def list_cycles(
+        self,
+        device: str | None = None,
+        batch: str | None = None,
+        since_ns: int | None = None,
+        verdict: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[Cycle]:
+        """Cycle summaries, newest first (`since_ns`: started at or after, event time)."""
+        return self.cycles.list_cycles(device, batch, since_ns, verdict, status, limit)
+
+    def get_cycle(self, cycle_id: int) -> Cycle | None:
+        return self.cycles.get_cycle(cycle_id)
 
     # -- introspection -----------------------------------------------------------------------
     def rules_of(self, measurement: str, device: str) -> list[str]:

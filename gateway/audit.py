@@ -80,9 +80,7 @@ def redact_config(text: str) -> str:
 
 
 def _row_hash(row: dict[str, Any]) -> str:
-    canonical = json.dumps(
-        [row[k] for k in _HASHED], ensure_ascii=False, separators=(",", ":")
-    )
+    canonical = json.dumps([row[k] for k in _HASHED], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -200,7 +198,9 @@ class AuditTrail:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                last = db.execute(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
                 row["seq"] = (last[0] + 1) if last else 1
                 row["prev_hash"] = last[1] if last else GENESIS
                 row["hash"] = _row_hash(row)
@@ -269,7 +269,8 @@ class AuditTrail:
         limit: int = 1000,
         newest_first: bool = False,
     ) -> list[AuditRow]:
-        where, args = ["seq > ?"], [after_seq]
+        where: list[str] = ["seq > ?"]
+        args: list[Any] = [after_seq]
         for col, val in (
             ("actor", actor),
             ("entity", entity),
@@ -309,7 +310,9 @@ class AuditTrail:
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the newest row: record it elsewhere to detect tail truncation."""
         with self._lock:
-            row = self._db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            row = self._db.execute(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
         return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
     def _iter_all(self, chunk: int = 5000) -> Iterator[dict[str, Any]]:
@@ -335,12 +338,17 @@ class AuditTrail:
             if seq != expected_seq:
                 what = "missing" if seq > expected_seq else "out of order"
                 return VerifyResult(
-                    False, n, expected_seq,
-                    f"row {expected_seq} is {what} (next row found is {seq})", prev_hash,
+                    False,
+                    n,
+                    expected_seq,
+                    f"row {expected_seq} is {what} (next row found is {seq})",
+                    prev_hash,
                 )
             if row["prev_hash"] != prev_hash:
                 return VerifyResult(
-                    False, n, seq,
+                    False,
+                    n,
+                    seq,
                     f"prev_hash does not match row {seq - 1}'s hash "
                     "(a row before it was changed, or rows were inserted or removed)",
                     prev_hash,
@@ -351,7 +359,10 @@ class AuditTrail:
                 return VerifyResult(False, n, seq, f"row cannot be hashed: {e}", prev_hash)
             if actual != row["hash"]:
                 return VerifyResult(
-                    False, n, seq, "content does not match its hash (the row was changed)",
+                    False,
+                    n,
+                    seq,
+                    "content does not match its hash (the row was changed)",
                     prev_hash,
                 )
             prev_hash, expected_seq, n = row["hash"], seq + 1, n + 1

@@ -291,6 +291,8 @@ def load_or_create_key(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        fd = -1
+    if fd < 0:
         if path.stat().st_mode & 0o077:
             os.chmod(path, 0o600)
         key = path.read_bytes()

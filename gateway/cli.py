@@ -84,17 +84,12 @@ def simulate(
 
 def _mount_subcommands() -> None:
     from dashboards.cli import app as dashboards_app
+    from gateway.admin_cli import audit_app, report_app, user_app
 
     app.add_typer(dashboards_app, name="dashboards", help="Grafana dashboards: export, push")
-
-
-_mount_subcommands()
-
-
-def _mount_subcommands() -> None:
-    from dashboards.cli import app as dashboards_app
-
-    app.add_typer(dashboards_app, name="dashboards", help="Grafana dashboards: export, push")
+    app.add_typer(user_app, name="user", help="Users: add, list, disable, enable, set-password")
+    app.add_typer(audit_app, name="audit", help="Audit trail: verify, show")
+    app.add_typer(report_app, name="report", help="Reports: shipment ID --format pdf|csv")
 
 
 _mount_subcommands()

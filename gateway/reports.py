@@ -34,8 +34,12 @@ MAX_GAP_NS = 3600 * 1_000_000_000
 CHART_POINTS = 1500
 """Points per device in the PDF chart (min/max per bucket, so excursions stay visible)."""
 
-_OPS = {">": lambda v, x: v > x, ">=": lambda v, x: v >= x,
-        "<": lambda v, x: v < x, "<=": lambda v, x: v <= x}
+_OPS = {
+    ">": lambda v, x: v > x,
+    ">=": lambda v, x: v >= x,
+    "<": lambda v, x: v < x,
+    "<=": lambda v, x: v <= x,
+}
 
 
 def fmt_ts(ns: int | None) -> str:
@@ -60,7 +64,8 @@ class BandSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.op} {self.limit:g} °C"
+        sym = {">=": "\u2265", "<=": "\u2264"}.get(self.op, self.op)
+        return f"{sym} {self.limit:g} °C"
 
     def beyond(self, v: float) -> bool:
         return _OPS[self.op](v, self.limit)
@@ -251,8 +256,9 @@ def gather_alerts(store: Any, shipment: Shipment, limit: int = 10_000) -> list[R
         if not mine:
             continue
         actions = tuple(
-            AlertAction(h["kind"], h["old_state"], h["new_state"], h["wall_ns"], h["by"],
-                        h["reason"])
+            AlertAction(
+                h["kind"], h["old_state"], h["new_state"], h["wall_ns"], h["by"], h["reason"]
+            )
             for h in store.history(a.id)
         )
         out.append(ReportAlert(a.to_dict(), actions))
@@ -269,9 +275,7 @@ def build_report(
     """Statistics of the shipment's readings: rows are (measurement, device, ts_ns, line)."""
     end = shipment.stopped_at_ns
     by_series = _series_from_lines(rows, FIELD)
-    series = [
-        _stats(dev, meas, pts, end, limits) for (dev, meas), pts in sorted(by_series.items())
-    ]
+    series = [_stats(dev, meas, pts, end, limits) for (dev, meas), pts in sorted(by_series.items())]
     summary = SeriesStats("all devices (worst)", "", n=sum(s.n for s in series))
     summary.band_s = {b.label: 0.0 for b in limits.bands}
     present = [s for s in series if s.n]
@@ -296,8 +300,16 @@ def build_report(
 # -- CSV --------------------------------------------------------------------------------------
 def _stats_row(s: SeriesStats) -> list[str]:
     return [
-        s.device, s.measurement, str(s.n), fmt_ts(s.first_ns), fmt_ts(s.last_ns),
-        _num(s.min), _num(s.max), _num(s.mean), _num(s.mkt), f"{s.held_s:.0f}",
+        s.device,
+        s.measurement,
+        str(s.n),
+        fmt_ts(s.first_ns),
+        fmt_ts(s.last_ns),
+        _num(s.min),
+        _num(s.max),
+        _num(s.mean),
+        _num(s.mkt),
+        f"{s.held_s:.0f}",
     ]
 
 
@@ -307,10 +319,17 @@ def _csv_body(r: ShipmentReport) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["section", "key", "value"])
     for k, v in (
-        ("id", s.id), ("asset", s.asset), ("site", s.site or ""), ("profile", s.profile),
-        ("product", s.product), ("origin", s.origin), ("destination", s.destination),
-        ("started_at", fmt_ts(s.started_at_ns)), ("started_by", s.started_by),
-        ("stopped_at", fmt_ts(s.stopped_at_ns)), ("stopped_by", s.stopped_by or ""),
+        ("id", s.id),
+        ("asset", s.asset),
+        ("site", s.site or ""),
+        ("profile", s.profile),
+        ("product", s.product),
+        ("origin", s.origin),
+        ("destination", s.destination),
+        ("started_at", fmt_ts(s.started_at_ns)),
+        ("started_by", s.started_by),
+        ("stopped_at", fmt_ts(s.stopped_at_ns)),
+        ("stopped_by", s.stopped_by or ""),
         ("status", "active" if s.active else "stopped"),
     ):
         w.writerow(["shipment", k, v])
@@ -322,8 +341,21 @@ def _csv_body(r: ShipmentReport) -> str:
     if r.limits.mkt_limit is not None:
         w.writerow(["limits", "mkt_limit_c", f"{r.limits.mkt_limit:g}"])
     w.writerow([])
-    w.writerow(["statistics", "device", "measurement", "readings", "first", "last", "min_c",
-                "max_c", "mean_c", "mkt_c", "covered_s"])
+    w.writerow(
+        [
+            "statistics",
+            "device",
+            "measurement",
+            "readings",
+            "first",
+            "last",
+            "min_c",
+            "max_c",
+            "mean_c",
+            "mkt_c",
+            "covered_s",
+        ]
+    )
     for st in [r.summary, *r.series]:
         w.writerow(["statistics", *_stats_row(st)])
     w.writerow([])
@@ -332,23 +364,62 @@ def _csv_body(r: ShipmentReport) -> str:
         for label, secs in st.band_s.items():
             w.writerow(["out_of_range", st.device, label, f"{secs:.0f}", fmt_dur(secs)])
     w.writerow([])
-    w.writerow(["alerts", "id", "rule", "source", "severity", "state", "raised_at", "cleared_at",
-                "value", "message", "retrospective", "acked_by", "acked_at", "closed_by",
-                "closed_at"])
+    w.writerow(
+        [
+            "alerts",
+            "id",
+            "rule",
+            "source",
+            "severity",
+            "state",
+            "raised_at",
+            "cleared_at",
+            "value",
+            "message",
+            "retrospective",
+            "acked_by",
+            "acked_at",
+            "closed_by",
+            "closed_at",
+        ]
+    )
     for ra in r.alerts:
         a = ra.alert
-        w.writerow([
-            "alerts", a["id"], a["rule"], a["source"], a["severity"], a["state"],
-            fmt_ts(a["raised_at"]), fmt_ts(a["cleared_at"]), _num(a["value"]), a["message"],
-            str(bool(a["retrospective"])).lower(), a["acked_by"] or "", fmt_ts(a["acked_at"]),
-            a["closed_by"] or "", fmt_ts(a["closed_at"]),
-        ])
+        w.writerow(
+            [
+                "alerts",
+                a["id"],
+                a["rule"],
+                a["source"],
+                a["severity"],
+                a["state"],
+                fmt_ts(a["raised_at"]),
+                fmt_ts(a["cleared_at"]),
+                _num(a["value"]),
+                a["message"],
+                str(bool(a["retrospective"])).lower(),
+                a["acked_by"] or "",
+                fmt_ts(a["acked_at"]),
+                a["closed_by"] or "",
+                fmt_ts(a["closed_at"]),
+            ]
+        )
     w.writerow([])
     w.writerow(["actions", "alert_id", "kind", "old_state", "new_state", "at", "by", "reason"])
     for ra in r.alerts:
         for act in ra.actions:
-            w.writerow(["actions", ra.alert["id"], act.kind, act.old_state or "", act.new_state,
-                        fmt_ts(act.at_ns), act.by or "", act.reason or ""])
+            w.writerow(
+                [
+                    "actions",
+                    ra.alert["id"],
+                    act.kind,
+                    act.old_state or "",
+                    act.new_state,
+                    fmt_ts(act.at_ns),
+                    act.by or "",
+                    act.reason or "",
+                ]
+            )
     return buf.getvalue()
 
 
@@ -382,11 +453,15 @@ def to_csv(r: ShipmentReport) -> str:
 
 
 # -- PDF --------------------------------------------------------------------------------------
-def _pdf_text(s: str) -> str:
+def _latin(s: str) -> str:
     """Standard PDF fonts lack ≥ ≤ and most non-Latin-1; keep the meaning in ASCII."""
-    s = s.replace("≥", ">=").replace("≤", "<=").replace("−", "-")
-    s = s.encode("latin-1", "replace").decode("latin-1")
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = s.replace("\u2265", ">=").replace("\u2264", "<=").replace("\u2212", "-")
+    return s.encode("latin-1", "replace").decode("latin-1")
+
+
+def _pdf_text(s: str) -> str:
+    """Text for a Paragraph (which reads mark-up): Latin-1 and escaped."""
+    return _latin(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _chart(r: ShipmentReport, width: float, height: float) -> Any:
@@ -403,8 +478,10 @@ def _chart(r: ShipmentReport, width: float, height: float) -> Any:
         return d
     end = r.shipment.stopped_at_ns or max(p[-1][0] for p in curves.values())
     x_max = max((end - t0) / 3.6e12, 1e-3)
-    palette = [colors.HexColor(c) for c in ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b",
-                                            "#17becf", "#7f7f7f")]
+    palette = [
+        colors.HexColor(c)
+        for c in ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#7f7f7f")
+    ]
     data: list[list[tuple[float, float]]] = []
     styles: list[tuple[Any, float, Any]] = []
     legend: list[tuple[Any, str]] = []
@@ -412,13 +489,13 @@ def _chart(r: ShipmentReport, width: float, height: float) -> Any:
         data.append([((ts - t0) / 3.6e12, v) for ts, v in pts])
         col = palette[i % len(palette)]
         styles.append((col, 1.0, None))
-        legend.append((col, _pdf_text(dev)))
+        legend.append((col, _latin(dev)))
     lims = [(b.limit, b.label) for b in r.limits.bands]
     ys = [v for pts in curves.values() for _, v in pts] + [lim for lim, _ in lims]
     for lim, label in lims:
         data.append([(0.0, lim), (x_max, lim)])
         styles.append((colors.red, 0.8, [4, 3]))
-        legend.append((colors.red, _pdf_text(f"limit {label}")))
+        legend.append((colors.red, _latin(f"limit {label}")))
     lp = LinePlot()
     lp.x, lp.y, lp.width, lp.height = 45, 40, width - 60, height - 80
     lp.data = data
@@ -434,8 +511,11 @@ def _chart(r: ShipmentReport, width: float, height: float) -> Any:
     lp.xValueAxis.labelTextFormat = "%.1f"
     lp.yValueAxis.labelTextFormat = "%.1f"
     d.add(lp)
-    d.add(String(lp.x + lp.width / 2, 12, "hours since shipment start", textAnchor="middle",
-                 fontSize=8))
+    d.add(
+        String(
+            lp.x + lp.width / 2, 12, "hours since shipment start", textAnchor="middle", fontSize=8
+        )
+    )
     d.add(String(10, lp.y + lp.height / 2, "°C", fontSize=8))
     lg = Legend()
     lg.x, lg.y = 45, height - 8
@@ -457,17 +537,26 @@ def to_pdf(r: ShipmentReport) -> bytes:
     s = r.shipment
     ss = getSampleStyleSheet()
     small = ss["BodyText"].clone("small", fontSize=8, leading=10)
+    h2 = ss["Heading2"].clone("h2", keepWithNext=1)
     buf = io.BytesIO()
     doc = SimpleDocTemplate(
-        buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm,
-        bottomMargin=15 * mm, title=f"Shipment report {s.id}", author="vigil",
+        buf,
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=15 * mm,
+        bottomMargin=15 * mm,
+        title=f"Shipment report {s.id}",
+        author="vigil",
     )
-    grid = TableStyle([
-        ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
-        ("FONTSIZE", (0, 0), (-1, -1), 7.5),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ])
+    grid = TableStyle(
+        [
+            ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
+            ("FONTSIZE", (0, 0), (-1, -1), 7.5),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ]
+    )
 
     def p(text: str, style: Any = small) -> Any:
         return Paragraph(_pdf_text(text), style)
@@ -483,28 +572,60 @@ def to_pdf(r: ShipmentReport) -> bytes:
         Spacer(1, 4 * mm),
     ]
     info = [
-        ["Shipment", s.id, "Profile", f"{s.profile} {('- ' + r.limits.description) if r.limits.description else ''}"],
+        [
+            "Shipment",
+            s.id,
+            "Profile",
+            f"{s.profile} {('- ' + r.limits.description) if r.limits.description else ''}",
+        ],
         ["Asset", f"{s.site + '/' if s.site else ''}{s.asset}", "Product", s.product],
         ["Origin", s.origin, "Destination", s.destination],
-        ["Started", f"{fmt_ts(s.started_at_ns)} by {s.started_by}", "Stopped",
-         f"{fmt_ts(s.stopped_at_ns)} by {s.stopped_by}" if s.stopped_at_ns else "still active"],
+        [
+            "Started",
+            f"{fmt_ts(s.started_at_ns)} by {s.started_by}",
+            "Stopped",
+            f"{fmt_ts(s.stopped_at_ns)} by {s.stopped_by}" if s.stopped_at_ns else "still active",
+        ],
     ]
     t = Table([[p(c) for c in row] for row in info], colWidths=[22 * mm, 68 * mm, 22 * mm, 68 * mm])
-    t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-                           ("FONTSIZE", (0, 0), (-1, -1), 7.5)]))
+    t.setStyle(
+        TableStyle(
+            [("GRID", (0, 0), (-1, -1), 0.3, colors.grey), ("FONTSIZE", (0, 0), (-1, -1), 7.5)]
+        )
+    )
     story += [t, Spacer(1, 4 * mm)]
 
     # signature status first: the reviewer sees at once whether this is the signed record
-    sig_rows = [["Signature", ""]] + [[k.replace("_", " "), v] for k, v in _signature_rows(r)]
-    story += [Paragraph("Signature", ss["Heading2"]), table(sig_rows, [55 * mm, 125 * mm])]
+    sig_rows = [["item", "value"]] + [[k.replace("_", " "), v] for k, v in _signature_rows(r)]
+    story += [Paragraph("Signature", h2), table(sig_rows, [55 * mm, 125 * mm])]
 
-    story.append(Paragraph("Temperature", ss["Heading2"]))
+    story.append(Paragraph("Temperature", h2))
     story.append(_chart(r, 180 * mm, 80 * mm))
-    stat_rows = [["device", "readings", "first", "last", "min °C", "max °C", "mean °C",
-                  f"MKT °C (dH {r.limits.delta_h:g} kJ/mol)"]]
+    stat_rows = [
+        [
+            "device",
+            "readings",
+            "first",
+            "last",
+            "min °C",
+            "max °C",
+            "mean °C",
+            f"MKT °C (dH {r.limits.delta_h:g} kJ/mol)",
+        ]
+    ]
     for st in [r.summary, *r.series]:
-        stat_rows.append([st.device, str(st.n), fmt_ts(st.first_ns), fmt_ts(st.last_ns),
-                          _num(st.min), _num(st.max), _num(st.mean), _num(st.mkt)])
+        stat_rows.append(
+            [
+                st.device,
+                str(st.n),
+                fmt_ts(st.first_ns),
+                fmt_ts(st.last_ns),
+                _num(st.min),
+                _num(st.max),
+                _num(st.mean),
+                _num(st.mkt),
+            ]
+        )
     story += [Spacer(1, 2 * mm), table(stat_rows)]
     lim_text = []
     if r.limits.low is not None or r.limits.high is not None:
@@ -516,30 +637,58 @@ def to_pdf(r: ShipmentReport) -> bytes:
     if lim_text:
         story.append(p("Limits: " + "; ".join(lim_text)))
 
-    story.append(Paragraph("Time out of range", ss["Heading2"]))
+    story.append(Paragraph("Time out of range", h2))
     if r.limits.bands:
         band_rows = [["device", *[b.label for b in r.limits.bands]]]
         for st in [r.summary, *r.series]:
-            band_rows.append([st.device, *[fmt_dur(st.band_s.get(b.label, 0.0))
-                                           for b in r.limits.bands]])
+            band_rows.append(
+                [st.device, *[fmt_dur(st.band_s.get(b.label, 0.0)) for b in r.limits.bands]]
+            )
         story.append(table(band_rows))
     else:
         story.append(p("The profile defines no temperature bands."))
 
-    story.append(Paragraph("Alerts", ss["Heading2"]))
+    story.append(Paragraph("Alerts", h2))
     if not r.alerts:
         story.append(p("No alerts during the shipment."))
     for ra in r.alerts:
         a = ra.alert
-        head = (f"#{a['id']} {a['rule']} ({a['severity']}) on {a['source']}: {a['message']}. "
-                f"Raised {fmt_ts(a['raised_at'])}, cleared {fmt_ts(a['cleared_at']) or '-'}, "
-                f"state {a['state']}{', retrospective' if a['retrospective'] else ''}.")
+        head = (
+            f"#{a['id']} {a['rule']} ({a['severity']}) on {a['source']}: {a['message']}. "
+            f"Raised {fmt_ts(a['raised_at'])}, cleared {fmt_ts(a['cleared_at']) or '-'}, "
+            f"state {a['state']}{', retrospective' if a['retrospective'] else ''}."
+        )
         story.append(p(head))
         acts = [["time", "action", "old state", "new state", "by", "reason"]]
         for act in ra.actions:
-            acts.append([fmt_ts(act.at_ns), act.kind, act.old_state or "", act.new_state,
-                         act.by or "", act.reason or ""])
-        story += [table(acts, [32 * mm, 22 * mm, 28 * mm, 28 * mm, 25 * mm, 45 * mm]),
-                  Spacer(1, 2 * mm)]
+            acts.append(
+                [
+                    fmt_ts(act.at_ns),
+                    act.kind,
+                    act.old_state or "",
+                    act.new_state,
+                    act.by or "",
+                    act.reason or "",
+                ]
+            )
+        story += [
+            table(acts, [32 * mm, 22 * mm, 28 * mm, 28 * mm, 25 * mm, 45 * mm]),
+            Spacer(1, 2 * mm),
+        ]
     doc.build(story)
     return buf.getvalue()
+
+
+def report_for(
+    registry: Any,
+    shipment: Shipment,
+    alerts: list[ReportAlert],
+    library: Any,
+    now_ns: int | None = None,
+) -> ShipmentReport:
+    """The report of a shipment from its registry rows (blocking: use a worker thread)."""
+    import time
+
+    limits = profile_limits(library, shipment.profile)
+    now = time.time_ns() if now_ns is None else now_ns
+    return build_report(shipment, registry.readings(shipment.id), alerts, limits, now)

@@ -43,6 +43,13 @@ ALERT = Measurement(
     tags=("rule", "severity", "source"),
     fields=("state", "value", "message"),
 )
+CYCLE = Measurement(
+    "cycle",
+    tags=("line", "equipment", "device", "batch"),
+    fields=("f0_min", "verdict", "duration_s", "hold_s", "alerts", "data_gaps"),
+)
+"""One point per finished production cycle, at its end (alert_rules/cycles.py): F0 computed by
+the rules engine (the PLC's own is process.f0_min), verdict 1 pass / 0 fail, hold time."""
 GATEWAY = Measurement(
     "vigil_gateway",
     tags=("gateway",),
@@ -60,4 +67,6 @@ GATEWAY = Measurement(
     ),
 )
 
-MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (COLDCHAIN, PROCESS, ALERT, GATEWAY)}
+MEASUREMENTS: dict[str, Measurement] = {
+    m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY)
+}

@@ -260,7 +260,8 @@ class ShipmentRegistry:
                 shipment_id, asset, site, profile, product, origin, destination, note, now, by
             )
             self._db.execute(
-                f"INSERT INTO shipments ({', '.join(_COLS)}) VALUES ({', '.join('?' * len(_COLS))})",
+                f"INSERT INTO shipments ({', '.join(_COLS)}) "
+                f"VALUES ({', '.join('?' * len(_COLS))})",
                 [getattr(s, c) for c in _COLS],
             )
             self._reindex()
@@ -274,8 +275,12 @@ class ShipmentRegistry:
             old = self.require(shipment_id)
             if not old.active:
                 raise ShipmentError(f"shipment {shipment_id} was already stopped")
-            new = replace(old, stopped_at_ns=max(now, old.started_at_ns + 1), stopped_by=by,
-                          stop_reason=reason)
+            new = replace(
+                old,
+                stopped_at_ns=max(now, old.started_at_ns + 1),
+                stopped_by=by,
+                stop_reason=reason,
+            )
             self._db.execute(
                 "UPDATE shipments SET stopped_at_ns = ?, stopped_by = ?, stop_reason = ? "
                 "WHERE id = ?",
@@ -300,10 +305,17 @@ class ShipmentRegistry:
             if old.active:
                 raise ShipmentError(f"shipment {shipment_id} is still active: stop it first")
             if old.approved_at_ns is not None:
-                raise ShipmentError(f"shipment {shipment_id} was already approved by "
-                                    f"{old.approved_by}")
-            new = replace(old, approved_at_ns=now, approved_by=by, approved_name=name,
-                          approval_meaning=meaning, approved_digest=digest)
+                raise ShipmentError(
+                    f"shipment {shipment_id} was already approved by {old.approved_by}"
+                )
+            new = replace(
+                old,
+                approved_at_ns=now,
+                approved_by=by,
+                approved_name=name,
+                approval_meaning=meaning,
+                approved_digest=digest,
+            )
             self._db.execute(
                 "UPDATE shipments SET approved_at_ns = ?, approved_by = ?, approved_name = ?, "
                 "approval_meaning = ?, approved_digest = ? WHERE id = ?",
@@ -363,8 +375,12 @@ class ShipmentRegistry:
     def recover(self, journal: Journal, batch: int = 5000) -> int:
         """Copy tagged journal rows the listener may have missed (call once at startup, in a
         worker thread, before the writer runs). Returns rows copied or already present."""
-        recent = [s for s in self.list_shipments(limit=10_000) if s.active or (
-            s.stopped_at_ns is not None and s.stopped_at_ns >= time.time_ns() - RECENT_NS)]
+        recent = [
+            s
+            for s in self.list_shipments(limit=10_000)
+            if s.active
+            or (s.stopped_at_ns is not None and s.stopped_at_ns >= time.time_ns() - RECENT_NS)
+        ]
         if not recent:
             return 0
         since = min(s.started_at_ns for s in recent) - 86_400 * 1_000_000_000

@@ -91,7 +91,7 @@ class Mosquitto(Service):
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "max_queued_messages 1000000\n"
-            "max_inflight_messages 0\n"
+            "max_inflight_messages 1000\n"
             "persistence true\n"
             f"persistence_location {self.store}/\n"
             "autosave_interval 1\n"

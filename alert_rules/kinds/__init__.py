@@ -12,11 +12,19 @@ from pydantic import Field
 
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase
 from alert_rules.kinds.battery import BatteryLowRule
+from alert_rules.kinds.cycle import CycleRule
 from alert_rules.kinds.door import DoorOpenRule
 from alert_rules.kinds.duration import DurationRule
+from alert_rules.kinds.f0 import F0Rule
+from alert_rules.kinds.fill_weight import FillWeightRule
+from alert_rules.kinds.hold import HoldRule
 from alert_rules.kinds.mkt import MktRule
+from alert_rules.kinds.particles import ParticlesRule
+from alert_rules.kinds.phase_threshold import PhaseThresholdRule
 from alert_rules.kinds.power import PowerFailureRule
+from alert_rules.kinds.pressure_cascade import PressureCascadeRule
 from alert_rules.kinds.rate import RateOfChangeRule
+from alert_rules.kinds.saturated_steam import SaturatedSteamRule
 from alert_rules.kinds.sensor_fault import SensorFaultRule
 from alert_rules.kinds.stale import StaleRule
 from alert_rules.kinds.threshold import ThresholdRule
@@ -30,7 +38,16 @@ RuleSpec = Annotated[
     | SensorFaultRule
     | BatteryLowRule
     | PowerFailureRule
-    | DoorOpenRule,
+    | DoorOpenRule
+    # production (docs/production_rules.md)
+    | PhaseThresholdRule
+    | CycleRule
+    | F0Rule
+    | HoldRule
+    | SaturatedSteamRule
+    | PressureCascadeRule
+    | ParticlesRule
+    | FillWeightRule,
     Field(discriminator="kind"),
 ]
 
@@ -46,6 +63,14 @@ RULE_KINDS: dict[str, type[RuleBase]] = {
         BatteryLowRule,
         PowerFailureRule,
         DoorOpenRule,
+        PhaseThresholdRule,
+        CycleRule,
+        F0Rule,
+        HoldRule,
+        SaturatedSteamRule,
+        PressureCascadeRule,
+        ParticlesRule,
+        FillWeightRule,
     )
 }
 

@@ -1,9 +1,9 @@
 """`f0`: F0 (equivalent minutes at 121.1 °C) of a steam sterilisation cycle, with its verdict.
 
-    F0 = Σ Δt · 10^((T − T_ref) / z)        Δt in minutes, z = 10 °C, T_ref = 121.1 °C
+    F0 = Σ Δt · 10^((T - T_ref) / z)        Δt in minutes, z = 10 °C, T_ref = 121.1 °C
 
 Integrated on event time over the actual sample intervals with the **trapezoid rule on the
-lethal rate** L = 10^((T − T_ref)/z): an interval [a, b] adds (L(a) + L(b)) / 2 · (b − a). It is
+lethal rate** L = 10^((T - T_ref)/z): an interval [a, b] adds (L(a) + L(b)) / 2 · (b - a). It is
 exact for a constant temperature and, unlike a left Riemann sum, does not under-count the heat-up
 and over-count the cool-down when the logging interval is long. An interval counts when its left
 reading is in one of `phases` (None: the whole cycle).
@@ -14,8 +14,9 @@ min(L(a), L(b)) · max_gap — as if the lower of the two temperatures at its en
 `gap_fails` (default), fails.
 
 The cycle passes when it holds `temp` (≥ 121 °C) continuously for `duration` (15 min), as the
-`hold` kind measures it, and F0 ≥ `target`. z and T_ref are configurable, so the same kind gives
-F_H for dry heat (z = 20 °C, T_ref = 170 °C).
+`hold` kind measures it, F0 ≥ `target`, and no gap or implausible reading (`sensor_min` ..
+`sensor_max`) spoils the record; a short hold alarms as soon as the hold phase ends. z and T_ref
+are configurable, so the same kind gives F_H for dry heat (z = 20 °C, T_ref = 170 °C).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ MIN_NS = 60e9
 
 
 def lethal_rate(temp_c: float, t_ref: float = 121.1, z: float = 10.0) -> float:
-    """Lethality per minute at temp_c: 1.0 at T_ref, ×10 per z degrees."""
+    """Lethality per minute at temp_c: 1.0 at T_ref, x10 per z degrees."""
     return float(10.0 ** ((temp_c - t_ref) / z))
 
 

@@ -1,12 +1,12 @@
 """`phase_threshold`: a limit or a band that applies only in some process phases (recipe bands).
 
 A chamber must stay ≥ 121 °C while the autoclave's phase is `hold`, but not during heat-up; a
-freeze-dryer's chamber pressure must stay within 0.02–1 mbar in primary drying, but is at
+freeze-dryer's chamber pressure must stay within 0.02-1 mbar in primary drying, but is at
 atmospheric pressure while loading. The phase comes from the reading's `phase` tag (the PLC's
 recipe step, see docs/modbus.md).
 
 Give `low`, `high` or both (a band); like `threshold`, limits are alarm limits, inclusive unless
-`inclusive: false` — a recipe band "0.02–1 mbar allowed" is `low: 0.02, high: 1, inclusive:
+`inclusive: false` — a recipe band "0.02-1 mbar allowed" is `low: 0.02, high: 1, inclusive:
 false`. In the listed phases the rule behaves as `threshold` (on-delay, off-delay, deadband);
 outside them, and for `settle` after a phase begins (a shelf needs time to reach its
 set-point), the value counts as normal, so an active alarm returns to normal when the phase ends.
@@ -27,7 +27,7 @@ from alert_rules.kinds.base import (
     fmt_ts,
     num,
 )
-from alert_rules.timers import NORMAL, UNKNOWN, ExcursionTimer
+from alert_rules.timers import ENTER, NORMAL, UNKNOWN, ExcursionTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.reading import FieldValue, Reading
 
@@ -61,14 +61,28 @@ class PhaseThresholdRule(RuleBase):
 
 
 class PhaseThresholdEvaluator(Evaluator):
-    __slots__ = ("hi", "lo", "phase", "phase_since", "phases", "settle", "spec", "timer")
+    __slots__ = (
+        "hi",
+        "lo",
+        "phase",
+        "phase_since",
+        "phases",
+        "run_phase",
+        "settle",
+        "spec",
+        "timer",
+    )
 
     def __init__(self, spec: PhaseThresholdRule, point: PointSink) -> None:
         super().__init__(spec.field, point)
         self.spec = spec
         self.phases = frozenset(spec.phases)
-        self.lo = None if spec.low is None else Limit(False, spec.low, spec.inclusive, spec.deadband)
-        self.hi = None if spec.high is None else Limit(True, spec.high, spec.inclusive, spec.deadband)
+        self.lo = (
+            None if spec.low is None else Limit(False, spec.low, spec.inclusive, spec.deadband)
+        )
+        self.hi = (
+            None if spec.high is None else Limit(True, spec.high, spec.inclusive, spec.deadband)
+        )
         side = None if self.lo is not None and self.hi is not None else self.hi is not None
         self.timer = ExcursionTimer(
             to_ns(spec.on_delay), to_ns(spec.off_delay), to_ns(spec.max_gap), side
@@ -76,6 +90,8 @@ class PhaseThresholdEvaluator(Evaluator):
         self.settle = to_ns(spec.settle)
         self.phase: str | None = None
         self.phase_since = 0
+        self.run_phase: str | None = None
+        """Phase of the latest reading beyond the limit (named in the alert)."""
 
     def status(self, v: float) -> int:
         if v != v:
@@ -94,6 +110,8 @@ class PhaseThresholdEvaluator(Evaluator):
             self.phase_since = ts
         if phase in self.phases and ts - self.phase_since >= self.settle:
             st = self.status(v)
+            if st == ENTER:
+                self.run_phase = phase
         else:
             st = NORMAL
         self.timer.feed(ts, st, v, self)
@@ -106,7 +124,7 @@ class PhaseThresholdEvaluator(Evaluator):
         else:
             assert lim is not None
             what = f"{lim.op} {fmt_num(lim.limit)}{s.unit}"
-        text = f"phase {self.phase}: {s.field} {what}"
+        text = f"phase {self.run_phase}: {s.field} {what}"
         if self.timer.on_delay:
             text += f" for {fmt_duration(self.timer.on_delay / 1e9)}"
         text += f" since {fmt_ts(started)} (value {fmt_num(value)}{s.unit})"
@@ -116,9 +134,15 @@ class PhaseThresholdEvaluator(Evaluator):
         self.point.clear(ended, at, value, peak)
 
     def dump(self) -> dict[str, Any]:
-        return {"timer": self.timer.dump(), "phase": self.phase, "phase_since": self.phase_since}
+        return {
+            "timer": self.timer.dump(),
+            "phase": self.phase,
+            "phase_since": self.phase_since,
+            "run_phase": self.run_phase,
+        }
 
     def load(self, state: dict[str, Any]) -> None:
         self.timer.load(state["timer"])
         self.phase = state["phase"]
         self.phase_since = state["phase_since"]
+        self.run_phase = state["run_phase"]

@@ -79,5 +79,7 @@ class MqttCollectorConfig(Strict):
         default_factory=lambda: [Subscription()], min_length=1
     )
     max_payload_bytes: int = Field(256 * 1024, gt=0)
+    max_batch_messages: int = Field(1000, gt=0)
+    """Messages handed to the journal together (one transaction, one round of acks)."""
     max_future_skew_s: float = Field(300.0, ge=0)
     """A reading timestamped further ahead of the gateway clock than this is rejected."""

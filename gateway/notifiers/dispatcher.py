@@ -178,7 +178,8 @@ class Channel:
             if d.key is not None and self.queue.has(d.key):
                 self.stats.superseded += 1  # a newer state of this alert is waiting
                 return
-            wait = max(delay, error.retry_after or 0.0) * random.uniform(0.9, 1.1)
+            wait = min(max(delay, error.retry_after or 0.0), cfg.retry_max_s)
+            wait *= random.uniform(0.9, 1.1)
             limit = cfg.give_up_after_s
             if limit is not None and time.monotonic() - d.queued_at + wait > limit:
                 self._fail(d, f"still failing after {d.attempts} attempts: {error}")
@@ -188,6 +189,7 @@ class Channel:
                 "notification failed; retrying",
                 extra={
                     "channel": self.name,
+                    "alert_id": d.event.alert.id,
                     "attempt": d.attempts,
                     "retry_in_s": round(wait, 2),
                     "error": str(error),

@@ -7,6 +7,7 @@ are logged; the message counts as sent.
 
 from __future__ import annotations
 
+import email.policy
 import logging
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
@@ -20,6 +21,10 @@ from gateway.notifiers.message import subject, text_body
 
 log = logging.getLogger("vigil.notifiers.email")
 
+POLICY = email.policy.SMTP.clone(max_line_length=998)
+"""No header folding: the stdlib's folding of encoded words doubles a space on unfolding
+("8  °C"); RFC 5322 allows 998 characters and subjects are capped at 250."""
+
 
 class EmailSender:
     kind = "email"
@@ -29,7 +34,8 @@ class EmailSender:
         self.config = config
         self._password = password
         self.gateway = gateway
-        domain = parseaddr(config.sender)[1].rpartition("@")[2]
+        self._envelope_from = parseaddr(config.sender)[1]
+        domain = self._envelope_from.rpartition("@")[2]
         self._domain = domain or "vigil.invalid"
 
     def key(self, event: AlertEvent) -> None:
@@ -40,7 +46,7 @@ class EmailSender:
         if isinstance(msg, EmailMessage):
             return msg
         event = delivery.event
-        msg = EmailMessage()
+        msg = EmailMessage(policy=POLICY)
         msg["From"] = self.config.sender
         msg["To"] = ", ".join(delivery.recipients)
         msg["Subject"] = subject(event)
@@ -59,7 +65,9 @@ class EmailSender:
         cfg = self.config
         try:
             refused, _ = await aiosmtplib.send(
-                self.message(delivery),
+                self.message(delivery).as_bytes(),  # our policy: aiosmtplib's would fold
+                sender=self._envelope_from,
+                recipients=[parseaddr(r)[1] or r for r in delivery.recipients],
                 hostname=cfg.host,
                 port=cfg.smtp_port,
                 username=cfg.username,

@@ -41,7 +41,7 @@ def cfg(routes: dict[str, Any], **extra: Any) -> NotifiersConfig:
     return NotifiersConfig.model_validate({"channels": channels(), "routes": routes, **extra})
 
 
-def errors(routes: dict[str, Any], **extra: Any) -> list[dict[str, Any]]:
+def errors(routes: dict[str, Any], **extra: Any) -> list[Any]:
     with pytest.raises(ValidationError) as e:
         cfg(routes, **extra)
     return e.value.errors()

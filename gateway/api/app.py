@@ -1,0 +1,91 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+
+from gateway.api import (
+    routes_alerts,
+    routes_audit,
+    routes_auth,
+    routes_devices,
+    routes_health,
+    routes_shipments,
+)
+from gateway.api.context import ApiContext
+from gateway.api.prom import make_registry
+from gateway.api.routes_health import VERSION
+
+log = logging.getLogger("vigil.api")
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+DESCRIPTION = """\
+vigil's operator, QA and regulator API (DESIGN §3).
+
+`/health`, `/ready`, `/metrics` and `POST /auth/login` are open; everything under `/api/v1/`
+needs `Authorization: Bearer <token>`. Roles: **viewer** (read-only, for regulators),
+**operator** (acknowledge, shelve, shipments), **qa** (also close alerts and approve shipment
+reports with an electronic signature), **admin** (users; read).
+Every change is written to the hash-chained audit trail (`GET /api/v1/audit`).
+"""
+
+
+ROUTERS = (
+    routes_health.router,
+    routes_auth.router,
+    routes_auth.users_router,
+    routes_alerts.router,
+    routes_devices.router,
+    routes_shipments.router,
+    routes_audit.router,
+)
+
+
+def api_routes() -> Iterator[APIRoute]:
+    """Every API route (for the route-walking permission test and docs)."""
+    for router in ROUTERS:
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                yield route
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="vigil gateway API",
+        version=VERSION,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.state.registry = make_registry(ctx)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The default handler echoes the input back; bytes or odd floats in it must not
+        # turn a 422 into a 500 while being serialised.
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    if WEB_DIR.is_dir():
+        app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
+
+        @app.get("/", include_in_schema=False)
+        async def index() -> FileResponse:
+            return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+    return app

@@ -1,0 +1,85 @@
+"""Authentication and permission dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.api.context import ApiContext
+from gateway.auth import AuthError, Perm, TokenClaims, User
+
+bearer = HTTPBearer(auto_error=False, description="token from POST /auth/login")
+
+
+def get_ctx(request: Request) -> ApiContext:
+    return request.app.state.ctx
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user: User
+    claims: TokenClaims
+    client: str
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def current_principal(
+    request: Request,
+    creds: HTTPAuthorizationCredentials | None = Depends(bearer),
+) -> Principal:
+    """The token's user, looked up now: a disabled user's tokens stop working at once."""
+    if creds is None:
+        raise _unauthorized("a bearer token is required (POST /auth/login)")
+    ctx = get_ctx(request)
+    try:
+        claims = ctx.tokens.verify(creds.credentials)
+    except AuthError as e:
+        raise _unauthorized(str(e)) from None
+    if ctx.users.is_revoked(claims.jti):
+        raise _unauthorized("token was revoked (logged out)")
+    user = ctx.users.get(claims.sub)
+    if user is None or not user.enabled:
+        raise _unauthorized("user is unknown or disabled")
+    return Principal(user, claims, client_of(request))
+
+
+def require(perm: Perm) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: the caller must hold `perm` (403 otherwise). The returned function carries
+    `.perm`, which the route-walking test reads to know what each route needs."""
+
+    async def dep(p: Principal = Depends(current_principal)) -> Principal:
+        if not p.user.can(perm):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {p.user.role} lacks the permission {perm}",
+            )
+        return p
+
+    dep.perm = perm  # type: ignore[attr-defined]
+    dep.__name__ = f"require_{perm.value.replace('.', '_')}"
+    return dep
+
+
+def route_permission(route: object) -> Perm | None:
+    """The permission a route's dependencies require (None: no token needed)."""
+    dependant = getattr(route, "dependant", None)
+    stack = [dependant] if dependant is not None else []
+    while stack:
+        d = stack.pop()
+        perm = getattr(d.call, "perm", None)
+        if perm is not None:
+            return perm
+        stack.extend(d.dependencies)
+    return None

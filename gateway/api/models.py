@@ -1,0 +1,344 @@
+"""Request and response models of the HTTP API (pydantic v2). The alert shape is DESIGN §3's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, overload
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from alert_rules.model import Alert
+
+INT64_MAX = 2**63 - 1
+
+
+def _clean(v: str) -> str:
+    """Strings go to SQLite and PDFs: no NUL, no lone surrogates (JSON allows both)."""
+    if "\x00" in v:
+        raise ValueError("must not contain NUL characters")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return v
+
+
+_Clean = AfterValidator(_clean)
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=64), _Clean]
+"""User names, assets, sites, shipment ids."""
+Name = Annotated[str, StringConstraints(max_length=200), _Clean]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500), _Clean]
+Comment = Annotated[str, StringConstraints(max_length=500), _Clean]
+Note = Annotated[str, StringConstraints(max_length=1000), _Clean]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=256), _Clean]
+Meaning = Annotated[str, StringConstraints(min_length=3, max_length=200), _Clean]
+
+
+@overload
+def ns_to_dt(ns: int) -> datetime: ...
+@overload
+def ns_to_dt(ns: None) -> None: ...
+def ns_to_dt(ns: int | None) -> datetime | None:
+    """UTC datetime of nanoseconds (microsecond precision, as JSON clients read it)."""
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(
+        microsecond=(ns % 1_000_000_000) // 1000
+    )
+
+
+def dt_to_ns(dt: datetime) -> int:
+    """UTC nanoseconds, naive times taken as UTC, clamped to what SQLite's INTEGER holds."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    return max(-INT64_MAX, min(INT64_MAX, ns))
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# -- alerts -----------------------------------------------------------------------------------
+class AlertOut(Out):
+    """An alert (DESIGN §3). Process times (raised/cleared/started/ended) are event time."""
+
+    id: int
+    rule: str
+    source: str
+    severity: str
+    state: str = Field(description="ISA-18.2 state")
+    raised_at: datetime
+    cleared_at: datetime | None
+    value: float | None
+    message: str
+    retrospective: bool
+    acked_by: str | None
+    acked_at: datetime | None
+    closed_by: str | None
+    closed_at: datetime | None
+    kind: str
+    active: bool
+    started_at: datetime
+    ended_at: datetime | None
+    peak: float | None
+    activations: int
+    shelved_by: str | None
+    shelved_at: datetime | None
+    shelved_until: datetime | None
+    shelve_reason: str | None
+    close_reason: str | None
+    tags: dict[str, str]
+
+    @classmethod
+    def of(cls, a: Alert) -> AlertOut:
+        return cls(
+            id=a.id,
+            rule=a.rule,
+            source=a.source,
+            severity=str(a.severity),
+            state=str(a.state),
+            raised_at=ns_to_dt(a.raised_at),
+            cleared_at=ns_to_dt(a.cleared_at),
+            value=a.value,
+            message=a.message,
+            retrospective=a.retrospective,
+            acked_by=a.acked_by,
+            acked_at=ns_to_dt(a.acked_at),
+            closed_by=a.closed_by,
+            closed_at=ns_to_dt(a.closed_at),
+            kind=a.kind,
+            active=a.active,
+            started_at=ns_to_dt(a.started_at),
+            ended_at=ns_to_dt(a.ended_at),
+            peak=a.peak,
+            activations=a.activations,
+            shelved_by=a.shelved_by,
+            shelved_at=ns_to_dt(a.shelved_at),
+            shelved_until=ns_to_dt(a.shelved_until),
+            shelve_reason=a.shelve_reason,
+            close_reason=a.close_reason,
+            tags=dict(a.tags),
+        )
+
+
+class AlertHistoryOut(Out):
+    kind: str
+    old_state: str | None
+    new_state: str
+    at: datetime
+    wall: datetime
+    by: str | None
+    reason: str | None
+
+
+class AlertDetailOut(AlertOut):
+    history: list[AlertHistoryOut]
+
+
+class AckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comment: Comment | None = None
+
+
+class ShelveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason
+    duration_s: float | None = Field(
+        None,
+        gt=0,
+        le=30 * 86_400,
+        allow_inf_nan=False,
+        description="default and maximum: the rule's max_shelve",
+    )
+
+
+class UnshelveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Comment | None = None
+
+
+class SignatureIn(BaseModel):
+    """An electronic signature (21 CFR 11.50, 11.200): the password again and its meaning."""
+
+    model_config = ConfigDict(extra="forbid")
+    password: Secret
+    meaning: Meaning = Field(description="what the signature means, e.g. 'reviewed and approved'")
+
+
+class CloseIn(SignatureIn):
+    reason: Reason
+
+
+class ActionOut(BaseModel):
+    alert: AlertOut
+    old_state: str
+    new_state: str
+    audit_seq: int
+
+
+# -- auth and users ---------------------------------------------------------------------------
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Ident
+    password: Secret
+
+
+class UserOut(BaseModel):
+    username: str
+    name: str
+    role: str
+    enabled: bool
+    permissions: list[str] = []
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: datetime
+    user: UserOut
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Ident
+    name: Name
+    role: Literal["viewer", "operator", "qa", "admin"]
+    password: Secret
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason
+
+
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    old_password: Secret
+    new_password: Secret
+
+
+# -- devices and readings ---------------------------------------------------------------------
+FieldValue = float | int | bool | str
+
+
+class ReadingOut(BaseModel):
+    measurement: str
+    device: str
+    tags: dict[str, str]
+    fields: dict[str, FieldValue]
+    ts: datetime
+    received: datetime
+    ts_from_receive: bool
+
+
+class DeviceOut(BaseModel):
+    device: str
+    source: str
+    state: Literal["ok", "alarm", "stale"]
+    measurements: list[str]
+    tags: dict[str, str]
+    last_ts: datetime
+    last_received: datetime
+    fields: dict[str, FieldValue]
+    open_alerts: int
+    shipment: str | None
+
+
+# -- shipments --------------------------------------------------------------------------------
+class ShipmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    asset: Ident
+    profile: Ident
+    id: Ident | None = None
+    site: Ident | None = None
+    product: Name = ""
+    origin: Name = ""
+    destination: Name = ""
+    note: Note = ""
+
+
+class StopIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Comment | None = None
+
+
+class ApproveIn(SignatureIn):
+    comment: Comment | None = None
+
+
+class SignatureOut(BaseModel):
+    name: str
+    username: str
+    meaning: str
+    signed_at: datetime
+    content_sha256: str | None
+
+
+class ShipmentOut(BaseModel):
+    id: str
+    asset: str
+    site: str | None
+    profile: str
+    product: str
+    origin: str
+    destination: str
+    note: str
+    status: Literal["active", "stopped", "approved"]
+    started_at: datetime
+    started_by: str
+    stopped_at: datetime | None
+    stopped_by: str | None
+    stop_reason: str | None
+    readings: int
+    signature: SignatureOut | None
+
+
+class ShipmentActionOut(BaseModel):
+    shipment: ShipmentOut
+    audit_seq: int
+
+
+# -- audit ------------------------------------------------------------------------------------
+class AuditSignatureOut(BaseModel):
+    name: str
+    username: str
+    meaning: str
+    signed_at: datetime
+
+
+class AuditRowOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    old_value: Any = None
+    new_value: Any = None
+    reason: str | None
+    signature: AuditSignatureOut | None
+    client: str | None
+    prev_hash: str
+    hash: str
+
+
+class AuditVerifyOut(BaseModel):
+    ok: bool
+    rows: int
+    first_broken: int | None
+    problem: str | None
+    head_seq: int
+    head_hash: str
+
+
+class HealthOut(BaseModel):
+    status: str
+    gateway: str
+    version: str
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    reasons: list[str]

@@ -1,0 +1,247 @@
+"""Shipments (start, stop, QA approval with an electronic signature) and their reports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi.responses import Response
+
+from gateway.api.deps import Principal, get_ctx, require
+from gateway.api.models import (
+    ApproveIn,
+    ShipmentActionOut,
+    ShipmentIn,
+    ShipmentOut,
+    SignatureOut,
+    StopIn,
+    ns_to_dt,
+)
+from gateway.api.signing import verify_signature
+from gateway.audit import Signature
+from gateway.auth import Perm
+from gateway.reports import gather_alerts, report_for, to_csv, to_pdf
+from gateway.shipments import Shipment, ShipmentError
+
+router = APIRouter(prefix="/api/v1", tags=["shipments"])
+
+ShipmentId = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+]
+
+
+def shipment_out(s: Shipment, readings: int) -> ShipmentOut:
+    sig = None
+    if s.approved_at_ns is not None:
+        sig = SignatureOut(
+            name=s.approved_name or "",
+            username=s.approved_by or "",
+            meaning=s.approval_meaning or "",
+            signed_at=ns_to_dt(s.approved_at_ns),
+            content_sha256=s.approved_digest,
+        )
+    return ShipmentOut(
+        id=s.id,
+        asset=s.asset,
+        site=s.site,
+        profile=s.profile,
+        product=s.product,
+        origin=s.origin,
+        destination=s.destination,
+        note=s.note,
+        status=s.status,  # type: ignore[arg-type]
+        started_at=ns_to_dt(s.started_at_ns),
+        started_by=s.started_by,
+        stopped_at=ns_to_dt(s.stopped_at_ns),
+        stopped_by=s.stopped_by,
+        stop_reason=s.stop_reason,
+        readings=readings,
+        signature=sig,
+    )
+
+
+def _get(request: Request, shipment_id: str) -> Shipment:
+    s = get_ctx(request).shipments.get(shipment_id)
+    if s is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no shipment {shipment_id}")
+    return s
+
+
+@router.get("/shipments", response_model=list[ShipmentOut], summary="List shipments")
+async def list_shipments(
+    request: Request,
+    _: Annotated[Principal, Depends(require(Perm.READ))],
+    status_: Annotated[
+        Literal["active", "stopped", "approved"] | None, Query(alias="status")
+    ] = None,
+    asset: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> list[ShipmentOut]:
+    reg = get_ctx(request).shipments
+    found = await asyncio.to_thread(reg.list_shipments, status_, asset, limit)
+    return [shipment_out(s, reg.reading_count(s.id)) for s in found]
+
+
+@router.post(
+    "/shipments",
+    response_model=ShipmentActionOut,
+    status_code=201,
+    summary="Start a shipment on an asset with a product profile",
+)
+async def start_shipment(
+    request: Request,
+    body: ShipmentIn,
+    p: Annotated[Principal, Depends(require(Perm.SHIPMENT_WRITE))],
+) -> ShipmentActionOut:
+    ctx = get_ctx(request)
+    profiles = ctx.profile_names()
+    if profiles and body.profile not in profiles:
+        raise HTTPException(
+            422,
+            f"unknown product profile {body.profile!r} (known: {', '.join(profiles)})",
+        )
+    try:
+        s = ctx.shipments.start(
+            body.asset,
+            body.profile,
+            p.user.username,
+            shipment_id=body.id,
+            site=body.site,
+            product=body.product,
+            origin=body.origin,
+            destination=body.destination,
+            note=body.note,
+        )
+    except ShipmentError as e:
+        code = status.HTTP_409_CONFLICT if "already" in str(e) else 422
+        raise HTTPException(code, str(e)) from None
+    row = await asyncio.to_thread(
+        ctx.audit.record,
+        p.user.username,
+        "shipment.start",
+        "shipment",
+        s.id,
+        None,
+        s.to_dict(),
+        body.note or None,
+        None,
+        p.client,
+    )
+    return ShipmentActionOut(shipment=shipment_out(s, 0), audit_seq=row.seq)
+
+
+@router.get("/shipments/{shipment_id}", response_model=ShipmentOut, summary="One shipment")
+async def get_shipment(
+    request: Request,
+    shipment_id: ShipmentId,
+    _: Annotated[Principal, Depends(require(Perm.READ))],
+) -> ShipmentOut:
+    s = _get(request, shipment_id)
+    return shipment_out(s, get_ctx(request).shipments.reading_count(s.id))
+
+
+@router.post(
+    "/shipments/{shipment_id}/stop", response_model=ShipmentActionOut, summary="Stop a shipment"
+)
+async def stop_shipment(
+    request: Request,
+    shipment_id: ShipmentId,
+    p: Annotated[Principal, Depends(require(Perm.SHIPMENT_WRITE))],
+    body: StopIn | None = None,
+) -> ShipmentActionOut:
+    ctx = get_ctx(request)
+    reason = body.reason if body else None
+    _get(request, shipment_id)
+    try:
+        old, new = ctx.shipments.stop(shipment_id, p.user.username, reason)
+    except ShipmentError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    row = await asyncio.to_thread(
+        ctx.audit.record,
+        p.user.username,
+        "shipment.stop",
+        "shipment",
+        shipment_id,
+        old.to_dict(),
+        new.to_dict(),
+        reason,
+        None,
+        p.client,
+    )
+    return ShipmentActionOut(
+        shipment=shipment_out(new, ctx.shipments.reading_count(new.id)), audit_seq=row.seq
+    )
+
+
+@router.post(
+    "/shipments/{shipment_id}/approve",
+    response_model=ShipmentActionOut,
+    summary="Approve the shipment report (QA, electronically signed: password and meaning)",
+)
+async def approve_shipment(
+    request: Request,
+    shipment_id: ShipmentId,
+    body: ApproveIn,
+    p: Annotated[Principal, Depends(require(Perm.REPORT_SIGN))],
+) -> ShipmentActionOut:
+    ctx = get_ctx(request)
+    s = _get(request, shipment_id)
+    if s.active:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {s.id} is still active")
+    if s.approved_at_ns is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {s.id} is already approved")
+    await verify_signature(request, p, body.password, "shipment", s.id)
+    alerts = gather_alerts(ctx.alert_store, s)
+    report = await asyncio.to_thread(report_for, ctx.shipments, s, alerts, ctx.rule_library())
+    digest = report.content_digest()
+    now = time.time_ns()
+    try:
+        old, new = ctx.shipments.approve(
+            s.id, p.user.username, p.user.name, body.meaning, digest, now_ns=now
+        )
+    except ShipmentError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    sig = Signature(p.user.name, p.user.username, body.meaning, now)
+    row = await asyncio.to_thread(
+        ctx.audit.record,
+        p.user.username,
+        "shipment.approve",
+        "shipment",
+        s.id,
+        old.to_dict(),
+        new.to_dict(),
+        body.comment,
+        sig,
+        p.client,
+    )
+    return ShipmentActionOut(
+        shipment=shipment_out(new, ctx.shipments.reading_count(new.id)), audit_seq=row.seq
+    )
+
+
+@router.get(
+    "/reports/shipments/{shipment_id}",
+    summary="Shipment report as PDF or CSV",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {}, "text/csv": {}}, "description": "the report"}
+    },
+)
+async def shipment_report(
+    request: Request,
+    shipment_id: ShipmentId,
+    _: Annotated[Principal, Depends(require(Perm.READ))],
+    format: Annotated[Literal["pdf", "csv"], Query()] = "pdf",
+) -> Response:
+    ctx = get_ctx(request)
+    s = _get(request, shipment_id)
+    alerts = gather_alerts(ctx.alert_store, s)
+    report = await asyncio.to_thread(report_for, ctx.shipments, s, alerts, ctx.rule_library())
+    name = f"shipment-{s.id}.{format}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if format == "csv":
+        return Response(to_csv(report), media_type="text/csv; charset=utf-8", headers=headers)
+    pdf = await asyncio.to_thread(to_pdf, report)
+    return Response(pdf, media_type="application/pdf", headers=headers)

@@ -1,0 +1,221 @@
+"""Shipment reports: statistics with the rules' conventions, bands from the product profile,
+alerts with their actions, CSV sections, PDF rendering, signature status and content digest."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+import zlib
+from pathlib import Path
+
+import pytest
+
+from alert_rules import AlertStore, ManualClock, RulesConfig, RulesEngine
+from gateway.reading import Reading
+from gateway.reports import (
+    BandSpec,
+    build_report,
+    gather_alerts,
+    profile_limits,
+    report_for,
+    to_csv,
+    to_pdf,
+)
+from gateway.shipments import ShipmentRegistry
+
+S = 1_000_000_000
+MIN = 60 * S
+T0 = 1_795_000_000 * S
+LIB = RulesConfig().library()
+
+
+def reading(ts: int, temp: float, device: str = "lg-1") -> Reading:
+    return Reading(
+        "coldchain",
+        {"site": "road", "asset": "truck-7", "device": device},
+        {"temp_c": temp, "rh_pct": 40.0},
+        ts,
+        ts + S,
+    )
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> ShipmentRegistry:
+    return ShipmentRegistry(tmp_path / "shipments.sqlite")
+
+
+def ship(reg: ShipmentRegistry, temps: list[float], step: int = 5 * MIN, **kw: object) -> str:
+    """A stopped shipment whose logger read `temps` every `step` from T0."""
+    s = reg.start("truck-7", "vaccine_2_8", "olga", now_ns=T0, **kw)  # type: ignore[arg-type]
+    rs = [reading(T0 + i * step, t) for i, t in enumerate(temps)]
+    reg.enrich(rs)
+    reg.record(rs)
+    reg.stop(s.id, "olga", now_ns=T0 + len(temps) * step)
+    return s.id
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The text drawn on the pages: reportlab's page streams, inflated, strings unescaped."""
+    out = []
+    for m in re.finditer(rb"stream\r?\n(.*?)endstream", pdf, re.S):
+        body = m.group(1)
+        try:
+            body = zlib.decompress(base64.a85decode(body.strip(), adobe=True))
+        except (ValueError, zlib.error):
+            continue
+        for t in re.finditer(rb"\(((?:\\.|[^\\)])*)\)\s*Tj", body):
+            raw = re.sub(rb"\\([0-7]{3})", lambda o: bytes([int(o.group(1), 8)]), t.group(1))
+            out.append(re.sub(rb"\\(.)", rb"\1", raw).decode("latin-1"))
+    return " ".join(out)
+
+
+def test_profile_limits_from_the_rules_library() -> None:
+    lim = profile_limits(LIB, "vaccine_2_8")
+    assert (lim.low, lim.high, lim.mkt_limit) == (2.0, 8.0, 8.0)
+    assert BandSpec(">", 8.0) in lim.bands and BandSpec("<", 2.0) in lim.bands
+    assert BandSpec("<=", -0.5) in lim.bands  # the WHO freeze alarm
+    who = profile_limits(LIB, "who_shipping_indicator")
+    assert [b.label for b in who.bands] == ["≥ 45 °C", "≥ 30 °C", "≥ 10 °C", "≤ -0.5 °C"]
+    unknown = profile_limits(LIB, "nope")
+    assert not unknown.known and unknown.bands == ()
+
+
+def test_constant_temperature_gives_that_mkt(reg: ShipmentRegistry) -> None:
+    sid = ship(reg, [5.0] * 12)
+    r = report_for(reg, reg.require(sid), [], LIB, now_ns=T0)
+    st = r.series[0]
+    assert st.n == 12 and st.min == st.max == 5.0
+    assert st.mkt == pytest.approx(5.0, abs=1e-9)
+    assert st.mean == pytest.approx(5.0)
+    assert st.held_s == pytest.approx(12 * 300)
+    assert all(v == 0 for v in st.band_s.values())
+
+
+def test_time_out_of_range_per_band_is_hold_time(reg: ShipmentRegistry) -> None:
+    # every 5 min: 3 normal, 2 above 8 (10 min), 1 below 2 (5 min), 1 at -1 (5 min, also < 2)
+    sid = ship(reg, [5, 5, 5, 9, 12, 1.5, -1.0])
+    r = report_for(reg, reg.require(sid), [], LIB, now_ns=T0)
+    st = r.series[0]
+    assert st.band_s["> 8 °C"] == pytest.approx(600)
+    assert st.band_s["< 2 °C"] == pytest.approx(600)
+    assert st.band_s["≤ -0.5 °C"] == pytest.approx(300)
+    assert (st.min, st.max) == (-1.0, 12.0)
+    expected_mean = (5 * 3 + 9 + 12 + 1.5 - 1.0) / 7
+    assert st.mean == pytest.approx(expected_mean)
+    assert st.mkt is not None and st.mkt > st.mean  # MKT weighs warm readings more
+
+
+def test_gaps_are_held_for_at_most_an_hour(reg: ShipmentRegistry) -> None:
+    s = reg.start("truck-7", "vaccine_2_8", "olga", now_ns=T0)
+    rs = [reading(T0, 12.0), reading(T0 + 5 * 3600 * S, 5.0)]
+    reg.enrich(rs)
+    reg.record(rs)
+    reg.stop(s.id, "olga", now_ns=T0 + 5 * 3600 * S + MIN)
+    st = report_for(reg, reg.require(s.id), [], LIB, now_ns=T0).series[0]
+    assert st.band_s["> 8 °C"] == pytest.approx(3600)
+
+
+def test_several_loggers_summary_is_the_worst(reg: ShipmentRegistry) -> None:
+    s = reg.start("truck-7", "vaccine_2_8", "olga", now_ns=T0)
+    rs = [reading(T0 + i * MIN, 5.0, "lg-1") for i in range(10)]
+    rs += [reading(T0 + i * MIN, 9.0 if i < 3 else 6.0, "lg-2") for i in range(10)]
+    reg.enrich(rs)
+    reg.record(rs)
+    reg.stop(s.id, "olga", now_ns=T0 + 10 * MIN)
+    r = report_for(reg, reg.require(s.id), [], LIB, now_ns=T0)
+    assert [x.device for x in r.series] == ["lg-1", "lg-2"]
+    assert r.summary.n == 20 and r.summary.max == 9.0 and r.summary.min == 5.0
+    assert r.summary.band_s["> 8 °C"] == pytest.approx(180)
+    assert r.summary.mkt == max(x.mkt for x in r.series)  # type: ignore[type-var]
+
+
+def test_alerts_with_actions_and_csv_sections(tmp_path: Path, reg: ShipmentRegistry) -> None:
+    clock = ManualClock(T0)
+    cfg = RulesConfig.model_validate({"bindings": [{"asset": "truck-*", "profile": "vaccine_2_8"}]})
+    engine = RulesEngine(cfg, AlertStore(tmp_path / "alerts.sqlite"), clock)
+    s = reg.start("truck-7", "vaccine_2_8", "olga", now_ns=T0)
+    temps = [5.0, 12.0, 12.5, 5.0, 5.0]
+    for i, t in enumerate(temps):
+        r = [reading(T0 + (i + 1) * MIN, t)]
+        clock.set(T0 + (i + 1) * MIN + S)
+        reg.enrich(r)
+        reg.record(r)
+        engine.process(r)
+    alert = engine.store.list_alerts(rule="vaccine_2_8.high")[0]
+    assert alert.tags.get("shipment") == s.id
+    engine.ack(alert.id, "olga", "door was open")
+    reg.stop(s.id, "olga", now_ns=T0 + 6 * MIN)
+    alerts = gather_alerts(engine.store, reg.require(s.id))
+    assert [a.alert["rule"] for a in alerts] == ["vaccine_2_8.high"]
+    kinds = [a.kind for a in alerts[0].actions]
+    assert kinds[0] == "raised" and "acked" in kinds and "cleared" in kinds
+    acked = next(a for a in alerts[0].actions if a.kind == "acked")
+    assert (acked.by, acked.reason) == ("olga", "door was open")
+
+    report = report_for(reg, reg.require(s.id), alerts, LIB, now_ns=T0 + 7 * MIN)
+    text = to_csv(report)
+    rows = list(csv.reader(io.StringIO(text)))
+    sections = {r[0] for r in rows if r}
+    assert {
+        "report",
+        "signature",
+        "shipment",
+        "limits",
+        "statistics",
+        "out_of_range",
+        "alerts",
+        "actions",
+    } <= sections
+    sig = {r[1]: r[2] for r in rows if r and r[0] == "signature"}
+    assert sig["status"] == "not signed"
+    stats = [r for r in rows if r and r[0] == "statistics"]
+    assert stats[0][1] == "device" and stats[2][1] == "lg-1"
+    assert stats[2][6:8] == ["5.00", "12.50"]
+    assert any(r[0] == "actions" and r[2] == "acked" and r[6] == "olga" for r in rows if r)
+    oor = {(r[1], r[2]): r[3] for r in rows if r and r[0] == "out_of_range" and r[1] == "lg-1"}
+    assert oor[("lg-1", "> 8 °C")] == "120"
+
+
+def test_digest_ignores_generation_time_and_signature(reg: ShipmentRegistry) -> None:
+    sid = ship(reg, [5.0, 6.0])
+    a = report_for(reg, reg.require(sid), [], LIB, now_ns=T0)
+    b = report_for(reg, reg.require(sid), [], LIB, now_ns=T0 + 999 * S)
+    assert a.content_digest() == b.content_digest()
+    reg.approve(sid, "qa1", "Quinn Quality", "reviewed and approved", a.content_digest())
+    signed = report_for(reg, reg.require(sid), [], LIB)
+    assert signed.content_digest() == a.content_digest()
+    rows = {
+        r[1]: r[2] for r in csv.reader(io.StringIO(to_csv(signed))) if r and r[0] == "signature"
+    }
+    assert rows["status"] == "signed" and rows["signed_by_name"] == "Quinn Quality"
+    assert rows["meaning"] == "reviewed and approved"
+    assert rows["content_unchanged_since_signature"] == "yes"
+    late = [reading(T0 + 30 * S, 20.0)]  # a late upload changes the data after signing
+    reg.enrich(late)
+    reg.record(late)
+    after = report_for(reg, reg.require(sid), [], LIB)
+    rows = {r[1]: r[2] for r in csv.reader(io.StringIO(to_csv(after))) if r and r[0] == "signature"}
+    assert rows["content_unchanged_since_signature"] == "NO"
+
+
+def test_pdf_renders_with_chart_and_signature(reg: ShipmentRegistry) -> None:
+    sid = ship(reg, [5.0 + (i % 7) for i in range(300)], step=MIN, product="Vaccine <MMR> & co")
+    reg.approve(sid, "qa1", "Quinn Quality", "reviewed and approved")
+    report = report_for(reg, reg.require(sid), [], LIB)
+    pdf = to_pdf(report)
+    assert pdf.startswith(b"%PDF") and len(pdf) > 3000
+    text = pdf_text(pdf)
+    assert sid in text and "Quinn Quality" in text and "reviewed and approved" in text
+    assert "Time out of range" in text and "MKT" in text
+    assert "Vaccine<MMR>&co" in text.replace(" ", "")  # mark-up characters survive as text
+    assert "°C" in text
+
+
+def test_empty_shipment_still_reports(reg: ShipmentRegistry) -> None:
+    s = reg.start("truck-7", "nope", "olga", now_ns=T0)
+    report = build_report(reg.require(s.id), [], [], profile_limits(LIB, "nope"), T0)
+    assert report.series == [] and report.summary.n == 0
+    assert to_pdf(report).startswith(b"%PDF")
+    assert "not signed (shipment still active)" in to_csv(report)
