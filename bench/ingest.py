@@ -40,7 +40,9 @@ def payloads(n: int, batch: int) -> list[tuple[str, bytes]]:
         dev = f"lg{i % 500:04d}"
         entries = []
         for _ in range(batch):
-            entries.append({"ts": t0 + k, "temp_c": round(2.0 + (k % 600) / 100, 2), "rh_pct": 41.5})
+            entries.append(
+                {"ts": t0 + k, "temp_c": round(2.0 + (k % 600) / 100, 2), "rh_pct": 41.5}
+            )
             k += 1
         body = entries[0] if batch == 1 else {"readings": entries}
         out.append((f"vigil/site1/room{i % 4}/{dev}/telemetry", orjson.dumps(body)))
@@ -99,20 +101,31 @@ def ceiling(broker: Mosquitto, msgs: list[tuple[str, bytes]], qos: int) -> float
     return len(msgs) / (last - first)
 
 
-def gateway_run(broker: Mosquitto, vm: VictoriaMetrics, msgs: list[tuple[str, bytes]],
-                readings: int, workdir: Path) -> float:
+def gateway_run(
+    broker: Mosquitto,
+    vm: VictoriaMetrics,
+    msgs: list[tuple[str, bytes]],
+    readings: int,
+    workdir: Path,
+) -> float:
     """Readings/s from the first received to the last forwarded to VictoriaMetrics."""
-    gw = GatewayProcess(workdir, broker.url, vm.url, journal={"max_bytes": 8 << 30},
-                        gateway={"name": "bench", "data_dir": str(workdir / "data"),
-                                 "metrics_interval_s": 3600})
+    gw = GatewayProcess(
+        workdir,
+        broker.url,
+        vm.url,
+        journal={"max_bytes": 8 << 30},
+        gateway={"name": "bench", "data_dir": str(workdir / "data"), "metrics_interval_s": 3600},
+    )
     gw.start()
     gw.stop()
     preload(broker.port, msgs, 1)
     gw.start()
     try:
+
         def forwarded() -> bool:
             rows = gw.query("SELECT position FROM cursors WHERE sink='influx'")
             return bool(rows) and rows[0][0] >= readings
+
         poll(forwarded, 900, interval=0.05, what="gateway to forward everything")
         end = time.time_ns()
         db = sqlite3.connect(gw.journal)
@@ -120,6 +133,7 @@ def gateway_run(broker: Mosquitto, vm: VictoriaMetrics, msgs: list[tuple[str, by
         db.close()
     finally:
         gw.stop()
+
     # VictoriaMetrics must hold every reading (it indexes what it accepted within seconds)
     def stored() -> int:
         per_series: dict[str, set[int]] = {}
@@ -127,8 +141,13 @@ def gateway_run(broker: Mosquitto, vm: VictoriaMetrics, msgs: list[tuple[str, by
             per_series.setdefault(s["metric"]["device"], set()).update(s["timestamps"])
         return sum(len(ts) for ts in per_series.values())
 
-    poll(lambda: stored() >= readings, 60, interval=1, what="VictoriaMetrics to hold every reading",
-         show=lambda: f"{stored()} of {readings}")
+    poll(
+        lambda: stored() >= readings,
+        60,
+        interval=1,
+        what="VictoriaMetrics to hold every reading",
+        show=lambda: f"{stored()} of {readings}",
+    )
     return readings / ((end - first) / 1e9)
 
 
@@ -142,7 +161,9 @@ def main() -> None:
 
     single = payloads(args.messages, 1)
     batched = payloads(args.batch_messages, args.batch_size)
-    results: dict[str, list[float]] = {k: [] for k in ("raw_qos0", "raw_qos1", "gw_single", "gw_batch")}
+    results: dict[str, list[float]] = {
+        k: [] for k in ("raw_qos0", "raw_qos1", "gw_single", "gw_batch")
+    }
     for run in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
             base = Path(tmp)
@@ -158,26 +179,34 @@ def main() -> None:
                 vm.start()
                 try:
                     results["gw_single"].append(
-                        gateway_run(broker, vm, single, len(single), base / "gw1"))
+                        gateway_run(broker, vm, single, len(single), base / "gw1")
+                    )
                 finally:
                     vm.stop()
                 vm = VictoriaMetrics(base / "vm2")
                 vm.start()
                 try:
-                    results["gw_batch"].append(gateway_run(
-                        broker, vm, batched, len(batched) * args.batch_size, base / "gw2"))
+                    results["gw_batch"].append(
+                        gateway_run(
+                            broker, vm, batched, len(batched) * args.batch_size, base / "gw2"
+                        )
+                    )
                 finally:
                     vm.stop()
             finally:
                 broker.stop()
                 broker.remove()
-        print(f"run {run + 1}: " + ", ".join(f"{k}={v[-1]:,.0f}/s" for k, v in results.items()),
-              flush=True)
+        print(
+            f"run {run + 1}: " + ", ".join(f"{k}={v[-1]:,.0f}/s" for k, v in results.items()),
+            flush=True,
+        )
 
     med = {k: statistics.median(v) for k, v in results.items()}
     print()
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
     print(f"command: {' '.join(['.venv/bin/python', 'bench/ingest.py', *sys.argv[1:]])}")
     print(f"| measure | median of {args.runs} | runs |")
     print("|---|---|---|")

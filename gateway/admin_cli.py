@@ -246,13 +246,9 @@ def audit_show(
 
 
 # -- reports ----------------------------------------------------------------------------------
-def _library(cfg: VigilConfig, config: Path | None) -> Any:
-    from alert_rules import RulesConfig
-
-    rules = getattr(cfg, "rules", None)
-    base = Path(config).parent if config else Path.cwd()
+def _library(cfg: VigilConfig) -> Any:
     try:
-        return (rules if isinstance(rules, RulesConfig) else RulesConfig()).library(base)
+        return cfg.rules.library(cfg.base_dir)
     except Exception as e:  # a report without bands beats no report
         typer.echo(f"warning: rules library not loaded ({e}); the report has no limits", err=True)
         return None
@@ -287,12 +283,12 @@ def report_shipment(
         registry.close()
         typer.echo(f"error: no shipment {shipment_id}", err=True)
         raise typer.Exit(1)
-    alerts_path = data / "alerts.sqlite"
+    alerts_path = cfg.alerts_path
     store = AlertStore(alerts_path) if alerts_path.exists() else None
     alerts = gather_alerts(store, shipment)
     if store is not None:
         store.close()
-    report = report_for(registry, shipment, alerts, _library(cfg, config))
+    report = report_for(registry, shipment, alerts, _library(cfg))
     registry.close()
     body: bytes = to_pdf(report) if fmt == "pdf" else to_csv(report).encode()
     if out is not None and str(out) == "-":

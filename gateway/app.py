@@ -1,4 +1,4 @@
-"""The gateway: wires collectors → journal writer → sinks and listeners, supervised, and stops cleanly.
+"""The gateway: collectors → journal writer → sinks and listeners, supervised; stops cleanly.
 
 Shutdown order (SIGTERM/SIGINT, within 10 s): stop collectors (nothing new arrives), commit what is
 queued (and acknowledge it), give sinks the remaining time to forward, close the journal.
@@ -12,15 +12,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from alert_rules import AlertStore, RulesEngine
 from collectors.modbus.collector import ModbusCollector
 from collectors.mqtt.collector import MqttCollector
-from alert_rules import AlertStore, RulesEngine
 from gateway.alerting import Alerting
 from gateway.config import VigilConfig
 from gateway.influx_sink import InfluxSink
 from gateway.ingest import JournalWriter, Listener
 from gateway.journal import Journal
 from gateway.metrics import Counters
+from gateway.notifiers.dispatcher import Notifier
 from gateway.supervisor import Supervisor
 
 log = logging.getLogger("vigil.gateway")
@@ -63,7 +64,13 @@ class Gateway:
         if cfg.rules.enabled:
             engine = RulesEngine(cfg.rules, AlertStore(cfg.alerts_path), base_dir=cfg.base_dir)
             self.alerting = Alerting(engine, self.writer, cfg.gateway.name)
+            self.alerting.extra_readings.append(engine.drain_readings)  # cycle summaries
             self.writer.listeners.append(self.alerting.on_committed)
+        self.notifier: Notifier | None = None
+        if cfg.notifiers.enabled and cfg.notifiers.channels:
+            self.notifier = Notifier(cfg.notifiers, cfg.mqtt, gateway=cfg.gateway.name)
+            if self.alerting is not None:
+                self.alerting.event_sinks.append(self.notifier.submit)
         self.sink = (
             InfluxSink(cfg.influx, self.journal, self.counters, self.writer.committed)
             if cfg.influx
@@ -72,6 +79,8 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> None:
         sup = self.supervisor
+        if self.notifier is not None:
+            sup.spawn("notifiers", self.notifier.run)
         if self.alerting is not None:
             await self.alerting.replay(self.journal)
             sup.spawn("rules", self.alerting.run)
@@ -102,14 +111,19 @@ class Gateway:
         if self.alerting is not None:
             await self.alerting.close()  # the queue is empty now: its last readings fit
             await self.writer.drain()
+        if self.notifier is not None:
+            await self.notifier.close(timeout=2.5)
+            await sup.stop(["notifiers"], timeout=0.5)
         await sup.stop(["housekeeping", "sink:influx"], timeout=1)
         if self.sink is not None:
             left = SHUTDOWN_S - 1.0 - (time.monotonic() - started)
             if left > 0.2:
                 done = await self.sink.flush(left)
                 if not done:
-                    log.warning("stopped with rows not yet forwarded; they go out on next start",
-                                extra={"backlog": self.journal.backlog(self.sink.name)})
+                    log.warning(
+                        "stopped with rows not yet forwarded; they go out on next start",
+                        extra={"backlog": self.journal.backlog(self.sink.name)},
+                    )
         self.journal.close()
         log.info("gateway stopped", extra={"seconds": round(time.monotonic() - started, 2)})
 
@@ -133,3 +147,5 @@ class Gateway:
         c.journal_bytes = self.journal.file_bytes()
         c.check_fill(self.journal.fill_ratio())
         c.journal_backlog = self.journal.backlog(self.sink.name) if self.sink else 0
+        if self.notifier is not None:
+            c.notifications_dropped = self.notifier.notifications_dropped

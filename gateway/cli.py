@@ -37,10 +37,18 @@ def run(
         raise typer.Exit(2) from None
     setup_logging(cfg.gateway.log_level)
 
+    from gateway.notifiers.dispatcher import NotifierSetupError
+
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        await Gateway(cfg).run(stop)
+        try:
+            gateway = Gateway(cfg)
+        except NotifierSetupError as e:
+            for p in e.problems:
+                typer.echo(f"{config}: {p}", err=True)
+            raise typer.Exit(2) from None
+        await gateway.run(stop)
 
     asyncio.run(main())
 
@@ -73,7 +81,9 @@ def demo(
 def simulate(
     scenario: Annotated[str, typer.Argument(help="a scenario file, or a shipped name: demo")],
     mqtt_url: Annotated[str | None, typer.Option(help="broker (default VIGIL_MQTT_URL)")] = None,
-    duration: Annotated[str | None, typer.Option(help="simulated time to run: seconds, or 90s, 6h")] = None,
+    duration: Annotated[
+        str | None, typer.Option(help="simulated time to run: seconds, or 90s, 6h")
+    ] = None,
     speed: Annotated[float | None, typer.Option(help="simulated seconds per wall second")] = None,
 ) -> None:
     """Drive simulated loggers (and PLCs) from a scenario file."""

@@ -15,9 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from alert_rules.config import RulesConfig, RulesConfigError
-
 from collectors.modbus.config import ModbusCollectorConfig
 from collectors.mqtt.config import MqttCollectorConfig
+from gateway.notifiers.config import NotifiersConfig
 
 
 class Strict(BaseModel):
@@ -126,6 +126,7 @@ class VigilConfig(Strict):
     influx: InfluxConfig | None = None
     api: ApiConfig = ApiConfig()
     rules: RulesConfig = Field(default_factory=RulesConfig)
+    notifiers: NotifiersConfig = Field(default_factory=NotifiersConfig)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     """The config file's folder: rule packs named in it are relative to it."""
 
@@ -195,6 +196,13 @@ def _kind(raw: dict[str, Any], index: object) -> object:
         return None
 
 
+def _channel_kind(raw: dict[str, Any], name: object) -> object:
+    try:
+        return raw["notifiers"]["channels"][name].get("kind")
+    except (IndexError, TypeError, AttributeError, KeyError):
+        return None
+
+
 def parse_config(
     raw: object, source: str, env: dict[str, str] | None = None, base_dir: Path | None = None
 ) -> VigilConfig:
@@ -209,10 +217,15 @@ def parse_config(
         problems = []
         for err in e.errors():
             loc = tuple(err["loc"])
-            if len(loc) > 2 and loc[0] == "collectors" and isinstance(loc[2], str):
-                # pydantic puts the discriminator value (the collector kind) in the path
-                if isinstance(raw.get("collectors"), list) and loc[2] == _kind(raw, loc[1]):
-                    loc = loc[:2] + loc[3:]
+            # pydantic puts the discriminator value (a collector or channel kind) in the path
+            if len(loc) > 2 and loc[0] == "collectors" and loc[2] == _kind(raw, loc[1]):
+                loc = loc[:2] + loc[3:]
+            if (
+                len(loc) > 3
+                and loc[:2] == ("notifiers", "channels")
+                and loc[3] == _channel_kind(raw, loc[2])
+            ):
+                loc = loc[:3] + loc[4:]
             if err["type"] == "missing":
                 problems.append(f"{source}: {_loc(loc)}: required")
             else:
@@ -221,6 +234,9 @@ def parse_config(
                 problems.append(f"{source}: {_loc(loc)}: {err['msg']} (got {got})")
         raise ConfigError(problems) from None
     cfg._base_dir = base_dir or Path.cwd()
+    missing = cfg.notifiers.env_problems(env) if cfg.notifiers.enabled else []
+    if missing:
+        raise ConfigError([f"{source}: {line}" for line in missing])
     if cfg.rules.enabled:
         try:  # packs, profiles and bindings must all resolve before the gateway starts
             cfg.rules.library(cfg.base_dir)

@@ -38,6 +38,10 @@ DEMO_RULES = {
         {"profile": "vaccine_2_8", "site": "wh-shanghai", "asset": "room-b"},
         {"profile": "vaccine_2_8", "site": "wh-shanghai", "asset": "fridge-*"},
         {"profile": ["vaccine_2_8", "who_shipping_indicator"], "site": "fleet-east"},
+        {"profile": "steam_steriliser", "measurement": "process", "device": "AC-*"},
+        {"profile": "freeze_dryer", "measurement": "process", "device": "FD-*"},
+        {"profile": "annex1_grade_b", "measurement": "process", "device": "CR-*"},
+        {"profile": "filling_line", "measurement": "process", "device": "FL-*"},
     ]
 }
 
@@ -63,8 +67,9 @@ async def start_embedded_broker(port: int) -> Any:
     broker = Broker(
         {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {
-                "allow_anonymous": True}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
         }
     )
     await broker.start()
@@ -91,15 +96,29 @@ class LiveState:
 def render(gw: Gateway, state: LiveState, mqtt_url: str, started: float) -> Group:
     c = gw.counters
     gw.refresh_counters()
-    head = Table(title=f"vigil demo — broker {mqtt_url} — journal {gw.config.journal_path}",
-                 expand=True)
-    for col in ("uptime", "received", "journaled", "dead letters", "forwarded", "backlog",
-                "journal", "rate/s"):
+    head = Table(
+        title=f"vigil demo — broker {mqtt_url} — journal {gw.config.journal_path}", expand=True
+    )
+    for col in (
+        "uptime",
+        "received",
+        "journaled",
+        "dead letters",
+        "forwarded",
+        "backlog",
+        "journal",
+        "rate/s",
+    ):
         head.add_column(col, justify="right")
     head.add_row(
-        f"{time.monotonic() - started:.0f} s", str(c.received), str(c.journaled),
-        str(c.dead_letters), str(c.forwarded) if gw.sink else "off (journal only)",
-        str(c.journal_backlog), f"{c.journal_bytes / 1e6:.1f} MB", f"{c.ingest_rate:.0f}",
+        f"{time.monotonic() - started:.0f} s",
+        str(c.received),
+        str(c.journaled),
+        str(c.dead_letters),
+        str(c.forwarded) if gw.sink else "off (journal only)",
+        str(c.journal_backlog),
+        f"{c.journal_bytes / 1e6:.1f} MB",
+        f"{c.ingest_rate:.0f}",
     )
     devices = Table(title="latest readings", expand=True)
     for col in ("device", "site / line", "asset / equipment", "event time (UTC)", "values", "age"):
@@ -113,16 +132,25 @@ def render(gw: Gateway, state: LiveState, mqtt_url: str, started: float) -> Grou
         )
         ts = time.strftime("%m-%d %H:%M:%S", time.gmtime(r.ts_ns / 1e9))
         devices.add_row(
-            name, r.tags.get("site") or r.tags.get("line", ""),
-            r.tags.get("asset") or r.tags.get("equipment", ""), ts, values, f"{now - seen:.0f} s",
+            name,
+            r.tags.get("site") or r.tags.get("line", ""),
+            r.tags.get("asset") or r.tags.get("equipment", ""),
+            ts,
+            values,
+            f"{now - seen:.0f} s",
         )
     alerts = Table(title="alerts (latest event per rule and source)", expand=True)
     for col in ("state", "severity", "rule", "source", "message"):
         alerts.add_column(col)
     for ev in sorted(state.alerts.values(), key=lambda e: -e.alert.raised_at)[:12]:
         a = ev.alert
-        alerts.add_row(str(a.state), str(a.severity), a.rule, a.source,
-                       a.message + (" (retrospective)" if a.retrospective else ""))
+        alerts.add_row(
+            str(a.state),
+            str(a.severity),
+            a.rule,
+            a.source,
+            a.message + (" (retrospective)" if a.retrospective else ""),
+        )
     return Group(head, devices, alerts)
 
 
@@ -179,8 +207,11 @@ async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: boo
                     await asyncio.wait_for(stop.wait(), 2)
                 gw.refresh_counters()
                 c = gw.counters
-                print(f"received={c.received} journaled={c.journaled} "
-                      f"dead_letters={c.dead_letters} devices={len(state.latest)}", flush=True)
+                print(
+                    f"received={c.received} journaled={c.journaled} "
+                    f"dead_letters={c.dead_letters} devices={len(state.latest)}",
+                    flush=True,
+                )
         else:
             with Live(render(gw, state, mqtt_url, started), refresh_per_second=2) as live:
                 while not stop.is_set() and (deadline is None or time.monotonic() < deadline):

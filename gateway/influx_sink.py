@@ -55,7 +55,7 @@ class InfluxSink:
                 await self._send(write_api, rows)
 
     async def _next_batch(self) -> list:  # type: ignore[type-arg]
-        """Rows after the cursor: a full batch at once, else whatever is there after flush_interval."""
+        """Rows after the cursor: a full batch at once, else what is there after flush_interval."""
         cfg = self.config
         deadline: float | None = None
         loop = asyncio.get_running_loop()
@@ -97,7 +97,12 @@ class InfluxSink:
                 else:
                     # The server will never take this batch as it is: keep it aside, move on.
                     await asyncio.to_thread(
-                        self.journal.quarantine, self.name, first, last, status, message,
+                        self.journal.quarantine,
+                        self.name,
+                        first,
+                        last,
+                        status,
+                        message,
                         body.decode(),
                     )
                     self.counters.quarantined += len(rows)
@@ -121,11 +126,13 @@ class InfluxSink:
     def _failed(self, why: str, retry_in: float) -> None:
         self.counters.sink_errors += 1
         if self.connected or self.counters.sink_errors == 1:
-            log.warning("InfluxDB write failed; retrying", extra={"error": why, "retry_in_s": retry_in})
+            log.warning(
+                "InfluxDB write failed; retrying", extra={"error": why, "retry_in_s": retry_in}
+            )
         self.connected = False
 
     async def flush(self, timeout_s: float) -> bool:
-        """At shutdown: try to send what is left, within the time given. True when nothing is left."""
+        """At shutdown: send what is left within the time given; True when nothing is left."""
         deadline = time.monotonic() + timeout_s
         cfg = self.config
         async with InfluxDBClientAsync(
@@ -133,7 +140,9 @@ class InfluxSink:
         ) as client:
             write_api = client.write_api()
             while time.monotonic() < deadline:
-                rows = await asyncio.to_thread(self.journal.read_after, self.position, cfg.batch_size)
+                rows = await asyncio.to_thread(
+                    self.journal.read_after, self.position, cfg.batch_size
+                )
                 if not rows:
                     return True
                 try:

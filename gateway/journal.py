@@ -197,7 +197,8 @@ class Journal:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute(
-                "INSERT INTO quarantine (created_ns, sink, first_id, last_id, status, message, body)"
+                "INSERT INTO quarantine"
+                " (created_ns, sink, first_id, last_id, status, message, body)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (time.time_ns(), sink, first_id, last_id, status, message, body),
             )
@@ -226,7 +227,8 @@ class Journal:
 
     def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         cur = self._reader().execute(
-            "SELECT source, payload, reason, received_ns FROM dead_letters ORDER BY id DESC LIMIT ?",
+            "SELECT source, payload, reason, received_ns FROM dead_letters"
+            " ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         return [DeadLetter(s, bytes(p), r, t) for s, p, r, t in cur]

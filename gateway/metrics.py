@@ -1,4 +1,4 @@
-"""Gateway counters, and the periodic `vigil_gateway` point and journal-fill alarms made from them."""
+"""Gateway counters, the periodic `vigil_gateway` point and the journal-fill alarms."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class Counters:
     quarantined: int = 0
     listener_errors: int = 0
     reconnects: int = 0
+    notifications_dropped: int = 0
     journal_full: bool = False
     journal_bytes: int = 0
     journal_fill: float = 0.0
@@ -47,8 +48,9 @@ class Counters:
         self.journal_fill = fill
         level = max((t for t in FILL_ALARMS if fill >= t), default=0.0)
         if level > self.fill_alarm:
-            log.error("journal at %.0f%% of its size budget (alarm at %.0f%%)", fill * 100,
-                      level * 100)
+            log.error(
+                "journal at %.0f%% of its size budget (alarm at %.0f%%)", fill * 100, level * 100
+            )
         elif level < self.fill_alarm:
             log.warning("journal back below %.0f%% of its size budget", self.fill_alarm * 100)
         self.fill_alarm = level
@@ -65,5 +67,6 @@ class Counters:
             "sink_errors": float(self.sink_errors),
             "quarantined": float(self.quarantined),
             "restarts": float(restarts),
+            "notifications_dropped": float(self.notifications_dropped),
         }
         return Reading("vigil_gateway", {"gateway": gateway}, fields, time.time_ns())

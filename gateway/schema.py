@@ -64,6 +64,7 @@ GATEWAY = Measurement(
         "sink_errors",
         "quarantined",
         "restarts",
+        "notifications_dropped",
     ),
 )
 

@@ -65,7 +65,7 @@ class Supervisor:
                 state.running = False
             await asyncio.sleep(delay)
 
-    async def stop(self, names: list[str] | None = None, timeout: float = 5.0) -> None:
+    async def stop(self, names: list[str] | None = None, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Cancel the named tasks (all by default) and wait for them to finish."""
         tasks = [t for n, t in self._tasks.items() if names is None or n in names]
         for t in tasks:

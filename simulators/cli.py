@@ -96,14 +96,67 @@ async def _run(scenario: Scenario, url: str) -> SimStats:
                 flush=True,
             )
 
-    return await run_scenario(
-        scenario,
-        url,
-        stop=stop,
-        on_publish=progress,
-        username=os.environ.get("VIGIL_MQTT_USERNAME") or None,
-        password=os.environ.get("VIGIL_MQTT_PASSWORD") or None,
-    )
+    plcs = await _start_plcs({"plcs": scenario.plcs, "speed": scenario.speed or 1.0})
+    try:
+        return await run_scenario(
+            scenario,
+            url,
+            stop=stop,
+            on_publish=progress,
+            username=os.environ.get("VIGIL_MQTT_USERNAME") or None,
+            password=os.environ.get("VIGIL_MQTT_PASSWORD") or None,
+        )
+    finally:
+        await _stop_plcs(plcs)
+
+
+async def _start_plcs(doc: dict[str, object]) -> list[object]:
+    """Serve the scenario's simulated PLCs (Modbus TCP) next to its loggers."""
+    if not doc.get("plcs"):
+        return []
+    from simulators.plc import load_scenario as load_plcs
+    from simulators.plc import start_plcs
+
+    plc_scenario = load_plcs(doc)
+    plcs = await start_plcs(plc_scenario.plcs, plc_scenario.speed)
+    for plc in plcs:
+        print(f"  PLC {plc.name} ({plc.spec.kind}) on 127.0.0.1:{plc.port}", file=sys.stderr)
+    return list(plcs)
+
+
+async def _stop_plcs(plcs: list[object]) -> None:
+    if plcs:
+        from simulators.plc import stop_plcs
+
+        await stop_plcs(plcs)  # type: ignore[arg-type]
+
+
+async def _serve_plcs_only(path: Path, duration: float | None) -> None:
+    import yaml
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    text = await asyncio.to_thread(path.read_text)
+    plcs = await _start_plcs(yaml.safe_load(text) or {})
+    print("serving simulated PLCs; Ctrl-C stops", file=sys.stderr)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration)
+    finally:
+        await _stop_plcs(plcs)
+
+
+def _plcs_only(path: Path) -> bool:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(doc, dict) and bool(doc.get("plcs")) and not doc.get("sites")
 
 
 def simulate(
@@ -118,6 +171,14 @@ def simulate(
     file. Exits 2 on a bad scenario, 1 when the broker cannot be reached.
     """
     path = resolve_scenario_path(scenario_path)
+    if _plcs_only(path):
+        secs = None if duration is None else float(parse_duration(duration))  # type: ignore[arg-type]
+        try:
+            asyncio.run(_serve_plcs_only(path, secs))
+        except (ValueError, OSError) as e:
+            print(f"{path}: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        return
     try:
         scenario = load_scenario(path)
         secs = None if duration is None else float(parse_duration(duration))  # type: ignore[arg-type]

@@ -30,8 +30,14 @@ class GatewayProcess:
             "collectors": [{"kind": "mqtt", "max_future_skew_s": 300}],
         }
         if influx_url:
-            cfg["influx"] = {"url": influx_url, "token": "t", "org": "o", "bucket": "b",
-                             "flush_interval_s": 0.2, "retry_max_s": 2}
+            cfg["influx"] = {
+                "url": influx_url,
+                "token": "t",
+                "org": "o",
+                "bucket": "b",
+                "flush_interval_s": 0.2,
+                "retry_max_s": 2,
+            }
         for key, value in extra.items():
             cfg[key] = value
         self.config_path.write_text(yaml.safe_dump(cfg))
@@ -52,11 +58,18 @@ class GatewayProcess:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", "run", "-c", str(self.config_path)],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         if wait_subscribed:
-            poll(lambda: self.log.read_bytes().count(marker) > before
-                 or self.proc.poll() is not None, 30, what="gateway to subscribe")  # type: ignore[union-attr]
+            poll(
+                lambda: (
+                    self.log.read_bytes().count(marker) > before or self.proc.poll() is not None
+                ),
+                30,
+                what="gateway to subscribe",
+            )  # type: ignore[union-attr]
         assert self.proc.poll() is None, self.log.read_text()
 
     def kill9(self) -> None:
@@ -91,16 +104,20 @@ class GatewayProcess:
     def journaled(self) -> int:
         if not self.journal.exists():
             return 0
-        return int(self.query("SELECT seq FROM sqlite_sequence WHERE name='readings'")[0][0]) \
-            if self.query("SELECT seq FROM sqlite_sequence WHERE name='readings'") else 0
+        return (
+            int(self.query("SELECT seq FROM sqlite_sequence WHERE name='readings'")[0][0])
+            if self.query("SELECT seq FROM sqlite_sequence WHERE name='readings'")
+            else 0
+        )
 
 
 class Publisher:
     """A paho QoS 1 publisher that rides out broker restarts: every message is confirmed."""
 
     def __init__(self, port: int, client_id: str = "test-publisher") -> None:
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  clean_session=False)
+        self.client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
+        )
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(0.1, 1)
@@ -108,8 +125,12 @@ class Publisher:
         self.client.loop_start()
         self.sent = 0
 
-    def publish_all(self, messages: list[tuple[str, bytes]], rate: float | None = None,
-                    stop: threading.Event | None = None) -> None:
+    def publish_all(
+        self,
+        messages: list[tuple[str, bytes]],
+        rate: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         infos = []
         t0 = time.monotonic()
         for i, (topic, payload) in enumerate(messages):
@@ -136,9 +157,13 @@ class Publisher:
         self.client.disconnect()
 
 
-def logger_messages(n: int, devices: int = 5, batch: int = 1, t0_ms: int | None = None,
-                    ) -> tuple[list[tuple[str, bytes]], dict[str, set[int]]]:
-    """n messages of `batch` readings from `devices` loggers; with what VictoriaMetrics must hold."""
+def logger_messages(
+    n: int,
+    devices: int = 5,
+    batch: int = 1,
+    t0_ms: int | None = None,
+) -> tuple[list[tuple[str, bytes]], dict[str, set[int]]]:
+    """n messages of `batch` readings from `devices` loggers, and what VictoriaMetrics must hold."""
     t0_ms = t0_ms if t0_ms is not None else int(time.time() * 1000) - 3_600_000
     msgs: list[tuple[str, bytes]] = []
     expected: dict[str, set[int]] = {}
@@ -171,6 +196,8 @@ def diff(got: dict[str, set[int]], want: dict[str, set[int]]) -> str:
         missing = want.get(key, set()) - got.get(key, set())
         extra = got.get(key, set()) - want.get(key, set())
         if missing or extra:
-            out.append(f"{key}: {len(missing)} missing {sorted(missing)[:3]}, "
-                       f"{len(extra)} extra {sorted(extra)[:3]}")
+            out.append(
+                f"{key}: {len(missing)} missing {sorted(missing)[:3]}, "
+                f"{len(extra)} extra {sorted(extra)[:3]}"
+            )
     return "; ".join(out) or "no difference"

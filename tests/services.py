@@ -162,11 +162,13 @@ class VictoriaMetrics(Service):
         return out
 
 
-
-
-
-def poll(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition",  # type: ignore[no-untyped-def]
-         show=None):
+def poll(
+    predicate,
+    timeout: float = 30.0,
+    interval: float = 0.2,
+    what: str = "condition",  # type: ignore[no-untyped-def]
+    show=None,
+):
     """Call predicate until it returns a truthy value or the deadline passes.
 
     `show`, if given, is called on failure to describe the state (a diff, a count).
@@ -200,8 +202,11 @@ class SecureMosquitto(Mosquitto):
         passwd = self.store / "passwd"
         passwd.write_text("")
         for user, password in users.items():
-            subprocess.run([require("mosquitto_passwd"), "-b", str(passwd), user, password],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [require("mosquitto_passwd"), "-b", str(passwd), user, password],
+                check=True,
+                capture_output=True,
+            )
         for f in (server_pem, server_key, passwd, self.store / "ca.pem"):
             if os.geteuid() == 0:
                 shutil.chown(f, "mosquitto")

@@ -139,9 +139,14 @@ class MqttCollector:
                     payload = str(payload).encode()
                 route = match(topic)
                 if route is None:
-                    dead.append(DeadLetter(topic, payload,
-                                           "no subscription template matches this topic",
-                                           received_ns))
+                    dead.append(
+                        DeadLetter(
+                            topic,
+                            payload,
+                            "no subscription template matches this topic",
+                            received_ns,
+                        )
+                    )
                 else:
                     r, d = parse(route[0], topic, route[1], payload, received_ns)
                     readings += r

@@ -51,7 +51,7 @@ class Subscription(Strict):
     @field_validator("topic")
     @classmethod
     def _valid_template(cls, v: str) -> str:
-        if not v or v.startswith("/") and len(v) == 1:
+        if not v or (v.startswith("/") and len(v) == 1):
             raise ValueError("empty topic template")
         for seg in v.split("/"):
             if "{" in seg or "}" in seg:

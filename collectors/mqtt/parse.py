@@ -90,7 +90,8 @@ class MessageParser:
         received_ns: int,
     ) -> tuple[list[Reading], list[DeadLetter]]:
         if len(payload) > self.max_payload_bytes:
-            reason = f"payload of {len(payload)} bytes exceeds max_payload_bytes={self.max_payload_bytes}"
+            size, limit = len(payload), self.max_payload_bytes
+            reason = f"payload of {size} bytes exceeds max_payload_bytes={limit}"
             return [], [DeadLetter(topic, payload[: self.max_payload_bytes], reason, received_ns)]
         tags = {**sub.tags, **topic_tags} if sub.tags else topic_tags
         if sub.format == "line_protocol":

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from argon2 import PasswordHasher
     from prometheus_client.metrics_core import Metric
 
-    from alert_rules import AlertStore, RuleLibrary, RulesEngine
+    from alert_rules import AlertEvent, AlertStore, RuleLibrary, RulesEngine
     from gateway.config import VigilConfig
 
 INTERNAL_MEASUREMENTS = frozenset({"vigil_gateway", "alert", "alarm_kpi"})
@@ -104,6 +104,9 @@ class ApiContext:
     """A device with nothing received for this long shows as stale on /devices."""
     api_counts: dict[str, int] = field(default_factory=dict)
     """Login outcomes etc., exported on /metrics."""
+    on_alert_events: Callable[[Sequence[AlertEvent]], None] | None = None
+    """Where operator actions' events go (Alerting.publish: notifiers, the `alert` measurement);
+    the engine hands them back only in the ActionResult, not again from process()/tick()."""
 
     def __post_init__(self) -> None:
         if self.alert_store is None and self.engine is not None:

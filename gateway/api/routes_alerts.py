@@ -128,8 +128,14 @@ async def _audited(
     reason: str | None,
     signature: Signature | None = None,
 ) -> ActionOut:
+    ctx = get_ctx(request)
+    if ctx.on_alert_events is not None:
+        try:
+            ctx.on_alert_events([res.event])
+        except Exception:  # the action is done and audited below whatever a sink does
+            log.exception("alert event sink failed", extra={"alert": res.new.id})
     row = await asyncio.to_thread(
-        get_ctx(request).audit.record,
+        ctx.audit.record,
         p.user.username,
         action,
         "alert",

@@ -27,8 +27,9 @@ async def drive(scenario: Scenario, mosquitto, gw) -> int:  # type: ignore[no-un
     def journaled() -> int:
         return gw.query("SELECT COUNT(*) FROM readings WHERE line LIKE 'coldchain,%'")[0][0]
 
-    poll(lambda: journaled() >= published, 60, what=f"{published} readings journaled",
-         show=journaled)
+    poll(
+        lambda: journaled() >= published, 60, what=f"{published} readings journaled", show=journaled
+    )
     return published
 
 
@@ -41,8 +42,12 @@ def alerts(gw, rule: str) -> list[Alert]:  # type: ignore[no-untyped-def]
 
 
 def wait_alerts(gw, rule: str, n: int) -> list[Alert]:  # type: ignore[no-untyped-def]
-    return poll(lambda: len(alerts(gw, rule)) >= n and alerts(gw, rule), 20,
-                what=f"{n} {rule} alert(s)", show=lambda: alerts(gw, rule))
+    return poll(
+        lambda: len(alerts(gw, rule)) >= n and alerts(gw, rule),
+        20,
+        what=f"{n} {rule} alert(s)",
+        show=lambda: alerts(gw, rule),
+    )
 
 
 async def test_freeze_dip_59_vs_61_minutes(mosquitto, victoria, make_gateway):
@@ -60,9 +65,14 @@ async def test_freeze_dip_59_vs_61_minutes(mosquitto, victoria, make_gateway):
     assert {a.source.rsplit("/", 1)[-1] for a in lows} == {"fridge-long-t1", "fridge-short-t1"}
     assert all(a.source.endswith("fridge-long-t1") for a in alerts(gw, "vaccine_2_8.freeze_alarm"))
     # the alert reached InfluxDB (VictoriaMetrics) as measurement `alert`
-    poll(lambda: any(s["metric"].get("rule") == "vaccine_2_8.freeze_alarm"
-                     for s in victoria.export('{__name__=~"alert_.*"}')), 30,
-         what="freeze alarm in VictoriaMetrics")
+    poll(
+        lambda: any(
+            s["metric"].get("rule") == "vaccine_2_8.freeze_alarm"
+            for s in victoria.export('{__name__=~"alert_.*"}')
+        ),
+        30,
+        what="freeze alarm in VictoriaMetrics",
+    )
     assert gw.stop() == 0
 
 
@@ -78,7 +88,8 @@ async def test_truck_compressor_failure_while_offline_is_retrospective(mosquitto
     rows = gw.query("SELECT line, received_ns FROM readings WHERE line LIKE 'coldchain,%'")
     first_ts = min(int(line.rsplit(" ", 1)[1]) for line, _ in rows)
     above = sorted(
-        int(line.rsplit(" ", 1)[1]) for line, _ in rows
+        int(line.rsplit(" ", 1)[1])
+        for line, _ in rows
         if float(line.split("temp_c=")[1].split(",")[0].split(" ")[0]) > 8.0
     )
     assert high.started_at == above[0]
@@ -98,7 +109,9 @@ async def test_fridge_door_left_open(mosquitto, make_gateway):
     [door] = wait_alerts(gw, "device_health.door_open", 1)
     assert door.source.endswith("fridge-door-t1")
     assert door.raised_at - door.started_at == 5 * MIN_NS  # max_open 5 min
-    assert door.ended_at is not None and 14 * MIN_NS <= door.ended_at - door.started_at <= 16 * MIN_NS
+    assert (
+        door.ended_at is not None and 14 * MIN_NS <= door.ended_at - door.started_at <= 16 * MIN_NS
+    )
     assert gw.stop() == 0
 
 
@@ -126,5 +139,7 @@ def test_rule_state_survives_restart(mosquitto, make_gateway, tmp_path: Path):
     [freeze] = wait_alerts(gw, "vaccine_2_8.freeze_alarm", 1)
     assert freeze.raised_at - freeze.started_at == 60 * MIN_NS
     db = sqlite3.connect(gw.data / "alerts.sqlite")
-    assert db.execute("SELECT COUNT(*) FROM alerts WHERE rule LIKE '%freeze_alarm'").fetchone()[0] == 1
+    assert (
+        db.execute("SELECT COUNT(*) FROM alerts WHERE rule LIKE '%freeze_alarm'").fetchone()[0] == 1
+    )
     assert gw.stop() == 0

@@ -53,3 +53,30 @@ async def test_port_in_use_raises_and_the_loop_lives_on(tmp_path: Path) -> None:
             raise AssertionError("serve_api returned on a port in use")
     await asyncio.sleep(0)  # still running
     rig.close()
+
+
+async def test_cancelling_the_task_releases_the_port(tmp_path: Path) -> None:
+    """The supervisor stops tasks by cancelling them."""
+    rig = make_rig(tmp_path, users=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    task = asyncio.create_task(serve_api(rig.ctx, "127.0.0.1", port, asyncio.Event()))
+    deadline = time.monotonic() + 15
+    async with httpx.AsyncClient() as c:
+        while True:
+            try:
+                await c.get(f"http://127.0.0.1:{port}/health")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and not task.done()
+                await asyncio.sleep(0.05)
+    task.cancel()
+    try:
+        await asyncio.wait_for(task, 10)
+    except asyncio.CancelledError:
+        pass
+    assert task.done()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+    rig.close()

@@ -183,7 +183,11 @@ def test_sigterm_stops_within_10s_with_store_down_and_loses_nothing(
     assert time.monotonic() - t0 < 10.0
     victoria.start()
     gw.start()  # the backlog goes out on the next start
-    poll(lambda: vm_by_device(victoria) == expected, 60, what="backlog forwarded after restart",
-         show=lambda: _diff(vm_by_device(victoria), expected))
+    poll(
+        lambda: vm_by_device(victoria) == expected,
+        60,
+        what="backlog forwarded after restart",
+        show=lambda: _diff(vm_by_device(victoria), expected),
+    )
     assert gw.stop() == 0
     pub.close()

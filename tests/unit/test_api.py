@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -149,9 +150,12 @@ async def test_alert_shape_and_filters(client: httpx.AsyncClient, rig: Rig) -> N
 
 async def test_ack_records_old_and_new_state(client: httpx.AsyncClient, rig: Rig) -> None:
     aid = raise_alert(rig)
+    published: list[Any] = []
+    rig.ctx.on_alert_events = published.extend  # the gateway passes Alerting.publish
     h = rig.headers(Role.OPERATOR)
     r = await client.post(f"/api/v1/alerts/{aid}/ack", headers=h, json={"comment": "on it"})
     assert r.status_code == 200, r.text
+    assert [(e.kind, e.alert.id, e.by) for e in published] == [("acked", aid, "operator1")]
     body = r.json()
     assert (body["old_state"], body["new_state"]) == ("unacknowledged", "acknowledged")
     assert body["alert"]["acked_by"] == "operator1"

@@ -16,8 +16,10 @@ HOUR_NS = 3600 * 10**9
 
 
 def readings(n: int, t0: int = 0, received_ns: int = 0) -> list[Reading]:
-    return [Reading("coldchain", {"device": f"d{i % 3}"}, {"temp_c": float(i)}, t0 + i,
-                    received_ns) for i in range(n)]
+    return [
+        Reading("coldchain", {"device": f"d{i % 3}"}, {"temp_c": float(i)}, t0 + i, received_ns)
+        for i in range(n)
+    ]
 
 
 def test_append_read_advance(tmp_path: Path) -> None:
@@ -54,7 +56,7 @@ def test_retention_never_deletes_untaken_rows(tmp_path: Path) -> None:
     j.advance("a", 10)
     j.advance("b", 4)
     assert j.prune(now) == 4  # only what both sinks have
-    assert [r.id for r in j.read_after(0, 100)][0] == 5
+    assert next(r.id for r in j.read_after(0, 100)) == 5
     j.advance("b", 10)
     j.append(readings(2, received_ns=now), [])
     assert j.prune(now) == 6  # the fresh rows are inside retention
@@ -114,7 +116,7 @@ async def test_writer_acks_after_commit_and_holds_acks_while_full(tmp_path: Path
     await asyncio.sleep(0.2)
     assert late == [] and counters.journal_full
     async with asyncio.timeout(10):
-        while not late:  # the sink catches up; retention frees space; the backlog commits
+        while not late:  # noqa: ASYNC110 (the sink catches up; retention frees space)
             j.advance("s", j.last_id())
             await asyncio.sleep(0.01)
     assert not counters.journal_full

@@ -10,7 +10,8 @@ from gateway.lineprotocol import LineProtocolError, decode, encode, parse_line
 from gateway.reading import Reading
 
 names = st.text(
-    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\\"), min_size=1,
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\\"),
+    min_size=1,
     max_size=12,
 ).filter(lambda s: not s.startswith("#") and s.strip() == s and s != "")
 values = st.one_of(
@@ -40,15 +41,33 @@ def test_encode_parse_round_trip(measurement, tags, fields, ts):
 
 
 def test_known_line():
-    r = Reading("coldchain", {"site": "s 1", "device": "d,1"}, {"temp_c": 5.2, "door_open": False},
-                1_700_000_000_000_000_000)
-    assert encode(r) == r"coldchain,device=d\,1,site=s\ 1 temp_c=5.2,door_open=false 1700000000000000000"
+    r = Reading(
+        "coldchain",
+        {"site": "s 1", "device": "d,1"},
+        {"temp_c": 5.2, "door_open": False},
+        1_700_000_000_000_000_000,
+    )
+    assert (
+        encode(r)
+        == r"coldchain,device=d\,1,site=s\ 1 temp_c=5.2,door_open=false 1700000000000000000"
+    )
     assert decode(encode(r)).fields == {"temp_c": 5.2, "door_open": False}
 
 
-@pytest.mark.parametrize("line", [
-    "m", "m a", "m a=", "m =1", "m,t a=1", "m a=1 notatime", 'm a="open', "m a=nan", "m a=1 2 3",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "m",
+        "m a",
+        "m a=",
+        "m =1",
+        "m,t a=1",
+        "m a=1 notatime",
+        'm a="open',
+        "m a=nan",
+        "m a=1 2 3",
+    ],
+)
 def test_bad_lines_refused(line):
     with pytest.raises(LineProtocolError):
         parse_line(line)

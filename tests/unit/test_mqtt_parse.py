@@ -33,12 +33,18 @@ def test_single_reading_iso():
 
 
 def test_epoch_ms_and_status_fields():
-    readings, dead = parse(b'{"ts": 1700000000123, "temp_c": 4, "door_open": true, "power_ok": false,'
-                           b' "battery_pct": 80}')
+    readings, dead = parse(
+        b'{"ts": 1700000000123, "temp_c": 4, "door_open": true, "power_ok": false,'
+        b' "battery_pct": 80}'
+    )
     assert dead == []
     assert readings[0].ts_ns == 1_700_000_000_123_000_000
-    assert readings[0].fields == {"temp_c": 4.0, "door_open": True, "power_ok": False,
-                                  "battery_pct": 80.0}
+    assert readings[0].fields == {
+        "temp_c": 4.0,
+        "door_open": True,
+        "power_ok": False,
+        "battery_pct": 80.0,
+    }
     assert isinstance(readings[0].fields["temp_c"], float)
 
 
@@ -48,9 +54,16 @@ def test_missing_ts_uses_receive_time_flagged():
 
 
 def test_batch_keeps_good_entries():
-    body = orjson.dumps({"readings": [
-        {"ts": 1, "temp_c": 1.0}, {"ts": 2, "temp_c": "x"}, {"ts": 3, "temp_c": 3.0}, 7,
-    ]})
+    body = orjson.dumps(
+        {
+            "readings": [
+                {"ts": 1, "temp_c": 1.0},
+                {"ts": 2, "temp_c": "x"},
+                {"ts": 3, "temp_c": 3.0},
+                7,
+            ]
+        }
+    )
     readings, dead = parse(body)
     assert [r.ts_ns for r in readings] == [1_000_000, 3_000_000]
     assert [d.reason for d in dead] == [
@@ -124,8 +137,9 @@ def test_topic_router():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8),
-                                                                       children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 

@@ -1,0 +1,176 @@
+"""Publish → alert notification latency, at a steady message rate (DESIGN §6: p99 < 100 ms at 5k/s).
+
+A paho publisher sends logger readings at the given rate for many devices; a few times a second a
+fresh device reports 12 °C, which the 2-8 °C vaccine profile's `high` rule alarms on at once.
+The gateway (`vigil run`, rules on, MQTT state notifier and e-mail to a local aiosmtpd) publishes
+the alert's retained state message; a subscriber measures publish → notification for each.
+
+    .venv/bin/python bench/alert_latency.py [--rates 1000,5000] [--seconds 20] [--breaches 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import paho.mqtt.client as paho
+from aiosmtpd.controller import Controller
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.gateway_proc import GatewayProcess  # noqa: E402
+from tests.services import Mosquitto, free_port, poll  # noqa: E402
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.count += 1
+        return "250 OK"
+
+
+def run_rate(rate: int, seconds: float, breaches_per_s: int, base: Path) -> dict[str, float]:
+    broker = Mosquitto(base / "mq")
+    broker.start()
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    gw = GatewayProcess(
+        base / "gw",
+        broker.url,
+        None,
+        rules={"bindings": [{"profile": "vaccine_2_8", "measurement": "coldchain"}]},
+        notifiers={
+            "channels": {
+                "state": {"kind": "mqtt", "topic_prefix": "vigil/alerts"},
+                "mail": {
+                    "kind": "email",
+                    "host": "127.0.0.1",
+                    "port": smtp.port,
+                    "tls": "none",
+                    "from": "vigil@bench.local",
+                },
+            },
+            "routes": {
+                "coldchain": {
+                    "severities": ["critical", "high"],
+                    "channels": ["state", "mail"],
+                    "recipients": {"mail": ["a@bench.local", "b@bench.local", "c@bench.local"]},
+                }
+            },
+        },
+    )
+    published: dict[str, float] = {}
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def on_message(_c, _u, msg):  # type: ignore[no-untyped-def]
+        now = time.perf_counter()
+        if not msg.payload:
+            return
+        device = msg.topic.split("/")[-2]  # vigil/alerts/{site}/{asset}/{device}/{rule}
+        with lock:
+            t = published.pop(device, None)
+        if t is not None and msg.topic.endswith("vaccine_2_8.high"):
+            latencies.append(now - t)
+
+    sub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bench-alert-sub")
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", broker.port)
+    sub.subscribe("vigil/alerts/#", qos=1)
+    sub.loop_start()
+    pub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bench-alert-pub")
+    pub.max_inflight_messages_set(2000)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        gw.start()
+        every = max(1, rate // breaches_per_s)
+        t0 = time.perf_counter()
+        n = int(rate * seconds)
+        k = 0
+        for i in range(n):
+            ts = int(time.time() * 1000)
+            if i % every == every - 1:
+                device = f"spike{k:06d}"
+                k += 1
+                body = orjson.dumps({"ts": ts, "temp_c": 12.0})
+                with lock:
+                    published[device] = time.perf_counter()
+            else:
+                device = f"lg{i % 500:04d}"
+                body = orjson.dumps({"ts": ts, "temp_c": 5.0 + (i % 7) / 10})
+            pub.publish(f"vigil/wh1/room1/{device}/telemetry", body, qos=1)
+            ahead = t0 + (i + 1) / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+        achieved = n / (time.perf_counter() - t0)
+        poll(
+            lambda: len(latencies) >= k,
+            60,
+            interval=0.1,
+            what="every alert notified",
+            show=lambda: f"{len(latencies)} of {k}",
+        )
+        mails = inbox.count
+    finally:
+        gw.stop()
+        pub.loop_stop()
+        sub.loop_stop()
+        smtp.stop()
+        broker.stop()
+        broker.remove()
+    lat = sorted(x * 1000 for x in latencies)
+    return {
+        "rate": rate,
+        "achieved": achieved,
+        "alerts": len(lat),
+        "p50": statistics.median(lat),
+        "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+        "max": lat[-1],
+        "mails": mails,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rates", default="1000,5000")
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--breaches", type=int, default=10, help="alerts per second")
+    args = ap.parse_args()
+    rows = []
+    for rate in (int(r) for r in args.rates.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            base = Path(tmp)
+            (base / "mq").mkdir()
+            (base / "gw").mkdir()
+            rows.append(run_rate(rate, args.seconds, args.breaches, base))
+            print(rows[-1], flush=True)
+    print()
+    print(
+        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
+    print(f"command: .venv/bin/python bench/alert_latency.py {' '.join(sys.argv[1:])}")
+    print("| target msg/s | achieved msg/s | alerts | p50 ms | p99 ms | max ms | e-mails |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['rate']:,} | {r['achieved']:,.0f} | {r['alerts']} | {r['p50']:.1f} | "
+            f"{r['p99']:.1f} | {r['max']:.1f} | {r['mails']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
