@@ -104,7 +104,7 @@ async def test_writer_acks_after_commit_and_holds_acks_while_full(tmp_path: Path
     writer.listeners.append(lambda rs: seen.append(len(rs)))
     await writer.submit(readings(5), [], lambda: acked.append(j.count("readings")))
     async with asyncio.timeout(5):
-        while not acked:
+        while not acked:  # noqa: ASYNC110 (polling with a deadline)
             await asyncio.sleep(0.01)
     assert acked == [5] and sum(seen) == 5  # acknowledged only once the rows were in
     # fill the journal: the next message is not acknowledged while it is full
@@ -116,7 +116,7 @@ async def test_writer_acks_after_commit_and_holds_acks_while_full(tmp_path: Path
     await asyncio.sleep(0.2)
     assert late == [] and counters.journal_full
     async with asyncio.timeout(10):
-        while not late:  # noqa: ASYNC110 (the sink catches up; retention frees space)
+        while not late:
             j.advance("s", j.last_id())
             await asyncio.sleep(0.01)
     assert not counters.journal_full
