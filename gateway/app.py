@@ -9,13 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from alert_rules import AlertStore, RulesEngine
 from collectors.modbus.collector import ModbusCollector
 from collectors.mqtt.collector import MqttCollector
 from gateway.alerting import Alerting
+from gateway.api import ApiContext, build_context, serve_api
 from gateway.config import VigilConfig
 from gateway.influx_sink import InfluxSink
 from gateway.ingest import JournalWriter, Listener
@@ -71,14 +75,38 @@ class Gateway:
             self.notifier = Notifier(cfg.notifiers, cfg.mqtt, gateway=cfg.gateway.name)
             if self.alerting is not None:
                 self.alerting.event_sinks.append(self.notifier.submit)
+        self.api: ApiContext | None = None
+        if cfg.api.enabled:
+            engine = self.alerting.engine if self.alerting else None
+            self.api = build_context(
+                cfg,
+                self.journal,
+                self.counters,
+                engine,
+                extra_metrics=self._extra_metrics,
+                # operator actions (ack, shelve, close) reach notifiers and InfluxDB too
+                on_alert_events=self.alerting.publish if self.alerting else None,
+            )
+            self.writer.enrichers.append(self.api.shipments.enrich)
+            self.writer.listeners.extend([self.api.shipments.record, self.api.live.observe])
         self.sink = (
             InfluxSink(cfg.influx, self.journal, self.counters, self.writer.committed)
             if cfg.influx
             else None
         )
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, config_path: Path | None = None) -> None:
+        """Run until `stop` is set; `config_path` is audited when its content changed."""
         sup = self.supervisor
+        if self.api is not None:
+            api = self.api
+            await asyncio.to_thread(api.shipments.recover, self.journal)
+            await asyncio.to_thread(api.live.seed, self.journal)
+            if config_path is not None:
+                text = await asyncio.to_thread(config_path.read_text)
+                await asyncio.to_thread(api.audit.record_config, config_path, text)
+            cfg = self.config.api
+            sup.spawn("api", lambda: serve_api(api, cfg.host, cfg.port, stop))
         if self.notifier is not None:
             sup.spawn("notifiers", self.notifier.run)
         if self.alerting is not None:
@@ -124,6 +152,9 @@ class Gateway:
                         "stopped with rows not yet forwarded; they go out on next start",
                         extra={"backlog": self.journal.backlog(self.sink.name)},
                     )
+        if self.api is not None:
+            await sup.stop(["api"], timeout=1)
+            self.api.close()
         self.journal.close()
         log.info("gateway stopped", extra={"seconds": round(time.monotonic() - started, 2)})
 
@@ -140,6 +171,14 @@ class Gateway:
                 next_prune = now + 60
             point = self.counters.point(self.config.gateway.name, self.supervisor.restarts)
             await self.writer.submit([point])
+
+    def _extra_metrics(self) -> Iterator[Metric]:
+        restarts = CounterMetricFamily(
+            "vigil_task_restarts", "Supervised task restarts", labels=["task"]
+        )
+        for s in self.supervisor.states.values():
+            restarts.add_metric([s.name], s.restarts)
+        yield restarts
 
     def refresh_counters(self) -> None:
         c = self.counters

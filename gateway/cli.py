@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -48,7 +49,10 @@ def run(
             for p in e.problems:
                 typer.echo(f"{config}: {p}", err=True)
             raise typer.Exit(2) from None
-        await gateway.run(stop)
+        path = config or (
+            Path(os.environ["VIGIL_CONFIG"]) if os.environ.get("VIGIL_CONFIG") else None
+        )
+        await gateway.run(stop, config_path=path)
 
     asyncio.run(main())
 

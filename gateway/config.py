@@ -109,6 +109,7 @@ class GatewayConfig(Strict):
 
 
 class ApiConfig(Strict):
+    enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
 

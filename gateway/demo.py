@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import time
@@ -81,6 +82,7 @@ class LiveState:
     """What the live view shows: the latest value per device, fed by the journal listener."""
 
     latest: dict[str, tuple[Reading, float]] = field(default_factory=dict)
+    logins: str = ""
     alerts: dict[tuple[str, str], AlertEvent] = field(default_factory=dict)
 
     def on_alert(self, event: AlertEvent) -> None:
@@ -96,8 +98,12 @@ class LiveState:
 def render(gw: Gateway, state: LiveState, mqtt_url: str, started: float) -> Group:
     c = gw.counters
     gw.refresh_counters()
+    api = gw.config.api
     head = Table(
-        title=f"vigil demo — broker {mqtt_url} — journal {gw.config.journal_path}", expand=True
+        title=f"vigil demo — broker {mqtt_url} — web http://{api.host}:{api.port}/ — "
+        f"journal {gw.config.journal_path}",
+        caption=state.logins,
+        expand=True,
     )
     for col in (
         "uptime",
@@ -126,9 +132,10 @@ def render(gw: Gateway, state: LiveState, mqtt_url: str, started: float) -> Grou
     now = time.monotonic()
     for name in sorted(state.latest):
         r, seen = state.latest[name]
+        # measurements first, switches and counters after
+        fields = sorted(r.fields.items(), key=lambda kv: not isinstance(kv[1], float))[:4]
         values = ", ".join(
-            f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in list(r.fields.items())[:4]
+            f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in fields
         )
         ts = time.strftime("%m-%d %H:%M:%S", time.gmtime(r.ts_ns / 1e9))
         devices.add_row(
@@ -152,6 +159,30 @@ def render(gw: Gateway, state: LiveState, mqtt_url: str, started: float) -> Grou
             a.message + (" (retrospective)" if a.retrospective else ""),
         )
     return Group(head, devices, alerts)
+
+
+DEMO_USERS = {
+    "operator": ("Demo Operator", "operator"),
+    "qa": ("Demo QA", "qa"),
+    "regulator": ("Demo Regulator", "viewer"),
+}
+
+
+def _demo_users(gw: Gateway) -> dict[str, str]:
+    """One user per role with a password of this data dir, so the web page can be tried."""
+    if gw.api is None:
+        return {}
+    secrets_file = gw.config.gateway.data_dir / "demo-logins.txt"
+    if secrets_file.exists():
+        return dict(line.split(" ", 1) for line in secrets_file.read_text().splitlines() if line)
+    logins = {}
+    for username, (name, role) in DEMO_USERS.items():
+        password = secrets.token_urlsafe(9)
+        gw.api.users.add(username, name, role, password)
+        logins[username] = password
+    secrets_file.write_text("".join(f"{u} {p}\n" for u, p in logins.items()))
+    secrets_file.chmod(0o600)
+    return logins
 
 
 async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: bool = False) -> None:
@@ -186,11 +217,14 @@ async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: boo
                 collector_config(plcs, line="fill-finish-1"),
             ],
             "rules": DEMO_RULES,
+            "api": {"host": "127.0.0.1", "port": int(os.environ.get("VIGIL_API_PORT", "8080"))},
         },
         "(demo defaults)",
     )
     state = LiveState()
     gw = Gateway(cfg, listeners=[state])
+    logins = _demo_users(gw)
+    state.logins = "web page log-ins: " + ", ".join(f"{u} / {p}" for u, p in logins.items())
     if gw.alerting is not None:
         gw.alerting.event_sinks.append(state.on_alert)
     scenario = load_scenario(scenarios.path("demo"))
@@ -202,6 +236,7 @@ async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: boo
     deadline = started + seconds if seconds else None
     try:
         if plain:
+            print(f"web page http://{cfg.api.host}:{cfg.api.port}/ — {state.logins}", flush=True)
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 2)

@@ -16,7 +16,7 @@ import orjson
 import paho.mqtt.client as paho
 import yaml
 
-from tests.services import poll
+from tests.services import free_port, poll
 
 
 class GatewayProcess:
@@ -28,6 +28,7 @@ class GatewayProcess:
             "gateway": {"name": "test-gw", "data_dir": str(self.data), "metrics_interval_s": 1},
             "mqtt": {"url": mqtt_url, "client_id": f"vigil-test-{os.getpid()}-{id(self)}"},
             "collectors": [{"kind": "mqtt", "max_future_skew_s": 300}],
+            "api": {"port": free_port()},
         }
         if influx_url:
             cfg["influx"] = {

@@ -5,6 +5,13 @@ answers with exceptions costs only its own task time and never delays the others
 device is one Reading (all its fields at the poll's timestamp), tagged line/equipment/device plus
 batch/phase when the register map carries them.
 
+Event time: when the register map marks the device's clock (`timestamp: s|ms`), the reading is
+filed under the device's time, because rules (F0, hold times) and regulators judge process time,
+not when the gateway happened to ask. A clock that is unset, too far ahead of the gateway or going
+backwards withholds the poll's reading and dead-letters it with its values: a wrong time is never
+journaled, and no data vanishes silently. Without a clock entry the gateway's clock at the poll is
+used and the reading is flagged `ts_from_receive`.
+
 Backpressure: readings wait in one bounded buffer that a single submitter hands to `Ingest.submit`
 in batches. While the buffer is full the devices skip their polls and count a missed cycle: a slow
 journal costs samples, never unbounded memory. A poll that overruns its interval also counts the
@@ -21,6 +28,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -32,6 +40,7 @@ from collectors.modbus.decode import (
     BIT_FUNCTIONS,
     DecodeError,
     Point,
+    decode_clock,
     decode_point,
     finish,
     registers_to_bytes,
@@ -41,6 +50,16 @@ from gateway.ports import Ingest
 from gateway.reading import DeadLetter, FieldValue, Reading
 
 log = logging.getLogger("vigil.collectors.modbus")
+
+
+def _iso(ns: int) -> str:
+    """UTC time with milliseconds, for dead-letter reasons."""
+    try:
+        dt = datetime.fromtimestamp(ns / 1e9, UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"{ns} ns"
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
 
 MEASUREMENT = "process"
 
@@ -85,6 +104,8 @@ class ModbusStats:
     backpressure_skips: int = 0
     readings: int = 0
     decode_errors: int = 0
+    clock_rejects: int = 0
+    """Polls withheld (and dead-lettered) because the device clock was unset, ahead or backwards."""
     dead_letters: int = 0
     submits: int = 0
     submit_errors: int = 0
@@ -136,6 +157,10 @@ class DeviceStatus:
     last_reading_ns: int = 0
     last_poll_s: float = 0.0
     """Duration of the last poll, seconds."""
+    clock_offset_s: float | None = None
+    """Device clock minus gateway clock at the last poll (None: no clock register, or unread)."""
+    clock_error: str = ""
+    """Why the device clock is refused right now; empty while it is fine."""
 
 
 class _PollError(Exception):
@@ -157,6 +182,10 @@ class _Device:
     reconnect_delay: float = 0.0
     bad_points: dict[str, str] = field(default_factory=dict)
     """Point name → last decode error, so a persistently bad value is dead-lettered once."""
+    clock: Point | None = None
+    """The device's clock register, when its map has one."""
+    last_clock_ns: int = 0
+    """Device time of the last reading let through: the clock may not go back behind it."""
 
 
 class ModbusCollector:
@@ -182,6 +211,7 @@ class ModbusCollector:
                     spec=spec,
                     plan=plan,
                     status=DeviceStatus(spec.name, source, len(plan)),
+                    clock=config.clock_for(spec),
                     base_tags={
                         "line": spec.line or "",
                         "equipment": spec.equipment_tag,
@@ -413,10 +443,20 @@ class ModbusCollector:
         fields: dict[str, FieldValue] = {}
         tags = dict(dev.base_tags)
         dead: list[DeadLetter] = []
+        clock_ns: int | None = None
+        clock_error = ""
+        clock_items: list[int] = []
         for req, payload in zip(dev.plan, payloads, strict=True):
             raw = b"" if req.fc in BIT_FUNCTIONS else registers_to_bytes(payload)  # type: ignore[arg-type]
             for p in req.points:
                 off = p.address - req.address
+                if p.timestamp is not None:
+                    clock_items = [int(v) for v in payload[off : off + p.count]]
+                    try:
+                        clock_ns = decode_clock(p, raw[off * 2 : (off + p.count) * 2])
+                    except DecodeError as e:
+                        clock_error = f"{p.name}: {e}"
+                    continue
                 try:
                     if req.fc in BIT_FUNCTIONS:
                         value = finish(p, bool(payload[off]))
@@ -438,8 +478,22 @@ class ModbusCollector:
                 else:
                     fields[p.name] = value
         reading = None
+        if dev.clock is not None and fields:
+            if clock_ns is not None:
+                clock_error = self._check_clock(dev, clock_ns, received_ns)
+            if clock_error:
+                dead.append(
+                    self._clock_dead_letter(dev, clock_items, clock_ns, clock_error, tags, fields)
+                )
+                fields = {}  # withheld: the dead letter carries them
+            else:
+                assert clock_ns is not None
+                ts_ns = dev.last_clock_ns = clock_ns
+            self._clock_state(dev, clock_error)
         if fields:
-            reading = Reading(MEASUREMENT, tags, fields, ts_ns, received_ns, ts_from_receive=True)
+            reading = Reading(
+                MEASUREMENT, tags, fields, ts_ns, received_ns, ts_from_receive=dev.clock is None
+            )
             dev.status.last_reading_ns = ts_ns
         if dead:  # always kept: a bad value is a fact about the device, however it was polled
             self._pending_dead.extend(dead)
@@ -450,6 +504,66 @@ class ModbusCollector:
             self.stats.readings += 1
             self._wake.set()
         return reading
+
+    def _check_clock(self, dev: _Device, clock_ns: int, received_ns: int) -> str:
+        """Why this device time cannot be the reading's event time; empty when it can."""
+        assert dev.clock is not None
+        name = dev.clock.name
+        dev.status.clock_offset_s = (clock_ns - received_ns) / 1e9
+        skew = dev.spec.max_future_skew_s
+        ahead = clock_ns - received_ns
+        if ahead > skew * 1e9:
+            return (
+                f"{name}: device clock {_iso(clock_ns)} is {ahead / 1e9:.1f} s ahead of the "
+                f"gateway (max_future_skew_s={skew:g})"
+            )
+        if clock_ns < dev.last_clock_ns:
+            back = (dev.last_clock_ns - clock_ns) / 1e9
+            return (
+                f"{name}: device clock went backwards by {back:.3f} s "
+                f"({_iso(dev.last_clock_ns)} -> {_iso(clock_ns)})"
+            )
+        return ""
+
+    def _clock_state(self, dev: _Device, error: str) -> None:
+        st = dev.status
+        if error:
+            self.stats.clock_rejects += 1
+            if not st.clock_error:
+                log.warning(
+                    "modbus device clock refused; readings withheld and dead-lettered",
+                    extra={"device": dev.spec.name, "reason": error},
+                )
+        elif st.clock_error:
+            log.info("modbus device clock accepted again", extra={"device": dev.spec.name})
+        st.clock_error = error
+
+    def _clock_dead_letter(
+        self,
+        dev: _Device,
+        items: list[int],
+        clock_ns: int | None,
+        reason: str,
+        tags: dict[str, str],
+        fields: dict[str, FieldValue],
+    ) -> DeadLetter:
+        """One per withheld poll: the clock's registers and the values filed nowhere else."""
+        p = dev.clock
+        assert p is not None
+        body: dict[str, Any] = {
+            "device": dev.spec.name,
+            "field": p.name,
+            "fc": p.fc,
+            "address": p.address,
+            "type": p.type,
+            "order": p.order,
+            "timestamp": p.timestamp,
+            "items": items,
+            "clock_ns": clock_ns,
+            "tags": tags,
+            "fields": fields,
+        }
+        return DeadLetter(dev.status.source, orjson.dumps(body), f"{reason}; reading withheld")
 
     def _dead_letter(
         self, dev: _Device, p: Point, payload: list[int] | list[bool], off: int, reason: str

@@ -4,8 +4,8 @@ Everything a register map can get wrong is checked here, at load time (`vigil ch
 bad map never reaches a PLC. Errors start with the key they are about.
 
 Precedence: a device's own `registers` add to its profile's (same name replaces the profile's
-entry); a register's `order` beats its profile's `order`, which beats the device's `order`; device
-settings beat `defaults`.
+entry; a device's clock entry replaces the profile's whatever its name); a register's `order`
+beats its profile's `order`, which beats the device's `order`; device settings beat `defaults`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from collectors.modbus.decode import BIT_FUNCTIONS, WORDS, ByteOrder, DataType, Point
+from collectors.modbus.decode import (
+    BIT_FUNCTIONS,
+    CLOCK_TYPES,
+    WORDS,
+    ByteOrder,
+    ClockUnit,
+    DataType,
+    Point,
+)
 from collectors.modbus.planner import MAX_BITS, MAX_REGISTERS, ReadRequest, plan_requests
 
 TAG_NAMES = ("batch", "phase")
@@ -72,6 +80,9 @@ class RegisterSpec(Strict):
     """Labels for integer or bit values (phase numbers → names); unknown numbers pass as text."""
     encoding: str = "ascii"
     """Text encoding of type string."""
+    timestamp: ClockUnit | None = None
+    """This entry is the device's clock (epoch seconds `s` or milliseconds `ms`, UTC): its value
+    becomes the reading's event time instead of a field. At most one per register map."""
 
     @model_validator(mode="before")
     @classmethod
@@ -114,6 +125,8 @@ class RegisterSpec(Strict):
                 raise ValueError("length: type string needs length (in registers)")
         elif self.length is not None:
             raise ValueError(f"length: only for type string, not {t}")
+        if self.timestamp is not None:
+            self._check_clock()
         if t in ("string", "bit") and (self.scale != 1.0 or self.offset != 0.0):
             raise ValueError(f"scale/offset: not allowed on type {t}")
         if self.scale == 0.0:
@@ -138,6 +151,26 @@ class RegisterSpec(Strict):
             raise ValueError(f"address: {self.address} + {self.count} items pass 65535")
         return self
 
+    def _check_clock(self) -> None:
+        t = self.type
+        if t not in CLOCK_TYPES:
+            raise ValueError(
+                f"timestamp: the device clock must be an integer register "
+                f"({', '.join(CLOCK_TYPES)}), not {t}"
+            )
+        if self.timestamp == "ms" and t in ("int32", "uint32"):
+            raise ValueError(
+                f"timestamp: epoch milliseconds need a 64-bit type (int64, uint64); "
+                f"{t} overflows within weeks of 1970"
+            )
+        if self.tag:
+            raise ValueError("timestamp: the device clock is the reading's time, not a tag")
+        if self.scale != 1.0 or self.offset != 0.0 or self.values is not None:
+            raise ValueError(
+                "timestamp: scale/offset/values not allowed on the device clock "
+                "(timestamp: s or ms gives its unit)"
+            )
+
     @property
     def count(self) -> int:
         if self.fc in BIT_FUNCTIONS or self.type == "bit":
@@ -160,6 +193,7 @@ class RegisterSpec(Strict):
             tag=self.tag,
             labels=self.values,
             encoding=self.encoding,
+            timestamp=self.timestamp,
         )
 
 
@@ -167,6 +201,11 @@ def _unique_names(registers: list[RegisterSpec], where: str) -> None:
     dup = [n for n, c in Counter(r.name for r in registers).items() if c > 1]
     if dup:
         raise ValueError(f"{where}: register names must be unique; repeated: {', '.join(dup)}")
+    clocks = [r.name for r in registers if r.timestamp is not None]
+    if len(clocks) > 1:
+        raise ValueError(
+            f"{where}: a device has one clock; entries with timestamp: {', '.join(clocks)}"
+        )
 
 
 class ProfileSpec(Strict):
@@ -211,6 +250,9 @@ class PollSettings(Strict):
     max_bits: int = Field(MAX_BITS, ge=1, le=MAX_BITS)
     order: ByteOrder = "ABCD"
     """Byte order of registers whose profile and entry do not set one."""
+    max_future_skew_s: float = Field(300.0, ge=0, le=86_400)
+    """A device clock (`timestamp:` entry) further ahead of the gateway's clock than this is
+    refused: the poll is dead-lettered instead of filed under a future time."""
 
 
 class DeviceDefaults(PollSettings):
@@ -300,13 +342,20 @@ class ModbusCollectorConfig(Strict):
     def points_for(self, device: DeviceSpec) -> list[Point]:
         """The device's resolved register map: profile entries, then the device's own."""
         merged: dict[str, Point] = {}
+        own_clock = any(r.timestamp is not None for r in device.registers)
         if device.profile is not None:
             prof = self.profiles[device.profile]
             for r in prof.registers:
+                if own_clock and r.timestamp is not None:
+                    continue  # one clock per device: the device's own entry wins
                 merged[r.name] = r.point(prof.order or device.order)
         for r in device.registers:
             merged[r.name] = r.point(device.order)
         return list(merged.values())
+
+    def clock_for(self, device: DeviceSpec) -> Point | None:
+        """The device's clock register (a `timestamp:` entry), if its map has one."""
+        return next((p for p in self.points_for(device) if p.timestamp is not None), None)
 
     def plan_for(self, device: DeviceSpec) -> list[ReadRequest]:
         return plan_requests(

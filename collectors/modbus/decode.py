@@ -31,6 +31,14 @@ DataType = Literal[
     "string",
 ]
 ByteOrder = Literal["ABCD", "DCBA", "BADC", "CDAB"]
+ClockUnit = Literal["s", "ms"]
+
+CLOCK_UNITS_NS: dict[str, int] = {"s": 1_000_000_000, "ms": 1_000_000}
+"""Nanoseconds per unit of a device clock register (epoch seconds or milliseconds)."""
+CLOCK_TYPES = ("int32", "uint32", "int64", "uint64")
+"""Types a device clock register may have: integers only, so no float rounds the time."""
+CLOCK_MIN_NS = 946_684_800 * 1_000_000_000
+"""2000-01-01T00:00:00Z: an earlier device clock was never set (dead RTC battery, factory 0)."""
 
 BIT_FUNCTIONS = (1, 2)
 """Function codes whose items are single bits: coils (1) and discrete inputs (2)."""
@@ -86,6 +94,8 @@ class Point:
     tag: bool = False
     labels: Mapping[int, str] | None = None
     encoding: str = "ascii"
+    timestamp: ClockUnit | None = None
+    """Set on the device's clock register: its value is the reading's event time, not a field."""
     divisor: float = field(default=0.0, init=False, compare=False)
     """1/scale when that is a whole number: 1211 / 10 gives 121.1, 1211 * 0.1 gives 121.100...01."""
 
@@ -170,6 +180,22 @@ def finish(point: Point, value: int | float | str | bool) -> FieldValue:
 def decode_point(point: Point, raw: bytes) -> FieldValue:
     """Register bytes of one point → final field/tag value."""
     return finish(point, decode_raw(point, raw))
+
+
+def decode_clock(point: Point, raw: bytes) -> int:
+    """Register bytes of the device's clock → event time in ns since the Unix epoch (UTC).
+
+    A value before 2000 is refused: it is an unset clock, not a time to file readings under.
+    """
+    if point.timestamp is None:
+        raise ValueError(f"{point.name} is not a clock register")
+    value = decode_raw(point, raw)
+    ns = int(value) * CLOCK_UNITS_NS[point.timestamp]
+    if ns < CLOCK_MIN_NS:
+        raise DecodeError(
+            f"device clock {value} {point.timestamp} since 1970 is before 2000-01-01: clock not set"
+        )
+    return ns
 
 
 def registers_to_bytes(registers: list[int]) -> bytes:

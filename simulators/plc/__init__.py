@@ -1,8 +1,8 @@
 """Simulated PLCs (pymodbus servers): autoclave, freeze-dryer, cleanroom HVAC, filling line.
 
 Entry points: `start_plcs(specs, speed)` → running PLCs on loopback ports, `stop_plcs`,
-`run_scenario(load_scenario(path))` for `vigil simulate`; `start_plcs(demo_specs())` and
-`collector_config(plcs)` for `vigil demo`.
+`run_scenario(load_scenario(path))` / `start_scenario` for `vigil simulate`;
+`start_plcs(demo_specs())` and `collector_config(plcs)` for `vigil demo`.
 """
 
 from simulators.plc.server import (
@@ -11,6 +11,7 @@ from simulators.plc.server import (
     collector_config,
     run_scenario,
     start_plcs,
+    start_scenario,
     stop_plcs,
 )
 from simulators.plc.spec import FaultSpec, PlcScenario, PlcSpec, demo_specs, load_scenario
@@ -26,5 +27,6 @@ __all__ = [
     "load_scenario",
     "run_scenario",
     "start_plcs",
+    "start_scenario",
     "stop_plcs",
 ]

@@ -12,13 +12,13 @@ import contextlib
 import json
 import sys
 
-from simulators.plc.server import start_plcs, stop_plcs
+from simulators.plc.server import start_scenario, stop_plcs
 from simulators.plc.spec import load_scenario
 
 
 async def _serve(path: str, speed: float | None) -> None:
     scenario = load_scenario(path)
-    plcs = await start_plcs(scenario.plcs, speed if speed is not None else scenario.speed)
+    plcs = await start_scenario(scenario, speed)
     try:
         for p in plcs:
             print(

@@ -4,6 +4,10 @@ A layout is what a PLC vendor's register list says: name, function code, address
 order, scale. The simulator encodes with pymodbus's own converter (`convert_to_registers`), not with
 the collector's decoder, so the end-to-end tests check one implementation against another.
 `profile()` renders a layout as a collector profile (the register map in YAML).
+
+Every layout also has a clock register (`*_CLOCK`, `generic_clock`): the PLC's own clock as an
+integer epoch, served from the simulated clock, so a gateway can file readings under process time
+however fast the simulation runs. The types and orders differ per PLC, as they do in a real plant.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class Reg:
     """Registers, for strings."""
     tag: bool = False
     labels: Mapping[int, str] | None = None
+    timestamp: str | None = None
+    """`s` or `ms`: this register is the PLC's clock (epoch, UTC), served from the sim clock."""
 
     @property
     def count(self) -> int:
@@ -67,6 +73,8 @@ class Reg:
             e["tag"] = True
         if self.labels:
             e["values"] = dict(self.labels)
+        if self.timestamp:
+            e["timestamp"] = self.timestamp
         return e
 
 
@@ -102,9 +110,11 @@ def to_raw(reg: Reg, value: float | int | str | bool) -> int | float | str:
     return min(hi, max(lo, raw))
 
 
-def profile(layout: list[Reg], description: str = "") -> dict[str, Any]:
-    """The layout as a collector profile (`profiles: NAME: ...` in the collector config)."""
-    out: dict[str, Any] = {"registers": [r.profile_entry() for r in layout]}
+def profile(layout: list[Reg], description: str = "", clock: Reg | None = None) -> dict[str, Any]:
+    """The layout as a collector profile (`profiles: NAME: ...` in the collector config); with
+    `clock`, the collector takes the PLC's clock register as the readings' event time."""
+    regs = [*layout, clock] if clock is not None else layout
+    out: dict[str, Any] = {"registers": [r.profile_entry() for r in regs]}
     if description:
         out["description"] = description
     return out
@@ -128,6 +138,8 @@ AUTOCLAVE = [
     Reg("exhaust_valve_open", 1, 1),
     Reg("door_closed", 2, 0),
 ]
+AUTOCLAVE_CLOCK = Reg("plc_clock_ms", 4, 20, "uint64", timestamp="ms")
+"""Next to the temperatures (one read carries both), so a value and its time belong together."""
 
 FREEZE_DRYER_PHASES = {
     0: "idle",
@@ -148,6 +160,8 @@ FREEZE_DRYER = [
     Reg("door_closed", 2, 0),
     Reg("vacuum_pump_on", 2, 1),
 ]
+FREEZE_DRYER_CLOCK = Reg("plc_clock_ms", 4, 20, "uint64", order="CDAB", timestamp="ms")
+"""Word-swapped like every 32/64-bit value of this PLC."""
 
 CLEANROOM_PHASES = {0: "at_rest", 1: "operation"}
 CLEANROOM = [
@@ -159,6 +173,8 @@ CLEANROOM = [
     Reg("phase", 3, 100, "uint16", tag=True, labels=CLEANROOM_PHASES),
     Reg("door_open", 2, 0),
 ]
+CLEANROOM_CLOCK = Reg("plc_clock_s", 4, 20, "uint32", timestamp="s")
+"""Whole seconds: enough for a room polled every second or slower."""
 
 FILLING_PHASES = {0: "setup", 1: "filling"}
 FILLING_LINE = [
@@ -171,6 +187,7 @@ FILLING_LINE = [
     Reg("batch", 3, 101, "string", length=8, order="BADC", tag=True),
     Reg("running", 1, 0),
 ]
+FILLING_LINE_CLOCK = Reg("plc_clock_ms", 4, 20, "int64", timestamp="ms")
 
 
 def generic_layout(float32: int = 25, uint16: int = 50) -> list[Reg]:
@@ -179,3 +196,8 @@ def generic_layout(float32: int = 25, uint16: int = 50) -> list[Reg]:
     base = 2 * float32
     regs += [Reg(f"counter_{i:03d}", 3, base + i, "uint16") for i in range(uint16)]
     return regs
+
+
+def generic_clock(float32: int = 25, uint16: int = 50) -> Reg:
+    """The bank's clock, right after the counters: a bank of up to 121 registers stays one read."""
+    return Reg("plc_clock_ms", 3, 2 * float32 + uint16, "uint64", timestamp="ms")

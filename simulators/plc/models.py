@@ -56,6 +56,10 @@ class ProcessModel:
     def layout(self) -> list[L.Reg]:
         raise NotImplementedError
 
+    def clock_register(self) -> L.Reg:
+        """Where this PLC keeps its clock (served by the server from the simulated clock)."""
+        raise NotImplementedError
+
     def advance(self, t: float) -> None:
         """Integrate to simulated time t (never backwards)."""
         while self.t < t - 1e-9:
@@ -118,6 +122,9 @@ class Autoclave(ProcessModel):
 
     def layout(self) -> list[L.Reg]:
         return L.AUTOCLAVE
+
+    def clock_register(self) -> L.Reg:
+        return L.AUTOCLAVE_CLOCK
 
     def _goto(self, phase: int) -> None:
         self.phase = phase
@@ -235,6 +242,9 @@ class FreezeDryer(ProcessModel):
     def layout(self) -> list[L.Reg]:
         return L.FREEZE_DRYER
 
+    def clock_register(self) -> L.Reg:
+        return L.FREEZE_DRYER_CLOCK
+
     def _durations(self) -> dict[int, float]:
         p = self.p
         return {
@@ -325,6 +335,9 @@ class Cleanroom(ProcessModel):
     def layout(self) -> list[L.Reg]:
         return L.CLEANROOM
 
+    def clock_register(self) -> L.Reg:
+        return L.CLEANROOM_CLOCK
+
     def _step(self, t: float, dt: float) -> None:
         door = self.faults("door_open", t)
         self.door = door is not None
@@ -385,6 +398,9 @@ class FillingLine(ProcessModel):
     def layout(self) -> list[L.Reg]:
         return L.FILLING_LINE
 
+    def clock_register(self) -> L.Reg:
+        return L.FILLING_LINE_CLOCK
+
     def _step(self, t: float, dt: float) -> None:
         self.phase_t += dt
         if self.phase == 0 and self.phase_t >= self.p.setup_s:
@@ -434,6 +450,9 @@ class Generic(ProcessModel):
 
     def layout(self) -> list[L.Reg]:
         return self._layout
+
+    def clock_register(self) -> L.Reg:
+        return L.generic_clock(self.p.float32, self.p.uint16)
 
     def _step(self, t: float, dt: float) -> None:
         pass

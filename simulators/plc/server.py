@@ -8,6 +8,11 @@ Communication faults are applied in that hook too (`exception` answers with an e
 `slow` delays the answer), except `unplug`, which closes the listening socket and every connection
 and opens them again on the same port when the fault ends. The PLCs never accept writes: they count
 them and answer "illegal function", so a test can prove the collector never wrote.
+
+Each PLC also serves its clock (the layout's clock register): the simulated time as an epoch, so a
+gateway reading it files a sped-up process under process time. By default the clocks start in the
+past far enough never to run ahead of the wall clock for `horizon_s` simulated seconds (see
+`SimClock`), because a gateway refuses device times from the future.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import re
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from pymodbus.constants import ExcCodes
@@ -28,27 +36,79 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from simulators.plc.layout import Reg, encode_registers, profile, to_raw
 from simulators.plc.models import MODELS, ProcessModel
-from simulators.plc.spec import FaultSpec, PlcScenario, PlcSpec
+from simulators.plc.spec import DEFAULT_HORIZON_S, FaultSpec, PlcScenario, PlcSpec
 
 log = logging.getLogger("vigil.simulators.plc")
 
 
 class SimClock:
-    """Simulated seconds since start: wall time x speed."""
+    """Simulated seconds since start (wall time x speed), and the PLC clocks' epoch time.
 
-    def __init__(self, speed: float = 1.0) -> None:
+    `start` is the epoch time of t=0. Left out, it is now at speed <= 1; at speed s > 1 it lies
+    `horizon_s x (1 - 1/s)` in the past, so the simulated epoch reaches the wall clock after
+    `horizon_s` simulated seconds (`horizon_s / s` wall seconds) and never runs ahead before.
+    A paused clock stands still (a plant on hold until the gateway polls it).
+    """
+
+    def __init__(
+        self,
+        speed: float = 1.0,
+        *,
+        start: datetime | float | None = None,
+        horizon_s: float = DEFAULT_HORIZON_S,
+        paused: bool = False,
+    ) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
+        if horizon_s <= 0:
+            raise ValueError("horizon_s must be > 0")
         self.speed = speed
         self._loop = asyncio.get_running_loop()
         self._t0 = self._loop.time()
+        wall = time.time()
+        if start is None:
+            self.start_s = wall - horizon_s * max(0.0, 1.0 - 1.0 / speed)
+        elif isinstance(start, datetime):
+            if start.tzinfo is None:
+                raise ValueError("start needs a time zone (e.g. 2026-03-02T06:00:00Z)")
+            self.start_s = start.timestamp()
+        else:
+            self.start_s = float(start)
+        self._paused_at: float | None = 0.0 if paused else None
+        self.listeners: list[asyncio.Event] = []
+        """Set on pause and resume, so fault watchers recompute their waits."""
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
 
     def now(self) -> float:
+        if self._paused_at is not None:
+            return self._paused_at
         return (self._loop.time() - self._t0) * self.speed
 
+    def epoch_s(self, t: float | None = None) -> float:
+        """The PLC clocks' time (epoch seconds, UTC) at simulated time t (default now)."""
+        return self.start_s + (self.now() if t is None else t)
+
     def wall(self, sim_s: float) -> float:
-        """Wall seconds until `sim_s` simulated seconds have passed."""
-        return sim_s / self.speed
+        """Wall seconds until `sim_s` simulated seconds have passed (inf while paused)."""
+        return math.inf if self.paused else sim_s / self.speed
+
+    def pause(self) -> None:
+        if self._paused_at is None:
+            self._paused_at = self.now()
+            self._notify()
+
+    def resume(self) -> None:
+        if self._paused_at is not None:
+            self._t0 = self._loop.time() - self._paused_at / self.speed
+            self._paused_at = None
+            self._notify()
+
+    def _notify(self) -> None:
+        for event in self.listeners:
+            event.set()
 
 
 class RunningPlc:
@@ -63,8 +123,11 @@ class RunningPlc:
             spec.name, spec.params, random.Random(seed), self.fault
         )
         self.layout: list[Reg] = self.model.layout()
+        """The process registers (what `profile()` maps as fields and tags)."""
+        self.clock_reg: Reg = self.model.clock_register()
+        """The PLC's clock register, served from the simulated clock."""
         self._by_fc: dict[int, list[Reg]] = {}
-        for r in self.layout:
+        for r in [*self.layout, self.clock_reg]:
             self._by_fc.setdefault(r.fc, []).append(r)
         self.host = spec.host
         self.port = spec.port
@@ -76,6 +139,7 @@ class RunningPlc:
         self._server: ModbusTcpServer | None = None
         self._stopping = asyncio.Event()
         self._changed = asyncio.Event()
+        clock.listeners.append(self._changed)
         self._watch: asyncio.Task[None] | None = None
 
     # -- public ------------------------------------------------------------------------------
@@ -116,9 +180,11 @@ class RunningPlc:
         self.faults = kept
         self._changed.set()
 
-    def profile(self) -> dict[str, Any]:
-        """This PLC's register map as a collector profile."""
-        return profile(self.layout, f"simulated {self.spec.kind}")
+    def profile(self, device_clock: bool = False) -> dict[str, Any]:
+        """This PLC's register map as a collector profile; with `device_clock`, including the
+        clock register (`timestamp:`), so readings carry the simulated time as event time."""
+        clock = self.clock_reg if device_clock else None
+        return profile(self.layout, f"simulated {self.spec.kind}", clock=clock)
 
     def device_config(self, profile: str | None = None, **overrides: Any) -> dict[str, Any]:
         """A collector `devices:` entry polling this PLC (profile default: named after the kind)."""
@@ -236,7 +302,11 @@ class RunningPlc:
             return ExcCodes(exc.code)
         self.requests[fc] += 1
         self.model.advance(now)
-        self._fill(fc, start, registers, self.model.values())
+        values = self.model.values()
+        clock = self.clock_reg
+        unit = 1000 if clock.timestamp == "ms" else 1
+        values[clock.name] = math.floor(self.clock.epoch_s(now) * unit)  # a clock shows whole units
+        self._fill(fc, start, registers, values)
         return None
 
     def _fill(self, fc: int, start: int, registers: list[int], values: dict[str, Any]) -> None:
@@ -257,14 +327,20 @@ class RunningPlc:
 
 
 async def start_plcs(
-    specs: Iterable[PlcSpec | dict[str, Any]], speed: float = 1.0
+    specs: Iterable[PlcSpec | dict[str, Any]],
+    speed: float = 1.0,
+    *,
+    start: datetime | float | None = None,
+    horizon_s: float = DEFAULT_HORIZON_S,
+    paused: bool = False,
 ) -> list[RunningPlc]:
     """Start simulated PLCs (port 0 = a free loopback port; read `.port` afterwards).
 
-    All share one simulated clock running `speed` times faster than wall time.
+    All share one simulated clock running `speed` times faster than wall time; `start`,
+    `horizon_s` and `paused` as for `SimClock` (`plcs[0].clock.resume()` starts a paused plant).
     Stop them with `stop_plcs`.
     """
-    clock = SimClock(speed)
+    clock = SimClock(speed, start=start, horizon_s=horizon_s, paused=paused)
     plcs = [
         RunningPlc(s if isinstance(s, PlcSpec) else PlcSpec.model_validate(s), clock) for s in specs
     ]
@@ -287,9 +363,19 @@ async def stop_plcs(plcs: Sequence[RunningPlc]) -> None:
         await asyncio.sleep(0)
 
 
+async def start_scenario(scenario: PlcScenario, speed: float | None = None) -> list[RunningPlc]:
+    """Start a scenario's PLCs with its speed (or `speed`), clock start and horizon."""
+    return await start_plcs(
+        scenario.plcs,
+        speed if speed is not None else scenario.speed,
+        start=scenario.start,
+        horizon_s=scenario.horizon_s,
+    )
+
+
 async def run_scenario(scenario: PlcScenario) -> None:
     """Serve a scenario's PLCs until cancelled (the entry for `vigil simulate`)."""
-    plcs = await start_plcs(scenario.plcs, scenario.speed)
+    plcs = await start_scenario(scenario)
     for plc in plcs:
         log.info(
             "simulated plc serving",
@@ -302,13 +388,21 @@ async def run_scenario(scenario: PlcScenario) -> None:
 
 
 def collector_config(
-    plcs: Sequence[RunningPlc], *, line: str = "line-1", **device_settings: Any
+    plcs: Sequence[RunningPlc],
+    *,
+    line: str = "line-1",
+    device_clock: bool = False,
+    **device_settings: Any,
 ) -> dict[str, Any]:
-    """A `kind: modbus` collector config polling these PLCs, one profile per distinct layout."""
+    """A `kind: modbus` collector config polling these PLCs, one profile per distinct layout.
+
+    `device_clock=True` maps each PLC's clock register, so readings carry simulated time as
+    event time (`ts_from_receive` false) and rules judge a sped-up process in process time.
+    """
     profiles: dict[str, Any] = {}
     devices: list[dict[str, Any]] = []
     for plc in plcs:
-        prof = plc.profile()
+        prof = plc.profile(device_clock)
         name = plc.spec.kind
         if profiles.get(name, prof) != prof:  # e.g. generic banks of different sizes
             name = re.sub(r"[^A-Za-z0-9_]", "_", f"{plc.spec.kind}_{plc.name}")

@@ -2,6 +2,7 @@
 
 ```yaml
 speed: 60            # simulated seconds per wall second
+start: 2026-03-02T06:00:00Z   # the PLCs' clocks at t=0 (default: see PlcScenario.start)
 plcs:
   - name: AC-01
     kind: autoclave
@@ -22,7 +23,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+DEFAULT_HORIZON_S = 86_400.0
+"""Simulated seconds for which the PLC clocks stay behind the wall clock by default (one day)."""
 
 PlcKind = Literal["autoclave", "freeze_dryer", "cleanroom", "filling_line", "generic"]
 FaultKind = Literal[
@@ -110,6 +121,12 @@ class PlcScenario(Strict):
     """The PLC part of a `vigil simulate` scenario file."""
 
     speed: float = Field(1.0, gt=0, le=100_000)
+    start: AwareDatetime | None = None
+    """The PLC clocks' time at t=0. Default: now at speed <= 1; faster, `horizon_s x (1 - 1/speed)`
+    before now, so the clocks reach the wall clock only after `horizon_s` simulated seconds
+    (a gateway refuses device times from the future)."""
+    horizon_s: float = Field(DEFAULT_HORIZON_S, gt=0)
+    """Simulated seconds the default start keeps the PLC clocks at or behind the wall clock."""
     plcs: list[PlcSpec] = Field(default_factory=list)
 
 
