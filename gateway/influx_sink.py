@@ -19,7 +19,7 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 
 from gateway.config import InfluxConfig
-from gateway.journal import Journal
+from gateway.journal import Batch, Journal
 from gateway.metrics import Counters
 
 log = logging.getLogger("vigil.influx")
@@ -51,25 +51,25 @@ class InfluxSink:
         ) as client:
             write_api = client.write_api()
             while True:
-                rows = await self._next_batch()
-                await self._send(write_api, rows)
+                batch = await self._next_batch()
+                await self._send(write_api, batch)
 
-    async def _next_batch(self) -> list:  # type: ignore[type-arg]
+    async def _next_batch(self) -> Batch:
         """Rows after the cursor: a full batch at once, else what is there after flush_interval."""
         cfg = self.config
         deadline: float | None = None
         loop = asyncio.get_running_loop()
         while True:
             self.committed.clear()
-            rows = await asyncio.to_thread(self.journal.read_after, self.position, cfg.batch_size)
-            if len(rows) >= cfg.batch_size:
-                return rows
-            if rows:
+            batch = await asyncio.to_thread(self.journal.read_batch, self.position, cfg.batch_size)
+            if batch is not None and batch.count >= cfg.batch_size:
+                return batch
+            if batch is not None:
                 if deadline is None:
                     deadline = loop.time() + cfg.flush_interval_s
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    return rows
+                    return batch
             else:
                 remaining = cfg.flush_interval_s
             try:
@@ -77,10 +77,10 @@ class InfluxSink:
             except TimeoutError:
                 pass
 
-    async def _send(self, write_api, rows: list) -> None:  # type: ignore[no-untyped-def,type-arg]
+    async def _send(self, write_api, batch: Batch) -> None:  # type: ignore[no-untyped-def]
         cfg = self.config
-        body = "\n".join(r.line for r in rows).encode()
-        first, last = rows[0].id, rows[-1].id
+        body = batch.body.encode()
+        first, last = batch.first_id, batch.last_id
         backoff = cfg.retry_min_s
         while True:
             try:
@@ -105,11 +105,11 @@ class InfluxSink:
                         message,
                         body.decode(),
                     )
-                    self.counters.quarantined += len(rows)
+                    self.counters.quarantined += batch.count
                     self.position = last
                     log.error(
                         "InfluxDB refused a batch; quarantined",
-                        extra={"status": status, "rows": len(rows), "server_message": message},
+                        extra={"status": status, "rows": batch.count, "server_message": message},
                     )
                     return
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
@@ -118,7 +118,7 @@ class InfluxSink:
             backoff = min(backoff * 2, cfg.retry_max_s)
         await asyncio.to_thread(self.journal.advance, self.name, last)
         self.position = last
-        self.counters.forwarded += len(rows)
+        self.counters.forwarded += batch.count
         if not self.connected:
             log.info("InfluxDB writes succeeding", extra={"url": cfg.url})
         self.connected = True
@@ -140,14 +140,14 @@ class InfluxSink:
         ) as client:
             write_api = client.write_api()
             while time.monotonic() < deadline:
-                rows = await asyncio.to_thread(
-                    self.journal.read_after, self.position, cfg.batch_size
+                batch = await asyncio.to_thread(
+                    self.journal.read_batch, self.position, cfg.batch_size
                 )
-                if not rows:
+                if batch is None:
                     return True
                 try:
                     await asyncio.wait_for(
-                        self._send(write_api, rows), max(0.1, deadline - time.monotonic())
+                        self._send(write_api, batch), max(0.1, deadline - time.monotonic())
                     )
                 except TimeoutError:
                     return False

@@ -56,6 +56,16 @@ class JournalFull(Exception):
 
 
 @dataclass(slots=True)
+class Batch:
+    """Consecutive journal rows as one InfluxDB write body."""
+
+    body: str
+    first_id: int
+    last_id: int
+    count: int
+
+
+@dataclass(slots=True)
 class JournalRow:
     id: int
     received_ns: int
@@ -178,6 +188,21 @@ class Journal:
             (position, limit),
         )
         return [JournalRow(*r) for r in cur]
+
+    def read_batch(self, position: int, limit: int) -> Batch | None:
+        """The next rows after `position` as one line-protocol body, joined by SQLite itself."""
+        row = (
+            self._reader()
+            .execute(
+                "SELECT group_concat(line, char(10)), MIN(id), MAX(id), COUNT(*) FROM"
+                " (SELECT id, line FROM readings WHERE id > ? ORDER BY id LIMIT ?)",
+                (position, limit),
+            )
+            .fetchone()
+        )
+        if not row or not row[3]:
+            return None
+        return Batch(body=row[0], first_id=row[1], last_id=row[2], count=row[3])
 
     def advance(self, sink: str, position: int) -> None:
         with self._wlock:

@@ -188,6 +188,29 @@ class _Device:
     """Device time of the last reading let through: the clock may not go back behind it."""
 
 
+def clock_problem(
+    name: str, clock_ns: int, last_ns: int, received_ns: int, max_future_skew_s: float
+) -> str:
+    """Why a device clock reading cannot be an event time, or "" when it can.
+
+    Refused: more than `max_future_skew_s` ahead of the gateway's clock (`received_ns`), or
+    earlier than the device time last let through (`last_ns`; 0: none yet). An unchanged clock
+    (a seconds clock polled faster than it ticks) is not going backwards and passes.
+    """
+    ahead = clock_ns - received_ns
+    if ahead > max_future_skew_s * 1e9:
+        return (
+            f"{name}: device clock {_iso(clock_ns)} is {ahead / 1e9:.1f} s ahead of the "
+            f"gateway (max_future_skew_s={max_future_skew_s:g})"
+        )
+    if clock_ns < last_ns:
+        return (
+            f"{name}: device clock went backwards by {(last_ns - clock_ns) / 1e9:.3f} s "
+            f"({_iso(last_ns)} -> {_iso(clock_ns)})"
+        )
+    return ""
+
+
 class ModbusCollector:
     def __init__(
         self,
@@ -508,22 +531,10 @@ class ModbusCollector:
     def _check_clock(self, dev: _Device, clock_ns: int, received_ns: int) -> str:
         """Why this device time cannot be the reading's event time; empty when it can."""
         assert dev.clock is not None
-        name = dev.clock.name
         dev.status.clock_offset_s = (clock_ns - received_ns) / 1e9
-        skew = dev.spec.max_future_skew_s
-        ahead = clock_ns - received_ns
-        if ahead > skew * 1e9:
-            return (
-                f"{name}: device clock {_iso(clock_ns)} is {ahead / 1e9:.1f} s ahead of the "
-                f"gateway (max_future_skew_s={skew:g})"
-            )
-        if clock_ns < dev.last_clock_ns:
-            back = (dev.last_clock_ns - clock_ns) / 1e9
-            return (
-                f"{name}: device clock went backwards by {back:.3f} s "
-                f"({_iso(dev.last_clock_ns)} -> {_iso(clock_ns)})"
-            )
-        return ""
+        return clock_problem(
+            dev.clock.name, clock_ns, dev.last_clock_ns, received_ns, dev.spec.max_future_skew_s
+        )
 
     def _clock_state(self, dev: _Device, error: str) -> None:
         st = dev.status
@@ -559,7 +570,7 @@ class ModbusCollector:
             "order": p.order,
             "timestamp": p.timestamp,
             "items": items,
-            "clock_ns": clock_ns,
+            "clock_ns": clock_ns if clock_ns is not None and clock_ns < 1 << 63 else None,
             "tags": tags,
             "fields": fields,
         }

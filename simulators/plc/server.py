@@ -275,6 +275,8 @@ class RunningPlc:
                 if b is not None and b > now
             ]
             timeout = self.clock.wall(min(bounds) - now) if bounds else None
+            if timeout == math.inf:
+                timeout = None  # paused: resume() wakes us
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout)
 

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import math
 import struct
+import time
 from typing import Any
 
 import orjson
@@ -318,3 +319,118 @@ async def test_failing_callback_and_submit_do_not_stop_polling_or_lose_readings(
     ts = [r.ts_ns for r in ingest.readings]
     assert ts == sorted(ts)
     assert col.stats.readings == len(ingest.readings) + col.pending
+
+
+# -- the device clock as event time --------------------------------------------------------------
+
+CLOCK_REGS = [
+    {"name": "v", "fc": 3, "address": 0},
+    {"name": "plc_clock_ms", "fc": 3, "address": 10, "type": "uint64", "timestamp": "ms"},
+]
+
+
+def _clock_image(clock_ms: int, v: int = 7) -> list[int]:
+    return [v, *[0] * 9, *encode_registers(clock_ms, "uint64", "ABCD")]
+
+
+async def test_device_clock_is_the_event_time_and_bad_clocks_are_dead_lettered(
+    register_server: ModbusTcpServer,
+) -> None:
+    port = mf.server_port(register_server)
+    ctx = register_server.context
+    c0 = int(time.time() * 1000) - 60_000  # a PLC a minute behind the gateway
+    await ctx.async_setValues(1, 16, 0, _clock_image(c0))
+    cfg = {
+        "kind": "modbus",
+        "devices": [
+            _device("d1", port, registers=CLOCK_REGS, interval_s=0.05, max_future_skew_s=5)
+        ],
+    }
+
+    def withheld(why: str) -> list[dict[str, Any]]:
+        return [orjson.loads(d.payload) for d in ingest.dead if why in d.reason]
+
+    async with mf.running(cfg) as (col, ingest):
+        await mf.wait_until(lambda: len(ingest.of("d1")) >= 2, what="readings on the PLC clock")
+        r = ingest.of("d1")[0]
+        assert r.ts_ns == c0 * 1_000_000 and not r.ts_from_receive
+        assert r.fields == {"v": 7}  # the clock is the time, not a field
+        assert col.devices["d1"].clock_offset_s == pytest.approx(-60, abs=2)
+
+        ahead = int(time.time() * 1000) + 60_000
+        await ctx.async_setValues(1, 16, 0, _clock_image(ahead, v=8))
+        await mf.wait_until(lambda: withheld("ahead of the gateway"), what="clock ahead refused")
+        dl = next(d for d in ingest.dead if "ahead" in d.reason)
+        assert dl.reason.startswith("plc_clock_ms: device clock ") and "max_future_skew_s=5" in (
+            dl.reason
+        )
+        assert dl.reason.endswith("reading withheld")
+        body = withheld("ahead")[0]
+        assert body["fields"] == {"v": 8} and body["clock_ns"] == ahead * 1_000_000
+        assert body["items"] == encode_registers(ahead, "uint64", "ABCD")
+        assert body["tags"]["device"] == "d1"
+        assert "ahead" in col.devices["d1"].clock_error
+
+        await ctx.async_setValues(1, 16, 0, _clock_image(c0 - 10_000, v=9))
+        await mf.wait_until(
+            lambda: withheld("went backwards by 10.000 s"), what="clock going back refused"
+        )
+        assert withheld("backwards")[0]["fields"] == {"v": 9}
+
+        await ctx.async_setValues(1, 16, 0, _clock_image(c0 + 1_000, v=10))
+        await mf.wait_until(
+            lambda: ingest.readings[-1].ts_ns == (c0 + 1_000) * 1_000_000, what="clock accepted"
+        )
+        assert col.devices["d1"].clock_error == ""
+
+        await ctx.async_setValues(1, 16, 0, _clock_image(0, v=11))
+        await mf.wait_until(lambda: withheld("clock not set"), what="unset clock refused")
+        assert withheld("clock not set")[0]["clock_ns"] is None
+    times = [r.ts_ns for r in ingest.of("d1")]
+    assert times == sorted(times)  # journaled readings never go back in device time
+    assert all(t in (c0 * 1_000_000, (c0 + 1_000) * 1_000_000) for t in times)
+    assert {r.fields["v"] for r in ingest.of("d1")} <= {7, 10}  # no value under a wrong time
+    s = col.stats
+    # every successful poll became a reading or a dead letter: nothing dropped silently
+    assert s.polls_ok == s.readings + s.clock_rejects
+    assert s.clock_rejects >= 3 and s.dead_letters >= 3 and s.device_errors == 0
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    words=st.one_of(
+        st.lists(st.integers(0, 0xFFFF), min_size=4, max_size=4),
+        # around now, where the skew limit bites
+        st.integers(-86_400_000, 600_000).map(
+            lambda d: encode_registers(int(time.time() * 1000) + d, "uint64", "ABCD")
+        ),
+    )
+)
+async def test_any_clock_register_content_gives_a_reading_or_a_dead_letter(
+    register_server: ModbusTcpServer, words: list[int]
+) -> None:
+    """Garbage in the clock registers never crashes a poll and never loses its values."""
+    port = mf.server_port(register_server)
+    cfg = ModbusCollectorConfig.model_validate(
+        {"kind": "modbus", "devices": [_device("d1", port, registers=CLOCK_REGS)]}
+    )
+    col = ModbusCollector(cfg, mf.RecordingIngest())
+    await register_server.context.async_setValues(1, 16, 0, [5, *[0] * 9, *words])
+    before_ns = time.time_ns()
+    reading = await col.poll_once("d1")
+    after_ns = time.time_ns()
+    clock_ns = int.from_bytes(struct.pack(">4H", *words)) * 1_000_000
+    skew_ns = 300 * 10**9
+    if reading is not None:
+        assert reading.ts_ns == clock_ns and not reading.ts_from_receive
+        assert reading.fields == {"v": 5}
+        assert 946_684_800 * 10**9 <= clock_ns <= after_ns + skew_ns
+        assert col.stats.clock_rejects == 0
+    else:
+        assert col.stats.clock_rejects == 1 and col.stats.dead_letters == 1
+        assert clock_ns < 946_684_800 * 10**9 or clock_ns > before_ns + skew_ns
+    assert col.stats.device_errors == 0 and col.stats.polls_ok == 1

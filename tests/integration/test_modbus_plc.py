@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,38 @@ async def test_autoclave_cycle_end_to_end_with_batch_and_phase_tags(
     assert plc.writes == 0
 
 
+async def test_autoclave_cycle_on_the_plc_clock(plc_factory: mf.PlcFactory) -> None:
+    """With the PLC's clock mapped, a cycle run at 1000x is filed under process time: the hold
+    lasts 15 minutes of event time, not the 0.9 s of wall time it took."""
+    (plc,) = await plc_factory([{"name": "AC-01", "kind": "autoclave"}], speed=1000)
+    cfg = collector_config(
+        [plc], line="fill-finish-1", device_clock=True, interval_s=0.05, timeout_s=1.0
+    )
+    async with mf.running(cfg) as (col, ingest):
+        await mf.wait_until(
+            lambda: any(r.tags.get("phase") == "complete" for r in ingest.readings),
+            within_s=20,
+            what="the cycle to complete",
+        )
+    rs = ingest.of("AC-01")
+    ts = [r.ts_ns for r in rs]
+    assert ts == sorted(ts) and all(not r.ts_from_receive for r in rs)
+    assert ts[-1] <= time.time_ns()  # the default start keeps the PLC clock out of the future
+    assert ts[0] >= int(plc.clock.start_s * 1e9)
+    assert "plc_clock_ms" not in rs[0].fields
+    hold = [r for r in rs if r.tags["phase"] == "hold"]
+    # polls are 50 simulated seconds apart: the hold seen spans 900 s less up to two polls
+    assert 790 <= (hold[-1].ts_ns - hold[0].ts_ns) / 1e9 <= 900
+    # the PLC's own cycle timer (same read as the clock) advances exactly with the event time
+    running = [r for r in rs if r.tags["phase"] in ("heat_up", "hold", "cool_down")]
+    for a, b in itertools.pairwise(running[1:-1]):
+        d_clock = (b.ts_ns - a.ts_ns) / 1e9
+        d_timer = b.fields["cycle_time_s"] - a.fields["cycle_time_s"]
+        assert abs(d_clock - d_timer) <= 1.001, (d_clock, d_timer)
+    assert col.stats.clock_rejects == 0 and col.devices["AC-01"].clock_error == ""
+    assert plc.writes == 0
+
+
 async def test_production_example_polls_every_simulator(
     plc_factory: mf.PlcFactory,
 ) -> None:
@@ -98,6 +132,10 @@ async def test_production_example_polls_every_simulator(
         expected = {r.name for r in by_name[name].layout if not r.tag}
         assert set(reading.fields) == expected, name
         assert "phase" in reading.tags, name
+        # the example maps every PLC's clock: readings carry the PLC's (simulated) time
+        assert not reading.ts_from_receive, name
+        start_ns = int(by_name[name].clock.start_s * 1e9)
+        assert start_ns <= reading.ts_ns <= reading.received_ns, name
     fl = await col.poll_once("FL-01")
     assert fl is not None and fl.fields["target_weight_g"] == 10.0  # float64, DCBA
     cr = await col.poll_once("CR-B1")

@@ -121,3 +121,13 @@ async def test_writer_acks_after_commit_and_holds_acks_while_full(tmp_path: Path
             await asyncio.sleep(0.01)
     assert not counters.journal_full
     task.cancel()
+
+
+def test_read_batch_is_the_joined_lines(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite")
+    j.append(readings(7), [])
+    batch = j.read_batch(2, 4)
+    assert batch is not None
+    assert (batch.first_id, batch.last_id, batch.count) == (3, 6, 4)
+    assert batch.body.split("\n") == [r.line for r in j.read_after(2, 4)]
+    assert j.read_batch(7, 10) is None

@@ -10,7 +10,17 @@ import yaml
 from pydantic import ValidationError
 
 from collectors.modbus.config import ModbusCollectorConfig
-from simulators.plc.layout import AUTOCLAVE, CLEANROOM, FILLING_LINE, FREEZE_DRYER
+from collectors.modbus.planner import plan_requests
+from simulators.plc.layout import (
+    AUTOCLAVE,
+    AUTOCLAVE_CLOCK,
+    CLEANROOM,
+    CLEANROOM_CLOCK,
+    FILLING_LINE,
+    FILLING_LINE_CLOCK,
+    FREEZE_DRYER,
+    FREEZE_DRYER_CLOCK,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -176,17 +186,22 @@ def test_example_production_yaml_is_valid_and_matches_the_simulators() -> None:
     found = _modbus_collectors(ROOT / "examples" / "production.yaml")
     assert len(found) == 1
     c = ModbusCollectorConfig.model_validate(found[0])
+    # the example reads each PLC's clock too (the scenario runs at speed 1)
     layouts = {
-        "autoclave": AUTOCLAVE,
-        "freeze_dryer": FREEZE_DRYER,
-        "cleanroom": CLEANROOM,
-        "filling_line": FILLING_LINE,
+        "autoclave": [*AUTOCLAVE, AUTOCLAVE_CLOCK],
+        "freeze_dryer": [*FREEZE_DRYER, FREEZE_DRYER_CLOCK],
+        "cleanroom": [*CLEANROOM, CLEANROOM_CLOCK],
+        "filling_line": [*FILLING_LINE, FILLING_LINE_CLOCK],
     }
     assert set(layouts) <= set(c.profiles)
     for kind, layout in layouts.items():
         dev = next(d for d in c.devices if d.profile == kind)
         points = {p.name: p for p in c.points_for(dev)}
         assert set(points) == {r.name for r in layout}, kind
+        clock = c.clock_for(dev)
+        assert clock is not None and clock.timestamp == layout[-1].timestamp, kind
+        without = plan_requests([p for p in points.values() if p.timestamp is None])
+        assert len(c.plan_for(dev)) == len(without), kind  # the clock costs no extra read
         for r in layout:
             p = points[r.name]
             assert (p.fc, p.address, p.type, effective(p.order, p.type), p.scale, p.tag) == (

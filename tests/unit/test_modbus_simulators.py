@@ -201,3 +201,83 @@ def test_demo_specs_cover_every_process_kind() -> None:
     specs = demo_specs()
     assert {s.kind for s in specs} == {"autoclave", "freeze_dryer", "cleanroom", "filling_line"}
     assert all(s.port == 0 for s in specs)
+
+
+# -- the simulated PLC clock ---------------------------------------------------------------------
+
+
+async def test_sim_clock_default_start_never_runs_ahead_within_the_horizon() -> None:
+    import time
+
+    from simulators.plc import SimClock
+
+    wall = time.time()
+    slow = SimClock(1.0)
+    assert slow.epoch_s() == pytest.approx(wall, abs=0.5)  # speed 1: the PLC clock is now
+    fast = SimClock(200.0, horizon_s=3600.0)
+    # t=0 lies horizon x (1 - 1/speed) back: the clock reaches now after 3600 simulated s
+    assert fast.start_s == pytest.approx(wall - 3600.0 * (1 - 1 / 200), abs=0.5)
+    for t in (0.0, 600.0, 3599.0):
+        wall_then = fast.start_s + 3600.0 * (1 - 1 / 200) + t / 200
+        assert fast.epoch_s(t) <= wall_then + 1e-6
+    assert fast.epoch_s(3600.0) == pytest.approx(wall + 3600.0 / 200, abs=0.5)
+
+
+async def test_sim_clock_explicit_start_pause_and_resume() -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from simulators.plc import SimClock
+
+    start = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    clock = SimClock(1000.0, start=start, paused=True)
+    assert clock.paused and clock.epoch_s() == start.timestamp()
+    await asyncio.sleep(0.02)
+    assert clock.now() == 0.0  # stands still while paused
+    clock.resume()
+    await asyncio.sleep(0.02)
+    clock.pause()
+    t = clock.now()
+    assert t >= 15.0  # 20 ms at 1000x
+    await asyncio.sleep(0.02)
+    assert clock.now() == t
+    assert clock.wall(10.0) == float("inf")
+    with pytest.raises(ValueError, match="time zone"):
+        SimClock(1.0, start=datetime(2026, 3, 2, 6, 0))
+
+
+def test_scenario_clock_settings() -> None:
+    sc = load_scenario({"speed": 100, "start": "2026-03-02T06:00:00Z", "horizon_s": 7200})
+    assert sc.start is not None and sc.start.timestamp() == 1_772_431_200
+    assert sc.horizon_s == 7200
+    with pytest.raises(ValidationError, match="timezone"):
+        load_scenario({"start": "2026-03-02T06:00:00"})
+    assert load_scenario({}).start is None
+
+
+@pytest.mark.parametrize("kind", ["autoclave", "freeze_dryer", "cleanroom", "filling_line"])
+def test_every_layout_has_a_clock_in_the_same_read_as_its_measurements(kind: str) -> None:
+    from collectors.modbus.config import ModbusCollectorConfig
+    from simulators.plc.layout import profile
+    from simulators.plc.models import MODELS
+
+    model = MODELS[kind]("X", {}, random.Random(0))
+    clock = model.clock_register()
+    assert clock.timestamp in ("s", "ms") and clock.fc == 4
+    assert clock.name not in {r.name for r in model.layout()}
+    cfg = ModbusCollectorConfig.model_validate(
+        {
+            "kind": "modbus",
+            "profiles": {"p": profile(model.layout(), clock=clock)},
+            "devices": [{"name": "d", "host": "h", "line": "L", "profile": "p"}],
+        }
+    )
+    dev = cfg.devices[0]
+    [read] = [r for r in cfg.plan_for(dev) if r.fc == 4]
+    assert {p.name for p in read.points} >= {clock.name, model.layout()[0].name}
+
+
+def test_generic_bank_clock_follows_the_counters() -> None:
+    g = Generic("G", {"float32": 25, "uint16": 50}, random.Random(0))
+    clock = g.clock_register()
+    assert (clock.fc, clock.address, clock.type, clock.timestamp) == (3, 100, "uint64", "ms")
