@@ -214,7 +214,8 @@ async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: boo
             "mqtt": {"url": mqtt_url, "client_id": "vigil-demo", "protocol": "3.1.1"},
             "collectors": [
                 {"kind": "mqtt", "name": "loggers"},
-                collector_config(plcs, line="fill-finish-1"),
+                # the PLCs' own clocks: at demo speed, wall time would judge F0 wrongly
+                collector_config(plcs, line="fill-finish-1", device_clock=True),
             ],
             "rules": DEMO_RULES,
             "api": {"host": "127.0.0.1", "port": int(os.environ.get("VIGIL_API_PORT", "8080"))},

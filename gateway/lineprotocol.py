@@ -35,18 +35,48 @@ def _field(value: FieldValue) -> str:
     return f'"{escaped}"'
 
 
-def encode(reading: Reading) -> str:
-    parts = [reading.measurement.translate(_MEAS_ESC)]
-    for k in sorted(reading.tags):
-        v = reading.tags[k]
+_prefixes: dict[int, tuple[dict[str, str], str, str]] = {}
+"""id(tags) → (tags, measurement, 'measurement,k=v,...'): readings of one topic share a tags
+dict, so its escaped, sorted form is built once. Holding the dict keeps its id from reuse."""
+_keys: dict[str, str] = {}
+
+
+def _prefix(measurement: str, tags: dict[str, str]) -> str:
+    hit = _prefixes.get(id(tags))
+    if hit is not None and hit[0] is tags and hit[1] == measurement:
+        return hit[2]
+    parts = [measurement.translate(_MEAS_ESC)]
+    for k in sorted(tags):
+        v = tags[k]
         if v != "":
             parts.append(f",{k.translate(_KEY_ESC)}={v.translate(_KEY_ESC)}")
-    parts.append(" ")
-    parts.append(
-        ",".join(f"{k.translate(_KEY_ESC)}={_field(v)}" for k, v in reading.fields.items())
-    )
-    parts.append(f" {reading.ts_ns}")
-    return "".join(parts)
+    prefix = "".join(parts)
+    if len(_prefixes) > 50_000:
+        _prefixes.clear()
+    _prefixes[id(tags)] = (tags, measurement, prefix)
+    return prefix
+
+
+def _key(k: str) -> str:
+    esc = _keys.get(k)
+    if esc is None:
+        esc = k.translate(_KEY_ESC)
+        if len(_keys) < 10_000:
+            _keys[k] = esc
+    return esc
+
+
+def encode(reading: Reading) -> str:
+    """One line. Tag dicts must not be changed once used (assign a new dict instead)."""
+    fields = []
+    for k, v in reading.fields.items():
+        if type(v) is float:
+            if v - v != 0.0:  # NaN or infinity
+                raise LineProtocolError(f"field value {v!r} is not finite")
+            fields.append(f"{_key(k)}={v!r}")
+        else:
+            fields.append(f"{_key(k)}={_field(v)}")
+    return f"{_prefix(reading.measurement, reading.tags)} {','.join(fields)} {reading.ts_ns}"
 
 
 def _split(s: str, sep: str, *, fields: bool = False) -> list[str]:

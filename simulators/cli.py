@@ -115,10 +115,9 @@ async def _start_plcs(doc: dict[str, object]) -> list[object]:
     if not doc.get("plcs"):
         return []
     from simulators.plc import load_scenario as load_plcs
-    from simulators.plc import start_plcs
+    from simulators.plc import start_scenario
 
-    plc_scenario = load_plcs(doc)
-    plcs = await start_plcs(plc_scenario.plcs, plc_scenario.speed)
+    plcs = await start_scenario(load_plcs(doc))
     for plc in plcs:
         print(f"  PLC {plc.name} ({plc.spec.kind}) on 127.0.0.1:{plc.port}", file=sys.stderr)
     return list(plcs)

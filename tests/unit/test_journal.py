@@ -107,10 +107,13 @@ async def test_writer_acks_after_commit_and_holds_acks_while_full(tmp_path: Path
         while not acked:  # noqa: ASYNC110 (polling with a deadline)
             await asyncio.sleep(0.01)
     assert acked == [5] and sum(seen) == 5  # acknowledged only once the rows were in
-    # fill the journal: the next message is not acknowledged while it is full
+    # fill the journal one message at a time: the message that finds it full is not acknowledged
     while not counters.journal_full:
-        await writer.submit(readings(300), [], None)
-        await asyncio.sleep(0)
+        done = asyncio.Event()
+        await writer.submit(readings(300), [], done.set)
+        async with asyncio.timeout(5):
+            while not done.is_set() and not counters.journal_full:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
     late: list[bool] = []
     await writer.submit(readings(1), [], lambda: late.append(True))
     await asyncio.sleep(0.2)
