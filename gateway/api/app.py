@@ -8,7 +8,8 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
@@ -16,6 +17,7 @@ from gateway.api import (
     routes_alerts,
     routes_audit,
     routes_auth,
+    routes_cycles,
     routes_devices,
     routes_health,
     routes_shipments,
@@ -27,6 +29,12 @@ from gateway.api.routes_health import VERSION
 log = logging.getLogger("vigil.api")
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+DOCS_ASSETS = "/docs/assets"
+"""Swagger UI's files, served from the fastapi-offline package (no CDN: gateways are often
+air-gapped): swagger-ui-bundle.js, swagger-ui.css, favicon.png. (No /redoc: ReDoc's page loads
+its sidebar logo from the vendor's CDN.)"""
+DOCS_ASSETS_PACKAGE = ("fastapi_offline", "static")
 
 DESCRIPTION = """\
 vigil's operator, QA and regulator API (DESIGN §3).
@@ -44,6 +52,7 @@ ROUTERS = (
     routes_auth.router,
     routes_auth.users_router,
     routes_alerts.router,
+    routes_cycles.router,
     routes_devices.router,
     routes_shipments.router,
     routes_audit.router,
@@ -63,13 +72,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         title="vigil gateway API",
         version=VERSION,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # FastAPI's page loads its files from a CDN: served locally below
         redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.registry = make_registry(ctx)
     for router in ROUTERS:
         app.include_router(router)
+    _add_docs(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -89,3 +99,22 @@ def create_app(ctx: ApiContext) -> FastAPI:
             return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI with its JavaScript, CSS and icon from this server."""
+    app.mount(DOCS_ASSETS, StaticFiles(packages=[DOCS_ASSETS_PACKAGE]), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            # no badge image from the public validator.swagger.io
+            swagger_ui_parameters={"validatorUrl": None},
+        )

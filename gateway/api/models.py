@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, overload
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from alert_rules.cycles import Cycle
 from alert_rules.model import Alert
 
 INT64_MAX = 2**63 - 1
@@ -176,6 +177,87 @@ class ActionOut(BaseModel):
     old_state: str
     new_state: str
     audit_seq: int
+
+
+# -- cycles -----------------------------------------------------------------------------------
+class CyclePhaseOut(BaseModel):
+    phase: str
+    start: datetime
+    end: datetime | None
+    min: dict[str, float]
+    max: dict[str, float]
+
+
+class CycleOut(BaseModel):
+    """A cycle / batch summary (docs/production_rules.md). Times are event time (the device's
+    clock). While a cycle runs only its start is known: phases, min/max, F0 and the verdict
+    are stored when it ends; `verdict` stays null when no rule judged the cycle."""
+
+    id: int
+    rule: str = Field(description="the `cycle` rule that delimits it")
+    source: str
+    device: str
+    line: str | None
+    equipment: str | None
+    batch: str | None
+    status: Literal["running", "complete"]
+    start: datetime
+    end: datetime | None
+    duration_s: float | None
+    verdict: Literal["pass", "fail"] | None
+    reasons: list[str] = Field(description="why it failed, one line per reason")
+    f0_min: float | None = Field(description="F0 of the first `f0` rule (minutes)")
+    phases: list[CyclePhaseOut]
+    min: dict[str, float] = Field(description="per field over the cycle")
+    max: dict[str, float] = Field(description="per field over the cycle")
+    alert_ids: list[int] = Field(
+        description="alerts of the device raised during the cycle, or active when it began"
+    )
+    data_gaps: int
+
+    @classmethod
+    def of(cls, c: Cycle) -> CycleOut:
+        return cls(
+            id=c.id,
+            rule=c.rule,
+            source=c.source,
+            device=c.device,
+            line=c.line,
+            equipment=c.equipment,
+            batch=c.batch,
+            status=c.status,  # type: ignore[arg-type]
+            start=ns_to_dt(c.start_ns),
+            end=ns_to_dt(c.end_ns),
+            duration_s=c.duration_s,
+            verdict=c.verdict,  # type: ignore[arg-type]
+            reasons=list(c.reasons),
+            f0_min=c.f0_min,
+            phases=[
+                CyclePhaseOut(
+                    phase=p["phase"],
+                    start=ns_to_dt(p["start_ns"]),
+                    end=ns_to_dt(p.get("end_ns")),
+                    min=p.get("min", {}),
+                    max=p.get("max", {}),
+                )
+                for p in c.phases
+            ],
+            min=dict(c.min),
+            max=dict(c.max),
+            alert_ids=list(c.alert_ids),
+            data_gaps=c.data_gaps,
+        )
+
+
+class CycleDetailOut(CycleOut):
+    results: dict[str, dict[str, Any]] = Field(
+        description="per participant rule (`f0`, `hold`): passed, reasons, f0_min, hold_s, "
+        "gaps, ...; times in it (`*_ns`) are UTC nanoseconds"
+    )
+
+    @classmethod
+    def of(cls, c: Cycle) -> CycleDetailOut:
+        return cls(**CycleOut.of(c).model_dump(), results=c.results)
 
 
 # -- auth and users ---------------------------------------------------------------------------

@@ -1,12 +1,15 @@
 """Test helpers: an ApiContext in a temporary directory with a real journal, rules engine and
-alert store, a cheap password hasher, and one user per role. Used by tests/, not by the gateway."""
+alert store, a cheap password hasher, and one user per role; cold-chain readings and the
+simulated autoclave's process readings. Used by tests/, not by the gateway."""
 
 from __future__ import annotations
 
+import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
 
@@ -16,6 +19,9 @@ from gateway.auth import LoginLimiter, Role
 from gateway.journal import Journal
 from gateway.metrics import Counters
 from gateway.reading import Reading
+
+if TYPE_CHECKING:
+    from simulators.plc.spec import FaultSpec
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 """Argon2id with tiny parameters: tests hash hundreds of times."""
@@ -33,6 +39,7 @@ RULES = {
     "bindings": [
         {"site": "wh1", "profile": "vaccine_2_8"},
         {"asset": "truck-*", "profile": "vaccine_2_8"},
+        {"equipment": "autoclave-*", "profile": "steam_steriliser"},
     ],
 }
 
@@ -83,6 +90,63 @@ def coldchain(
         ts,
         time.time_ns(),
     )
+
+
+def autoclave(
+    start_ns: int,
+    until_s: float,
+    *,
+    device: str = "AC-01",
+    equipment: str = "autoclave-1",
+    line: str = "L1",
+    step_s: float = 5.0,
+    faults: Sequence[FaultSpec] = (),
+    **params: Any,
+) -> list[Reading]:
+    """`process` readings of the simulated autoclave (simulators/plc/models.py) every `step_s`
+    from `start_ns` (event time, received at once), tagged with phase and batch like the Modbus
+    collector does. Short phases by default: 10 s idle, 2 min heat-up, the 15 min hold the
+    steam_steriliser profile needs to pass, 2 min cool-down, 20 s unloading, 60 s idle between
+    loads; a cycle ends with the first idle reading after it. FaultSpec(kind="short_hold",
+    at_s=..., hold_s=...) makes a load fail."""
+    from simulators.plc.layout import AUTOCLAVE_PHASES
+    from simulators.plc.models import Autoclave
+
+    params = {
+        "start_delay_s": 10,
+        "heatup_s": 120,
+        "cooldown_s": 120,
+        "complete_s": 20,
+        "idle_s": 60,
+        **params,
+    }
+
+    def fault(kind: str, t: float) -> FaultSpec | None:
+        return next((f for f in faults if f.kind == kind and f.active(t)), None)
+
+    model = Autoclave(device, params, random.Random(7), fault)
+    out = []
+    for i in range(int(until_s / step_s) + 1):
+        t = i * step_s
+        model.advance(t)
+        v = model.values()
+        tags = {
+            "line": line,
+            "equipment": equipment,
+            "device": device,
+            "phase": AUTOCLAVE_PHASES[int(v.pop("phase"))],
+        }
+        batch = v.pop("batch")
+        if batch:
+            tags["batch"] = str(batch)
+        ts = start_ns + round(t * 1e9)
+        out.append(Reading("process", tags, v, ts, ts))
+    return out
+
+
+AUTOCLAVE_CYCLE_S = 10 + 120 + 900 + 120 + 20
+"""Start delay to the end of unloading with autoclave()'s defaults: the first idle reading
+after it ends the first cycle; each further load adds idle_s (60) + its own phases."""
 
 
 def make_rig(tmp_path: Path, *, rules: dict[str, Any] | None = None, users: bool = True) -> Rig:

@@ -22,7 +22,15 @@ from schemathesis.checks import not_a_server_error
 from gateway.api import create_app, serve_api
 from gateway.api.app import api_routes
 from gateway.api.deps import route_permission
-from gateway.api.testing import PASSWORDS, USERS, Rig, coldchain, make_rig
+from gateway.api.testing import (
+    AUTOCLAVE_CYCLE_S,
+    PASSWORDS,
+    USERS,
+    Rig,
+    autoclave,
+    coldchain,
+    make_rig,
+)
 from gateway.auth import ROLE_PERMS, Perm, Role
 
 S = 1_000_000_000
@@ -89,6 +97,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             )
             rig.ctx.shipments.stop("S1", "operator1")
             rig.feed([coldchain(12.0, now, device="logger-2")])
+            rig.feed(autoclave(now - 3 * 3600 * S, AUTOCLAVE_CYCLE_S + 5))  # cycle 1
             stop = asyncio.Event()
             made["rig"], made["stop"], made["loop"] = rig, stop, asyncio.get_running_loop()
             ready.set()
@@ -161,6 +170,8 @@ def test_no_server_errors(case: Any, server: Server) -> None:
         params["shipment_id"] = "S1"
     if coin and "alert_id" in params:
         params["alert_id"] = 1 + hash(repr(case.body)) % 3
+    if coin and "cycle_id" in params:
+        params["cycle_id"] = 1
     if coin and isinstance(case.body, dict):
         if case.path.endswith(("/close", "/approve")):
             case.body["password"] = PASSWORDS[Role.QA]

@@ -42,6 +42,14 @@ def test_single_and_batch_payloads_all_land(mosquitto, victoria, make_gateway):
     # rh_pct travels with temp_c in the same points
     assert vm_by_device(victoria, "rh_pct") == expected
     assert gw.query("SELECT COUNT(*) FROM dead_letters")[0][0] == 0
+
+    # the gateway's own counters arrive as measurement vigil_gateway
+    def journaled_counter() -> float:
+        rows = victoria.export('{__name__="vigil_gateway_journaled", gateway="test-gw"}')
+        return max((v for r in rows for v in r["values"]), default=0)
+
+    poll(lambda: journaled_counter() >= 300 + 40 * 100, 20, what="vigil_gateway counters",
+         show=journaled_counter)
     assert gw.stop() == 0
     pub.close()
 

@@ -1,9 +1,10 @@
 """The HTTP API in process (httpx ASGI transport, same event loop as the alert store):
-login and rate limiting, alert actions with audit rows and signatures, shipments and reports,
-devices, users, health and metrics."""
+login and rate limiting, alert actions with audit rows and signatures, cycle summaries,
+shipments and reports, devices, users, health, metrics and the offline docs pages."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,8 +14,17 @@ import httpx
 import pytest
 
 from gateway.api import create_app
-from gateway.api.testing import PASSWORDS, USERS, Rig, coldchain, make_rig
+from gateway.api.testing import (
+    AUTOCLAVE_CYCLE_S,
+    PASSWORDS,
+    USERS,
+    Rig,
+    autoclave,
+    coldchain,
+    make_rig,
+)
 from gateway.auth import Role
+from simulators.plc.spec import FaultSpec
 
 S = 1_000_000_000
 
@@ -45,6 +55,21 @@ def raise_alert(rig: Rig, temp: float = 12.0, device: str = "logger-1") -> int:
 
 def clear_alert(rig: Rig, device: str = "logger-1") -> None:
     rig.feed([coldchain(5.0, time.time_ns() + S, device=device)])
+
+
+def run_autoclaves(rig: Rig) -> int:
+    """Real cycles through the engine (steam_steriliser binding), event time 3 h ago:
+    AC-01 runs a good load then one with a 5 min hold (fails, raises the f0 alert), AC-02 a
+    good load an hour later, AC-03 is in its hold (running). Returns AC-02's start."""
+    t0 = time.time_ns() - 3 * 3600 * S
+    second = 60 + 120 + 300 + 120 + 20
+    short = FaultSpec(kind="short_hold", at_s=AUTOCLAVE_CYCLE_S, hold_s=300)
+    rig.feed(autoclave(t0, AUTOCLAVE_CYCLE_S + second + 5, faults=[short]))
+    rig.feed(
+        autoclave(t0 + 3600 * S, AUTOCLAVE_CYCLE_S + 5, device="AC-02", equipment="autoclave-2")
+    )
+    rig.feed(autoclave(t0 + 7200 * S, 600, device="AC-03", equipment="autoclave-3"))
+    return t0 + 3600 * S + 10 * S
 
 
 # -- login ------------------------------------------------------------------------------------
@@ -241,6 +266,99 @@ async def test_actions_without_a_rules_engine_are_unavailable(
     rig.ctx.engine = None
     r = await client.post(f"/api/v1/alerts/{aid}/ack", headers=rig.headers(Role.OPERATOR))
     assert r.status_code == 503
+
+
+# -- cycles -----------------------------------------------------------------------------------
+def _iso(ns: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // S)) + f".{ns % S // 1000:06d}Z"
+
+
+async def test_cycle_summaries_shape_and_detail(client: httpx.AsyncClient, rig: Rig) -> None:
+    run_autoclaves(rig)
+    h = rig.headers(Role.VIEWER)  # a regulator reads the batch records
+    r = await client.get("/api/v1/cycles", headers=h)
+    assert r.status_code == 200, r.text
+    cycles = r.json()
+    assert [(c["device"], c["batch"], c["status"], c["verdict"]) for c in cycles] == [
+        ("AC-03", "AC03-0001", "running", None),
+        ("AC-02", "AC02-0001", "complete", "pass"),
+        ("AC-01", "AC01-0002", "complete", "fail"),
+        ("AC-01", "AC01-0001", "complete", "pass"),
+    ]  # newest first
+    stored = {c.id: c for c in rig.ctx.engine.list_cycles()}  # type: ignore[union-attr]
+    good = cycles[3]
+    c = stored[good["id"]]
+    assert good["start"] == _iso(c.start_ns) and good["end"] == _iso(c.end_ns)  # type: ignore[arg-type]
+    assert good["start"].endswith("Z") and good["duration_s"] == pytest.approx(1160, abs=5)
+    assert (good["rule"], good["line"], good["equipment"], good["source"]) == (
+        "steam_steriliser.cycle",
+        "L1",
+        "autoclave-1",
+        "L1/autoclave-1/AC-01",
+    )
+    assert [p["phase"] for p in good["phases"]] == ["heat_up", "hold", "cool_down", "complete"]
+    hold = good["phases"][1]
+    assert hold["start"] == _iso(c.phases[1]["start_ns"]) and hold["end"].endswith("Z")
+    assert 121.0 < hold["min"]["chamber_temp_c"] < hold["max"]["chamber_temp_c"] < 122.5
+    assert good["max"]["chamber_temp_c"] == hold["max"]["chamber_temp_c"] == c.max["chamber_temp_c"]
+    assert set(good["min"]) == {"chamber_temp_c", "chamber_pressure_kpa", "drain_temp_c", "f0_min"}
+    assert good["f0_min"] == c.f0_min and 15 < good["f0_min"] < 19
+    assert (good["reasons"], good["alert_ids"], good["data_gaps"]) == ([], [], 0)
+
+    bad = cycles[2]
+    [alert] = rig.ctx.alert_store.list_alerts(rule="steam_steriliser.f0")  # type: ignore[union-attr]
+    assert bad["alert_ids"] == [alert.id] and bad["f0_min"] < 15
+    assert any("held 5m" in why for why in bad["reasons"])
+    assert any(why.startswith("steam_steriliser.f0: F0 ") for why in bad["reasons"])
+
+    running = cycles[0]
+    assert running["end"] is None and running["duration_s"] is None
+    # the row exists from the start; phases, min/max and F0 are stored when the cycle ends
+    assert (running["f0_min"], running["phases"], running["min"]) == (None, [], {})
+
+    detail = (await client.get(f"/api/v1/cycles/{bad['id']}", headers=h)).json()
+    assert {k: v for k, v in detail.items() if k != "results"} == bad
+    f0 = detail["results"]["steam_steriliser.f0"]
+    assert f0["kind"] == "f0" and f0["passed"] is False and f0["hold_s"] < 900
+    for role in Role:  # every role reads them
+        r = await client.get(f"/api/v1/cycles/{good['id']}", headers=rig.headers(role))
+        assert r.status_code == 200
+    assert (await client.get("/api/v1/cycles/999", headers=h)).status_code == 404
+    assert (await client.get("/api/v1/cycles/0", headers=h)).status_code == 422
+
+
+async def test_cycle_filters(client: httpx.AsyncClient, rig: Rig) -> None:
+    ac02_start = run_autoclaves(rig)
+    h = rig.headers(Role.VIEWER)
+
+    async def batches(**q: Any) -> list[str]:
+        r = await client.get("/api/v1/cycles", params=q, headers=h)
+        assert r.status_code == 200, r.text
+        return [c["batch"] for c in r.json()]
+
+    assert await batches(device="AC-01") == ["AC01-0002", "AC01-0001"]
+    assert await batches(batch="AC01-0001") == ["AC01-0001"]
+    assert await batches(verdict="pass") == ["AC02-0001", "AC01-0001"]
+    assert await batches(verdict="fail") == ["AC01-0002"]
+    assert await batches(device="AC-01", verdict="pass") == ["AC01-0001"]
+    assert await batches(status="running") == ["AC03-0001"]
+    since = _iso(ac02_start)  # started at or after (event time)
+    assert await batches(since=since) == ["AC03-0001", "AC02-0001"]
+    assert await batches(since=_iso(ac02_start + 1000)) == ["AC03-0001"]
+    assert await batches(limit=2) == ["AC03-0001", "AC02-0001"]
+    assert await batches(device="AC-99") == []
+    for bad in ({"verdict": "maybe"}, {"limit": 0}, {"since": "yesterday"}):
+        r = await client.get("/api/v1/cycles", params=bad, headers=h)
+        assert r.status_code == 422, bad
+
+
+async def test_cycles_without_an_alert_store(rig: Rig) -> None:
+    rig.ctx.engine, rig.ctx.alert_store = None, None
+    transport = httpx.ASGITransport(app=create_app(rig.ctx))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        h = rig.headers(Role.VIEWER)
+        assert (await c.get("/api/v1/cycles", headers=h)).json() == []
+        assert (await c.get("/api/v1/cycles/1", headers=h)).status_code == 404
 
 
 # -- devices ----------------------------------------------------------------------------------
@@ -453,3 +571,32 @@ async def test_extra_metrics_are_exported(rig: Rig) -> None:
     transport = httpx.ASGITransport(app=create_app(rig.ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         assert "vigil_task_restarts 4.0" in (await c.get("/metrics")).text
+
+
+# -- offline docs -----------------------------------------------------------------------------
+_ASSET = re.compile(r"""(?:src|href)=["']([^"']+)["']""")
+
+
+async def test_docs_page_loads_nothing_from_other_hosts(client: httpx.AsyncClient) -> None:
+    """Air-gapped gateways: Swagger UI comes from this server, not from a CDN."""
+    r = await client.get("/docs")
+    assert r.status_code == 200 and "/openapi.json" in r.text
+    assert not re.search(r"https?://|//[a-z0-9]", r.text, re.I), r.text
+    assets = _ASSET.findall(r.text)
+    assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets)
+    assert '"validatorUrl": null' in r.text  # no badge from the public validator
+    for url in assets:
+        assert url.startswith("/docs/assets/"), url
+        got = await client.get(url)
+        assert got.status_code == 200, url
+        assert len(got.content) > 1000, url
+        kind = got.headers["content-type"]
+        if url.endswith(".js"):
+            assert "javascript" in kind
+        elif url.endswith(".css"):
+            assert kind.startswith("text/css")
+    # Swagger UI 5 (4 cannot render the OpenAPI 3.1 document FastAPI writes)
+    js = (await client.get("/docs/assets/swagger-ui-bundle.js")).text
+    assert "SwaggerUIBundle" in js
+    assert (await client.get("/openapi.json")).json()["openapi"].startswith("3.1")
+    assert (await client.get("/redoc")).status_code == 404  # ReDoc loads its logo from a CDN

@@ -134,3 +134,17 @@ def test_read_batch_is_the_joined_lines(tmp_path: Path) -> None:
     assert (batch.first_id, batch.last_id, batch.count) == (3, 6, 4)
     assert batch.body.split("\n") == [r.line for r in j.read_after(2, 4)]
     assert j.read_batch(7, 10) is None
+
+
+def test_fill_alarms_at_80_and_95_percent(caplog) -> None:  # type: ignore[no-untyped-def]
+    c = Counters()
+    with caplog.at_level("WARNING", logger="vigil.metrics"):
+        for fill in (0.5, 0.81, 0.85, 0.96, 0.97, 0.7):
+            c.check_fill(fill)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "journal at 81% of its size budget (alarm at 80%)",
+        "journal at 96% of its size budget (alarm at 95%)",
+        "journal back below 95% of its size budget",
+    ]
+    assert c.fill_alarm == 0.0
