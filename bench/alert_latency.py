@@ -40,7 +40,9 @@ class Inbox:
         return "250 OK"
 
 
-def run_rate(rate: int, seconds: float, breaches_per_s: int, base: Path) -> dict[str, float]:
+def run_rate(
+    rate: int, seconds: float, breaches_per_s: int, base: Path, synchronous: str
+) -> dict[str, float]:
     broker = Mosquitto(base / "mq")
     broker.start()
     inbox = Inbox()
@@ -51,6 +53,7 @@ def run_rate(rate: int, seconds: float, breaches_per_s: int, base: Path) -> dict
         broker.url,
         None,
         rules={"bindings": [{"profile": "vaccine_2_8", "measurement": "coldchain"}]},
+        journal={"synchronous": synchronous},
         notifiers={
             "channels": {
                 "state": {"kind": "mqtt", "topic_prefix": "vigil/alerts"},
@@ -148,6 +151,7 @@ def main() -> None:
     ap.add_argument("--rates", default="1000,5000")
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--breaches", type=int, default=10, help="alerts per second")
+    ap.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     args = ap.parse_args()
     rows = []
     for rate in (int(r) for r in args.rates.split(",")):
@@ -155,7 +159,7 @@ def main() -> None:
             base = Path(tmp)
             (base / "mq").mkdir()
             (base / "gw").mkdir()
-            rows.append(run_rate(rate, args.seconds, args.breaches, base))
+            rows.append(run_rate(rate, args.seconds, args.breaches, base, args.synchronous))
             print(rows[-1], flush=True)
     print()
     print(
@@ -163,6 +167,7 @@ def main() -> None:
         f"Python {platform.python_version()}"
     )
     print(f"command: .venv/bin/python bench/alert_latency.py {' '.join(sys.argv[1:])}")
+    print(f"journal synchronous={args.synchronous}")
     print("| target msg/s | achieved msg/s | alerts | p50 ms | p99 ms | max ms | e-mails |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

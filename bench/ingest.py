@@ -101,6 +101,13 @@ def ceiling(broker: Mosquitto, msgs: list[tuple[str, bytes]], qos: int) -> float
     return len(msgs) / (last - first)
 
 
+PROTOCOL = "3.1.1"
+
+
+PROTOCOL = "3.1.1"
+"""The gateway's MQTT version (--protocol)."""
+
+
 def gateway_run(
     broker: Mosquitto,
     vm: VictoriaMetrics,
@@ -115,6 +122,7 @@ def gateway_run(
         vm.url,
         journal={"max_bytes": 8 << 30},
         gateway={"name": "bench", "data_dir": str(workdir / "data"), "metrics_interval_s": 3600},
+        mqtt={"url": broker.url, "client_id": "vigil-bench", "protocol": PROTOCOL},
     )
     gw.start()
     gw.stop()
@@ -162,7 +170,10 @@ def main() -> None:
     ap.add_argument("--batch-messages", type=int, default=20_000)
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--protocol", default="3.1.1", choices=["3.1.1", "5"])
     args = ap.parse_args()
+    global PROTOCOL
+    PROTOCOL = args.protocol
 
     single = payloads(args.messages, 1)
     batched = payloads(args.batch_messages, args.batch_size)
@@ -213,6 +224,7 @@ def main() -> None:
         f"Python {platform.python_version()}"
     )
     print(f"command: {' '.join(['.venv/bin/python', 'bench/ingest.py', *sys.argv[1:]])}")
+    print(f"gateway MQTT protocol {PROTOCOL}")
     print(f"| measure | median of {args.runs} | runs |")
     print("|---|---|---|")
     for k, v in results.items():

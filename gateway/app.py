@@ -49,6 +49,7 @@ class Gateway:
             max_bytes=cfg.journal.max_bytes,
             retention_s=cfg.journal.retention_hours * 3600,
             dead_letter_retention_s=cfg.journal.dead_letter_retention_days * 86_400,
+            synchronous=cfg.journal.synchronous,
         )
         self.writer = JournalWriter(
             self.journal,

@@ -96,6 +96,10 @@ class JournalConfig(Strict):
     retention_hours: float = Field(168.0, ge=0)
     """Rows every sink has taken are kept this long, then deleted."""
     dead_letter_retention_days: float = Field(90.0, ge=0)
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """FULL: each commit reaches the disk before messages are acknowledged, so even a power cut
+    loses nothing. NORMAL (WAL): a process crash loses nothing, a power cut may lose the last
+    commits; fewer fsyncs (docs/benchmarks.md)."""
     queue_messages: int = Field(10_000, gt=0)
     """Messages waiting for the journal before collectors are made to wait (backpressure)."""
     max_batch_readings: int = Field(20_000, gt=0)

@@ -79,12 +79,14 @@ class Journal:
         max_bytes: int = 1 << 30,
         retention_s: float = 7 * 86_400,
         dead_letter_retention_s: float = 90 * 86_400,
+        synchronous: str = "FULL",
     ) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.retention_ns = int(retention_s * 1e9)
         self.dead_retention_ns = int(dead_letter_retention_s * 1e9)
         self._wlock = threading.Lock()
+        self.synchronous = synchronous
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._connect()
         self._db.executescript(_SCHEMA)
@@ -95,8 +97,8 @@ class Journal:
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed batch survives power loss, not only a process crash.
-        db.execute("PRAGMA synchronous=FULL")
+        # FULL (default): a committed batch survives power loss, not only a process crash.
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("PRAGMA busy_timeout=10000")
         return db
 
