@@ -232,9 +232,7 @@ class RulesEngine:
         s.suppressors = [b for b in s.rules.values() if b.rule.spec.suppress_when]
         s.dirty = True
 
-    def _bound(
-        self, s: _Series, rule: CompiledRule, source: str, old: dict[str, _Bound]
-    ) -> _Bound:
+    def _bound(self, s: _Series, rule: CompiledRule, source: str, old: dict[str, _Bound]) -> _Bound:
         self._rules_by_id.setdefault(rule.id, rule)
         b = old.get(rule.id)
         if b is None or b.rule is not rule or b.point.source != source:

@@ -40,7 +40,7 @@ class MqttBrokerConfig(Strict):
     client_id: str = Field(default_factory=lambda: f"vigil-{socket.gethostname()}")
     """Fixed, so the broker keeps this gateway's session while it is down."""
     protocol: Literal["3.1.1", "5"] = "3.1.1"
-    """3.1.1 by default: paho-mqtt receives with manual acknowledgement ~4x faster than on 5
+    """3.1.1 by default: with manual acknowledgement the gateway ran ~1.5x faster on it than on 5
     (docs/benchmarks.md). With 3.1.1 the broker bounds unacknowledged messages in flight
     (mosquitto: max_inflight_messages; set it to ~1000, its default of 20 throttles)."""
     keepalive_s: int = Field(30, gt=0)

@@ -48,8 +48,12 @@ def test_single_and_batch_payloads_all_land(mosquitto, victoria, make_gateway):
         rows = victoria.export('{__name__="vigil_gateway_journaled", gateway="test-gw"}')
         return max((v for r in rows for v in r["values"]), default=0)
 
-    poll(lambda: journaled_counter() >= 300 + 40 * 100, 20, what="vigil_gateway counters",
-         show=journaled_counter)
+    poll(
+        lambda: journaled_counter() >= 300 + 40 * 100,
+        20,
+        what="vigil_gateway counters",
+        show=journaled_counter,
+    )
     assert gw.stop() == 0
     pub.close()
 
