@@ -1107,8 +1107,8 @@ def gateway_health(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
         )
         .with_panel(
             _stat(
-                "Quarantined batches in range",
-                "Batches InfluxDB refused with a 4xx, kept in quarantine instead of dropped.",
+                "Quarantined readings in range",
+                "Readings in batches InfluxDB refused with a 4xx, kept in quarantine, not dropped.",
                 increase(quarantined),
                 unit="none",
                 display=name,
