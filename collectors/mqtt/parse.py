@@ -51,24 +51,42 @@ def _ts_ns(value: object, fmt: str) -> int:
     raise BadEntry(f"timestamp {value!r} is a {type(value).__name__}")
 
 
+_FieldSpec = tuple[tuple[str, str, bool], ...]
+_specs: dict[int, tuple[PayloadMapping, _FieldSpec]] = {}
+
+
+def _spec(mapping: PayloadMapping) -> _FieldSpec:
+    """(field, payload key, is bool) per mapped field, built once per mapping."""
+    hit = _specs.get(id(mapping))
+    if hit is None or hit[0] is not mapping:
+        bools = set(mapping.bool_fields)
+        spec = tuple((name, key, name in bools) for name, key in mapping.fields.items())
+        hit = _specs[id(mapping)] = (mapping, spec)
+    return hit[1]
+
+
 def _fields(entry: dict[str, object], mapping: PayloadMapping) -> dict[str, FieldValue]:
     out: dict[str, FieldValue] = {}
-    for name, key in mapping.fields.items():
-        if key not in entry:
-            continue
-        v = entry[key]
+    for name, key, is_bool in _spec(mapping):
+        v = entry.get(key)
         if v is None:
             continue
-        if name in mapping.bool_fields:
-            if not isinstance(v, bool):
-                raise BadEntry(f"{key}: expected true/false, got {type(v).__name__} {v!r}")
-            out[name] = v
-        else:
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                raise BadEntry(f"{key}: expected a number, got {type(v).__name__} {v!r}")
-            if not math.isfinite(v):
+        t = type(v)
+        if is_bool:
+            if t is not bool:
+                raise BadEntry(f"{key}: expected true/false, got {t.__name__} {v!r}")
+            out[name] = v  # type: ignore[assignment]
+        elif t is float:
+            if v - v != 0.0:  # type: ignore[operator]  # NaN or infinity
                 raise BadEntry(f"{key}: {v!r} is not a finite number")
-            out[name] = float(v)  # always float: InfluxDB refuses a field that changes type
+            out[name] = v  # type: ignore[assignment]
+        elif t is int:
+            try:
+                out[name] = float(v)  # type: ignore[arg-type]  # InfluxDB refuses a changing type
+            except OverflowError:
+                raise BadEntry(f"{key}: {v} is out of range") from None
+        else:
+            raise BadEntry(f"{key}: expected a number, got {t.__name__} {v!r}")
     if not out:
         raise BadEntry(f"no known field (expected one of {sorted(mapping.fields.values())})")
     return out

@@ -90,6 +90,14 @@ def test_oversized_and_future():
     assert ok and not dead
 
 
+def test_huge_integer_is_refused_not_raised():
+    readings, dead = parse(
+        b'{"readings": [{"ts": 1, "temp_c": 1' + b"0" * 400 + b'}, {"ts": 2, "temp_c": 1}]}'
+    )
+    assert [r.ts_ns for r in readings] == [2_000_000]
+    assert "out of range" in dead[0].reason
+
+
 def test_naive_iso_is_refused():
     _, dead = parse(b'{"ts": "2026-11-22T08:00:00", "temp_c": 1.0}')
     assert "no time zone" in dead[0].reason
