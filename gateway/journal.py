@@ -138,7 +138,10 @@ class Journal:
             raise JournalFull(
                 f"journal {self.path} holds {self.used_bytes()} of {self.max_bytes} bytes"
             )
-        rows = [(r.received_ns, 1 if r.ts_from_receive else 0, encode(r)) for r in readings]
+        rows = []
+        for r in readings:
+            r.line = encode(r)
+            rows.append((r.received_ns, 1 if r.ts_from_receive else 0, r.line))
         with self._wlock:
             return self._append(rows, dead)
 

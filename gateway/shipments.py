@@ -350,7 +350,14 @@ class ShipmentRegistry:
         if not known:
             return
         rows = [
-            (sid, r.measurement, r.tags.get("device", ""), r.ts_ns, r.received_ns, encode(r))
+            (
+                sid,
+                r.measurement,
+                r.tags.get("device", ""),
+                r.ts_ns,
+                r.received_ns,
+                r.line or encode(r),
+            )
             for r in readings
             if (sid := r.tags.get(TAG)) is not None and sid in known
         ]

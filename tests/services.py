@@ -221,3 +221,24 @@ class SecureMosquitto(Mosquitto):
     @property
     def url(self) -> str:
         return f"mqtts://127.0.0.1:{self.port}"
+
+
+async def apoll(  # type: ignore[no-untyped-def]
+    predicate,
+    timeout: float = 15.0,  # noqa: ASYNC109 (a polling deadline, like poll's)
+    interval: float = 0.02,
+    what: str = "condition",
+    show=None,
+):
+    """`poll` for async tests: checks without blocking the event loop under test."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    detail = show() if show is not None else repr(last)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}: {detail}")

@@ -18,6 +18,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from collectors.modbus import DeviceStateChange, ModbusCollector, ModbusCollectorConfig
 from gateway.reading import DeadLetter, Reading
 from simulators.plc import PlcSpec, RunningPlc, start_plcs, stop_plcs
+from tests.services import apoll
 
 PlcFactory = Callable[..., Awaitable[list[RunningPlc]]]
 
@@ -26,12 +27,7 @@ async def wait_until(
     predicate: Callable[[], object], within_s: float = 10.0, what: str = "condition"
 ) -> None:
     """Poll `predicate` until true; fail naming `what` after `within_s` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {within_s} s waiting for {what}")
-        await asyncio.sleep(0.02)
+    await apoll(predicate, within_s, what=what)
 
 
 class RecordingIngest:

@@ -3,69 +3,23 @@ as on an air-gapped gateway: the page must render from the gateway's own files."
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from playwright.async_api import Browser, Route, async_playwright, expect
+from playwright.async_api import Browser, Route, expect
 
-from gateway.api import serve_api
 from gateway.api.testing import make_rig
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.api_server import served_api
 
 
 @pytest.fixture
 async def url(tmp_path: Path) -> AsyncIterator[str]:
     rig = make_rig(tmp_path, users=False)
-    port = _free_port()
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve_api(rig.ctx, "127.0.0.1", port, stop))
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as c:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if (await c.get(f"{base}/health")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert not task.done(), task.exception()
-            assert time.monotonic() < deadline, "API did not come up"
-            await asyncio.sleep(0.05)
-    yield base
-    stop.set()
-    await asyncio.wait_for(task, 10)
+    async with served_api(rig.ctx) as base:
+        yield base
     rig.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        await b.close()
 
 
 async def test_swagger_ui_renders_without_other_hosts(

@@ -5,7 +5,6 @@ that holds its permission, so the handlers are reached, not only the 403 path.""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from gateway.api.testing import (
     make_rig,
 )
 from gateway.auth import ROLE_PERMS, Perm, Role
+from tests.services import free_port
 
 S = 1_000_000_000
 
@@ -66,18 +66,12 @@ class Server:
     client: httpx.Client
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """uvicorn in its own thread and loop; the rig is made there (the alert store is bound to
     the thread that opened it), with data so that routes have something to serve."""
     tmp = tmp_path_factory.mktemp("fuzz")
-    port = _free_port()
+    port = free_port()
     made: dict[str, Any] = {}
     ready = threading.Event()
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from pathlib import Path
 
 import httpx
 
 from gateway.api import serve_api
 from gateway.api.testing import make_rig
+from tests.api_server import wait_healthy
 
 
 async def test_serves_until_stopped(tmp_path: Path) -> None:
@@ -21,15 +21,9 @@ async def test_serves_until_stopped(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     stop = asyncio.Event()
     task = asyncio.create_task(serve_api(rig.ctx, "127.0.0.1", port, stop))
-    deadline = time.monotonic() + 15
+    await wait_healthy(f"http://127.0.0.1:{port}", task)
     async with httpx.AsyncClient() as c:
-        while True:
-            try:
-                r = await c.get(f"http://127.0.0.1:{port}/health")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and not task.done()
-                await asyncio.sleep(0.05)
+        r = await c.get(f"http://127.0.0.1:{port}/health")
         assert r.json()["status"] == "ok"
         assert (await c.get(f"http://127.0.0.1:{port}/api/v1/alerts")).status_code == 401
     stop.set()
@@ -62,15 +56,7 @@ async def test_cancelling_the_task_releases_the_port(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     task = asyncio.create_task(serve_api(rig.ctx, "127.0.0.1", port, asyncio.Event()))
-    deadline = time.monotonic() + 15
-    async with httpx.AsyncClient() as c:
-        while True:
-            try:
-                await c.get(f"http://127.0.0.1:{port}/health")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and not task.done()
-                await asyncio.sleep(0.05)
+    await wait_healthy(f"http://127.0.0.1:{port}", task)
     task.cancel()
     try:
         await asyncio.wait_for(task, 10)

@@ -25,7 +25,7 @@ from alert_rules import AlertEvent, AlertStore, EventKind, ManualClock, RulesCon
 from gateway.config import MqttBrokerConfig
 from gateway.notifiers import Notifier, NotifiersConfig
 from gateway.reading import Reading
-from tests.services import Mosquitto, free_port
+from tests.services import Mosquitto, apoll, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +39,7 @@ FAST = {"retry_min_s": 0.05, "retry_max_s": 0.2, "timeout_s": 2}
 
 async def until(predicate: Callable[[], Any], deadline_s: float = 15.0, what: str = "it") -> Any:
     """Poll without blocking the event loop (the notifier runs on it) until a deadline."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out after {deadline_s}s waiting for {what}: {predicate()!r}")
+    return await apoll(predicate, deadline_s, what=what)
 
 
 class Fridges:

@@ -4,47 +4,21 @@ acknowledge it, and find it acknowledged in the store with an audit row."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from alert_rules import AlertState
-from gateway.api import serve_api
 from gateway.api.testing import PASSWORDS, Rig, coldchain, make_rig
 from gateway.auth import Role
+from tests.api_server import served_api
+from tests.services import apoll
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 S = 1_000_000_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def poll(cond: Callable[[], bool], within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -67,33 +41,9 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     events = rig.feed([coldchain(12.5, now, device="logger-1")])
     alert_id = next(e.alert.id for e in events if e.alert.rule == "vaccine_2_8.high")
     rig.ctx.shipments.start("truck-3", "vaccine_2_8", "operator1", shipment_id="SHP-WEB-1")
-    port = _free_port()
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve_api(rig.ctx, "127.0.0.1", port, stop))
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as c:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if (await c.get(f"{url}/health")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert not task.done(), task.exception()
-            assert time.monotonic() < deadline, "API did not come up"
-            await asyncio.sleep(0.05)
-    yield Live(url, rig, alert_id)
-    stop.set()
-    await asyncio.wait_for(task, 10)
+    async with served_api(rig.ctx) as url:
+        yield Live(url, rig, alert_id)
     rig.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        await b.close()
 
 
 async def _login(page, url: str, role: Role) -> None:  # type: ignore[no-untyped-def]
@@ -128,10 +78,10 @@ async def test_operator_logs_in_and_acknowledges_an_alert(
 
     store = live.rig.ctx.alert_store
     assert store is not None
-    await poll(
+    await apoll(
         lambda: store.get_alert(live.alert_id).state is AlertState.ACKNOWLEDGED,  # type: ignore[union-attr]
-        10,
-        "the alert to be acknowledged",
+        timeout=10,
+        what="the alert to be acknowledged",
     )
     await expect(row.locator(".state")).to_have_text("acknowledged", timeout=10_000)
     await expect(row.locator("button.ack")).to_have_count(0)
