@@ -42,7 +42,7 @@ class VigilCollector:
             ("vigil_readings_forwarded", "Readings forwarded to InfluxDB", c.forwarded),
             ("vigil_dead_letters", "Messages rejected into the dead-letter table", c.dead_letters),
             ("vigil_sink_errors", "InfluxDB sink errors (retried)", c.sink_errors),
-            ("vigil_quarantined", "Batches the store refused, kept in quarantine", c.quarantined),
+            ("vigil_quarantined", "Readings the store refused, kept in quarantine", c.quarantined),
             ("vigil_listener_errors", "Journal listener failures", c.listener_errors),
             ("vigil_reconnects", "Collector reconnects", c.reconnects),
         ):
