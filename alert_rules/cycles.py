@@ -5,7 +5,7 @@ the engine's side of it: it opens a row in the `cycles` table when a cycle start
 verdicts of the cycle participants (`f0`, `hold`) when it ends, stores the summary (start, end,
 phases with their start/end and min/max, min/max per field, F0, verdict with reasons, the ids of
 the alerts raised during the cycle or active when it began) and queues a `cycle` reading
-(gateway.schema.CYCLE) for InfluxDB, which the gateway collects with `engine.drain_readings()`.
+(gateway.core.schema.CYCLE) for InfluxDB, which the gateway collects with `engine.drain_readings()`.
 
 The table lives in the alert store's SQLite file and is written in the same transactions, so a
 summary and the alerts it names are committed together. Rows are keyed by (series, start), so a
@@ -24,8 +24,8 @@ from alert_rules.clock import Clock
 from alert_rules.kinds.cycle import CycleEvaluator, CycleParticipant
 from alert_rules.lifecycle import AlertManager
 from alert_rules.store import AlertStore
-from gateway.reading import FieldValue, Reading
-from gateway.schema import CYCLE
+from gateway.core.reading import FieldValue, Reading
+from gateway.core.schema import CYCLE
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cycles (

@@ -41,7 +41,7 @@ from alert_rules.lifecycle import AlertManager
 from alert_rules.model import ActionResult, AlertEvent
 from alert_rules.store import AlertStore
 from alert_rules.units import to_ns
-from gateway.reading import Reading
+from gateway.core.reading import Reading
 
 _TS = attrgetter("ts_ns")
 ALERT_TAGS = ("site", "asset", "device", "shipment", "line", "equipment", "batch", "phase")

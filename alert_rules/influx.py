@@ -5,8 +5,8 @@ sink like any other reading (Grafana shows them as annotations)."""
 from __future__ import annotations
 
 from alert_rules.model import AlertEvent
-from gateway.reading import FieldValue, Reading
-from gateway.schema import ALERT
+from gateway.core.reading import FieldValue, Reading
+from gateway.core.schema import ALERT
 
 
 def alert_event_to_reading(event: AlertEvent) -> Reading:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 from alert_rules.model import ACTIVATIONS, Alert, AlertState
 from alert_rules.store import AlertStore
-from gateway.reading import Reading
+from gateway.core.reading import Reading
 
 KPI_MEASUREMENT = "alarm_kpi"
 MIN_NS = 60 * 1_000_000_000

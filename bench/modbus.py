@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from collectors.modbus import ModbusCollector, ModbusCollectorConfig  # noqa: E402
-from gateway.reading import DeadLetter, Reading  # noqa: E402
+from gateway.core.reading import DeadLetter, Reading  # noqa: E402
 from simulators.plc.layout import generic_layout, profile  # noqa: E402
 
 

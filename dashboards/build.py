@@ -29,7 +29,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 from dashboards import flux
 from dashboards.sdk import DATASOURCE_TYPE, DATASOURCE_VARIABLE, DS_REF, Flux, FluxAnnotation
-from gateway.schema import ALERT, COLDCHAIN, GATEWAY, PROCESS
+from gateway.core.schema import ALERT, COLDCHAIN, GATEWAY, PROCESS
 
 GENERATED_DIR = Path(__file__).parent / "generated"
 DATASOURCE_UID = "vigil-influxdb"

@@ -70,8 +70,8 @@ def user_add(
     config: ConfigOpt = None,
 ) -> None:
     """Add a user (the password is prompted for, or read from VIGIL_USER_PASSWORD)."""
-    from gateway.audit import AuditTrail
-    from gateway.auth import UserError, UserStore
+    from gateway.records.audit import AuditTrail
+    from gateway.records.users import UserError, UserStore
 
     data = _data_dir(config)
     users = UserStore(data / "users.sqlite")
@@ -100,7 +100,7 @@ def user_add(
 @user_app.command("list")
 def user_list(config: ConfigOpt = None) -> None:
     """List users with role and status."""
-    from gateway.auth import UserStore
+    from gateway.records.users import UserStore
 
     users = UserStore(_data_dir(config) / "users.sqlite")
     for u in users.list_users():
@@ -111,8 +111,8 @@ def user_list(config: ConfigOpt = None) -> None:
 
 
 def _set_enabled(username: str, enabled: bool, reason: str, config: Path | None) -> None:
-    from gateway.audit import AuditTrail
-    from gateway.auth import UserStore
+    from gateway.records.audit import AuditTrail
+    from gateway.records.users import UserStore
 
     data = _data_dir(config)
     users = UserStore(data / "users.sqlite")
@@ -153,8 +153,8 @@ def user_enable(
 @user_app.command("set-password")
 def user_set_password(username: str, config: ConfigOpt = None) -> None:
     """Set a user's password (prompted, or VIGIL_USER_PASSWORD)."""
-    from gateway.audit import AuditTrail
-    from gateway.auth import UserError, UserStore
+    from gateway.records.audit import AuditTrail
+    from gateway.records.users import UserError, UserStore
 
     data = _data_dir(config)
     users = UserStore(data / "users.sqlite")
@@ -180,7 +180,7 @@ def user_set_password(username: str, config: ConfigOpt = None) -> None:
 @audit_app.command("verify")
 def audit_verify(config: ConfigOpt = None) -> None:
     """Check the hash chain; exit 1 naming the first broken row."""
-    from gateway.audit import AuditTrail
+    from gateway.records.audit import AuditTrail
 
     path = _data_dir(config) / "audit.sqlite"
     if not path.exists():
@@ -206,8 +206,8 @@ def audit_show(
     config: ConfigOpt = None,
 ) -> None:
     """Show the newest audit rows (read-only)."""
-    from gateway.audit import AuditTrail
-    from gateway.reports import fmt_ts
+    from gateway.records.audit import AuditTrail
+    from gateway.records.reports import fmt_ts
 
     audit = AuditTrail(_data_dir(config) / "audit.sqlite")
     rows = audit.rows(
@@ -266,8 +266,8 @@ def report_shipment(
 ) -> None:
     """Write a shipment report: statistics, time out of range, alerts, chart, signature."""
     from alert_rules import AlertStore
-    from gateway.reports import gather_alerts, report_for, to_csv, to_pdf
-    from gateway.shipments import ShipmentRegistry
+    from gateway.records.reports import gather_alerts, report_for, to_csv, to_pdf
+    from gateway.records.shipments import ShipmentRegistry
 
     if fmt not in ("pdf", "csv"):
         typer.echo("error: --format must be pdf or csv", err=True)

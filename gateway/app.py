@@ -18,15 +18,15 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from alert_rules import AlertStore, RulesEngine
 from collectors.modbus.collector import ModbusCollector
 from collectors.mqtt.collector import MqttCollector
-from gateway.alerting import Alerting
 from gateway.api import ApiContext, build_context, serve_api
 from gateway.config import VigilConfig
-from gateway.influx_sink import InfluxSink
-from gateway.ingest import JournalWriter, Listener
-from gateway.journal import Journal
-from gateway.metrics import Counters
+from gateway.core.metrics import Counters
+from gateway.core.supervisor import Supervisor
 from gateway.notifiers.dispatcher import Notifier
-from gateway.supervisor import Supervisor
+from gateway.pipeline.alerting import Alerting
+from gateway.pipeline.influx_sink import InfluxSink
+from gateway.pipeline.journal import Journal
+from gateway.pipeline.writer import JournalWriter, Listener
 
 log = logging.getLogger("vigil.gateway")
 

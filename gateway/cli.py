@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from gateway.config import ConfigError, load_config
-from gateway.logs import setup_logging
+from gateway.core.logs import setup_logging
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="vigil: GxP monitoring gateway")
 

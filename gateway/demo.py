@@ -27,8 +27,8 @@ from rich.table import Table
 from alert_rules import AlertEvent
 from gateway.app import Gateway
 from gateway.config import parse_config
-from gateway.logs import setup_logging
-from gateway.reading import Reading
+from gateway.core.logs import setup_logging
+from gateway.core.reading import Reading
 
 log = logging.getLogger("vigil.demo")
 

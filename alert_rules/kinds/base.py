@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from alert_rules.model import Priority
 from alert_rules.timers import ENTER, NORMAL, STAY, UNKNOWN
 from alert_rules.units import Duration, fmt_duration
-from gateway.reading import FieldValue, Reading
+from gateway.core.reading import FieldValue, Reading
 
 
 class PointSink(Protocol):

@@ -7,7 +7,7 @@ from typing import Any
 from alert_rules.kinds.base import Evaluator, PointSink, fmt_ts
 from alert_rules.timers import ENTER, NORMAL, UNKNOWN, ExcursionTimer
 from alert_rules.units import fmt_duration
-from gateway.reading import FieldValue, Reading
+from gateway.core.reading import FieldValue, Reading
 
 _TEXT = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
 

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts
 from alert_rules.model import Priority
-from gateway.reading import Reading
+from gateway.core.reading import Reading
 
 DEFAULT_CYCLE_PROFILE = "vigil"
 """Profile name of the default cycle rule the engine adds (rule id `vigil.cycle`)."""

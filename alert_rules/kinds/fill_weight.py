@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_ts, num
-from gateway.reading import FieldValue, Reading
+from gateway.core.reading import FieldValue, Reading
 
 
 class FillWeightRule(RuleBase):

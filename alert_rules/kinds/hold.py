@@ -24,7 +24,7 @@ from alert_rules.kinds.base import PointSink, RuleBase, fmt_num, fmt_ts, num
 from alert_rules.kinds.cycle import CycleInfo, CycleParticipant, phase_set
 from alert_rules.model import Priority
 from alert_rules.units import Duration, fmt_duration, to_ns
-from gateway.reading import FieldValue, Reading
+from gateway.core.reading import FieldValue, Reading
 
 
 class HoldMeter:

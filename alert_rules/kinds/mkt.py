@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts, num
 from alert_rules.mkt import DEFAULT_DELTA_H, RollingMKT
 from alert_rules.units import Duration, fmt_duration, to_ns
-from gateway.reading import FieldValue, Reading
+from gateway.core.reading import FieldValue, Reading
 
 
 class MktRule(RuleBase):

@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts, num
 from alert_rules.units import Duration, to_ns
-from gateway.reading import FieldValue, Reading
+from gateway.core.reading import FieldValue, Reading
 
 Grade = Literal["A", "B", "C", "D"]
 State = Literal["at_rest", "in_operation"]

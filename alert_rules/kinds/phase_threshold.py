@@ -29,7 +29,7 @@ from alert_rules.kinds.base import (
 )
 from alert_rules.timers import ENTER, NORMAL, UNKNOWN, ExcursionTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
-from gateway.reading import FieldValue, Reading
+from gateway.core.reading import FieldValue, Reading
 
 
 class PhaseThresholdRule(RuleBase):

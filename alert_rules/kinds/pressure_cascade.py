@@ -20,7 +20,7 @@ from alert_rules.kinds.boolean import as_bool
 from alert_rules.model import Priority
 from alert_rules.timers import ExcursionTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
-from gateway.reading import FieldValue, Reading
+from gateway.core.reading import FieldValue, Reading
 
 
 class PressureCascadeRule(RuleBase):

@@ -22,7 +22,7 @@ from pydantic import Field
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_ts, num
 from alert_rules.timers import ENTER, NORMAL, STAY, UNKNOWN, ExcursionTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
-from gateway.reading import FieldValue, Reading
+from gateway.core.reading import FieldValue, Reading
 
 # IAPWS-IF97, region 4 (saturation line), coefficients n1..n10.
 _N = (

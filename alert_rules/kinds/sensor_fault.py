@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_ts, num
 from alert_rules.model import Priority
 from alert_rules.units import Duration, fmt_duration, to_ns
-from gateway.reading import FieldValue, Reading
+from gateway.core.reading import FieldValue, Reading
 
 
 class SensorFaultRule(RuleBase):

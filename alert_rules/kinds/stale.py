@@ -14,7 +14,7 @@ from pydantic import Field
 
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts
 from alert_rules.units import Duration, fmt_duration, to_ns
-from gateway.reading import Reading
+from gateway.core.reading import Reading
 
 
 class StaleRule(RuleBase):

@@ -46,8 +46,8 @@ from collectors.modbus.decode import (
     registers_to_bytes,
 )
 from collectors.modbus.planner import ReadRequest
-from gateway.ports import Ingest
-from gateway.reading import DeadLetter, FieldValue, Reading
+from gateway.core.ports import Ingest
+from gateway.core.reading import DeadLetter, FieldValue, Reading
 
 log = logging.getLogger("vigil.collectors.modbus")
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gateway.reading import FieldValue
+from gateway.core.reading import FieldValue
 
 DataType = Literal[
     "bit",

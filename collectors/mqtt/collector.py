@@ -25,9 +25,9 @@ from collectors.mqtt.config import MqttCollectorConfig
 from collectors.mqtt.parse import MessageParser
 from collectors.mqtt.topics import TopicRouter
 from gateway.config import MqttBrokerConfig
-from gateway.metrics import Counters
-from gateway.ports import Ingest
-from gateway.reading import DeadLetter, Reading
+from gateway.core.metrics import Counters
+from gateway.core.ports import Ingest
+from gateway.core.reading import DeadLetter, Reading
 
 log = logging.getLogger("vigil.mqtt")
 

@@ -13,8 +13,8 @@ from datetime import datetime
 import orjson
 
 from collectors.mqtt.config import PayloadMapping, Subscription
-from gateway.lineprotocol import LineProtocolError, parse_line
-from gateway.reading import DeadLetter, FieldValue, Reading
+from gateway.core.lineprotocol import LineProtocolError, parse_line
+from gateway.core.reading import DeadLetter, FieldValue, Reading
 
 _EPOCH_SCALE = {"epoch_s": 1_000_000_000, "epoch_ms": 1_000_000, "epoch_us": 1_000, "epoch_ns": 1}
 _LP_SCALE = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}

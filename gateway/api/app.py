@@ -28,7 +28,7 @@ from gateway.api.routes_health import VERSION
 
 log = logging.getLogger("vigil.api")
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = Path(__file__).resolve().parent / "web"
 
 DOCS_ASSETS = "/docs/assets"
 """Swagger UI's files, served from the fastapi-offline package (no CDN: gateways are often

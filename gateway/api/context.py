@@ -8,19 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.audit import AuditTrail
-from gateway.auth import (
+from gateway.core.lineprotocol import LineProtocolError, decode
+from gateway.core.metrics import Counters
+from gateway.core.reading import Reading
+from gateway.pipeline.journal import Journal
+from gateway.records.audit import AuditTrail
+from gateway.records.shipments import ShipmentRegistry
+from gateway.records.users import (
     DEFAULT_TOKEN_TTL_S,
     LoginLimiter,
     TokenSigner,
     UserStore,
     load_or_create_key,
 )
-from gateway.journal import Journal
-from gateway.lineprotocol import LineProtocolError, decode
-from gateway.metrics import Counters
-from gateway.reading import Reading
-from gateway.shipments import ShipmentRegistry
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher

@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.api.context import ApiContext
-from gateway.auth import AuthError, Perm, TokenClaims, User
+from gateway.records.users import AuthError, Perm, TokenClaims, User
 
 bearer = HTTPBearer(auto_error=False, description="token from POST /auth/login")
 

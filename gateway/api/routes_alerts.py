@@ -26,8 +26,8 @@ from gateway.api.models import (
     ns_to_dt,
 )
 from gateway.api.signing import verify_signature
-from gateway.audit import Signature
-from gateway.auth import Perm
+from gateway.records.audit import Signature
+from gateway.records.users import Perm
 
 log = logging.getLogger("vigil.api")
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])

@@ -17,8 +17,8 @@ from gateway.api.models import (
     dt_to_ns,
     ns_to_dt,
 )
-from gateway.audit import AuditRow
-from gateway.auth import Perm
+from gateway.records.audit import AuditRow
+from gateway.records.users import Perm
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

@@ -17,7 +17,7 @@ from gateway.api.models import (
     UserOut,
     ns_to_dt,
 )
-from gateway.auth import AuthError, Perm, RateLimited, User, UserError
+from gateway.records.users import AuthError, Perm, RateLimited, User, UserError
 
 router = APIRouter(tags=["auth"])
 users_router = APIRouter(prefix="/api/v1/users", tags=["users"])

@@ -12,7 +12,7 @@ from fastapi import status as http
 from alert_rules.cycles import CycleStore
 from gateway.api.deps import Principal, get_ctx, require
 from gateway.api.models import INT64_MAX, CycleDetailOut, CycleOut, dt_to_ns
-from gateway.auth import Perm
+from gateway.records.users import Perm
 
 router = APIRouter(prefix="/api/v1/cycles", tags=["cycles"])
 

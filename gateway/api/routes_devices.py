@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from alert_rules.engine import source_of
 from gateway.api.deps import Principal, get_ctx, require
 from gateway.api.models import DeviceOut, ReadingOut, ns_to_dt
-from gateway.auth import Perm
-from gateway.reading import Reading
+from gateway.core.reading import Reading
+from gateway.records.users import Perm
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 

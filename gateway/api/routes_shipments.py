@@ -20,10 +20,10 @@ from gateway.api.models import (
     ns_to_dt,
 )
 from gateway.api.signing import verify_signature
-from gateway.audit import Signature
-from gateway.auth import Perm
-from gateway.reports import gather_alerts, report_for, to_csv, to_pdf
-from gateway.shipments import Shipment, ShipmentError
+from gateway.records.audit import Signature
+from gateway.records.reports import gather_alerts, report_for, to_csv, to_pdf
+from gateway.records.shipments import Shipment, ShipmentError
+from gateway.records.users import Perm
 
 router = APIRouter(prefix="/api/v1", tags=["shipments"])
 

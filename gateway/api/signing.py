@@ -12,7 +12,7 @@ import asyncio
 from fastapi import HTTPException, Request, status
 
 from gateway.api.deps import Principal, get_ctx
-from gateway.auth import AuthError, RateLimited
+from gateway.records.users import AuthError, RateLimited
 
 
 async def verify_signature(

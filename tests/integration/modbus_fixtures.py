@@ -16,7 +16,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from collectors.modbus import DeviceStateChange, ModbusCollector, ModbusCollectorConfig
-from gateway.reading import DeadLetter, Reading
+from gateway.core.reading import DeadLetter, Reading
 from simulators.plc import PlcSpec, RunningPlc, start_plcs, stop_plcs
 from tests.services import apoll
 

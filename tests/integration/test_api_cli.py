@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.audit import AuditTrail
-from gateway.auth import UserStore
-from gateway.reading import Reading
-from gateway.shipments import ShipmentRegistry
+from gateway.core.reading import Reading
+from gateway.records.audit import AuditTrail
+from gateway.records.shipments import ShipmentRegistry
+from gateway.records.users import UserStore
 
 S = 1_000_000_000
 T0 = 1_795_000_000 * S

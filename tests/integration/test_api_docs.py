@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import Browser, Route, expect
 
-from gateway.api.testing import make_rig
+from tests.api_rig import make_rig
 from tests.api_server import served_api
 
 

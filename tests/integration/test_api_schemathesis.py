@@ -21,7 +21,8 @@ from schemathesis.checks import not_a_server_error
 from gateway.api import create_app, serve_api
 from gateway.api.app import api_routes
 from gateway.api.deps import route_permission
-from gateway.api.testing import (
+from gateway.records.users import ROLE_PERMS, Perm, Role
+from tests.api_rig import (
     AUTOCLAVE_CYCLE_S,
     PASSWORDS,
     USERS,
@@ -30,7 +31,6 @@ from gateway.api.testing import (
     coldchain,
     make_rig,
 )
-from gateway.auth import ROLE_PERMS, Perm, Role
 from tests.services import free_port
 
 S = 1_000_000_000

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from gateway.api import serve_api
-from gateway.api.testing import make_rig
+from tests.api_rig import make_rig
 from tests.api_server import wait_healthy
 
 

@@ -23,8 +23,8 @@ from aiosmtpd.controller import Controller
 
 from alert_rules import AlertEvent, AlertStore, EventKind, ManualClock, RulesConfig, RulesEngine
 from gateway.config import MqttBrokerConfig
+from gateway.core.reading import Reading
 from gateway.notifiers import Notifier, NotifiersConfig
-from gateway.reading import Reading
 from tests.services import Mosquitto, apoll, free_port
 
 pytestmark = pytest.mark.integration

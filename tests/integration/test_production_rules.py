@@ -21,8 +21,8 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 
 from alert_rules import AlertStore, ManualClock, RulesConfig, RulesEngine
 from alert_rules.cycles import COMPLETE, FAIL, PASS, Cycle
-from gateway.lineprotocol import encode
-from gateway.reading import DeadLetter, Reading
+from gateway.core.lineprotocol import encode
+from gateway.core.reading import DeadLetter, Reading
 from simulators.plc import RunningPlc, collector_config
 from tests.integration import modbus_fixtures as mf
 from tests.services import VictoriaMetrics, poll

@@ -13,8 +13,8 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from alert_rules import AlertState
-from gateway.api.testing import PASSWORDS, Rig, coldchain, make_rig
-from gateway.auth import Role
+from gateway.records.users import Role
+from tests.api_rig import PASSWORDS, Rig, coldchain, make_rig
 from tests.api_server import served_api
 from tests.services import apoll
 

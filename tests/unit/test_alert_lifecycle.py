@@ -18,7 +18,7 @@ from alert_rules import (
     RulesConfig,
     RulesEngine,
 )
-from gateway.reading import Reading
+from gateway.core.reading import Reading
 
 S = 1_000_000_000
 MIN = 60 * S

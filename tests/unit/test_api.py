@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 from gateway.api import create_app
-from gateway.api.testing import (
+from gateway.records.users import Role
+from simulators.plc.spec import FaultSpec
+from tests.api_rig import (
     AUTOCLAVE_CYCLE_S,
     PASSWORDS,
     USERS,
@@ -23,8 +25,6 @@ from gateway.api.testing import (
     coldchain,
     make_rig,
 )
-from gateway.auth import Role
-from simulators.plc.spec import FaultSpec
 
 S = 1_000_000_000
 

@@ -13,8 +13,8 @@ import pytest
 from gateway.api import create_app
 from gateway.api.app import api_routes
 from gateway.api.deps import route_permission
-from gateway.api.testing import Rig, make_rig
-from gateway.auth import ROLE_PERMS, Perm, Role
+from gateway.records.users import ROLE_PERMS, Perm, Role
+from tests.api_rig import Rig, make_rig
 
 
 def _routes() -> list[tuple[str, str, Perm | None]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.audit import GENESIS, AuditTrail, Signature, redact_config
+from gateway.records.audit import GENESIS, AuditTrail, Signature, redact_config
 
 
 def _raw(path: Path) -> sqlite3.Connection:
@@ -72,7 +72,7 @@ def test_an_edited_row_is_named(trail: AuditTrail) -> None:
 
 
 def test_an_edit_that_recomputes_the_hash_breaks_the_next_row(trail: AuditTrail) -> None:
-    import gateway.audit as audit_mod
+    import gateway.records.audit as audit_mod
 
     db = _raw(trail.path)
     db.row_factory = sqlite3.Row

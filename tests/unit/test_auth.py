@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.api.testing import FAST_HASHER
-from gateway.auth import (
+from gateway.records.users import (
     ROLE_PERMS,
     AuthError,
     LoginLimiter,
@@ -21,6 +20,7 @@ from gateway.auth import (
     UserStore,
     load_or_create_key,
 )
+from tests.api_rig import FAST_HASHER
 
 
 @pytest.fixture

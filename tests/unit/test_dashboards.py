@@ -1,7 +1,7 @@
 """The generated dashboards: committed, reproducible, valid models, and schema-true queries.
 
 Queries are checked by reading the Flux text back (not by trusting the builder that wrote it)
-against gateway.schema, the schema the writer uses.
+against gateway.core.schema, the schema the writer uses.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dashboards import build, flux
 from dashboards import push as pushing
 from dashboards.cli import app
 from dashboards.sdk import FluxQuery
-from gateway.schema import MEASUREMENTS
+from gateway.core.schema import MEASUREMENTS
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATED = REPO / "dashboards" / "generated"
@@ -38,7 +38,7 @@ GRAFANA_BUILTINS = {"__all", "__interval", "__interval_ms", "__range", "__from",
 
 
 def flux_problems(query: str) -> list[str]:
-    """What in `query` is not in gateway.schema: measurements, fields, tag and column names.
+    """What in `query` is not in gateway.core.schema: measurements, fields, tag and column names.
 
     A column may be a Flux built-in (_time, _value, ...), a tag or field of a measurement the
     query reads, or a name the query itself defines (a record key in map(), a columnName).

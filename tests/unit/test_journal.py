@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ingest import JournalWriter
-from gateway.journal import Journal, JournalFull
-from gateway.metrics import Counters
-from gateway.reading import DeadLetter, Reading
+from gateway.core.metrics import Counters
+from gateway.core.reading import DeadLetter, Reading
+from gateway.pipeline.journal import Journal, JournalFull
+from gateway.pipeline.writer import JournalWriter
 
 HOUR_NS = 3600 * 10**9
 

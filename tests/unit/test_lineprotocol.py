@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.lineprotocol import LineProtocolError, decode, encode, parse_line
-from gateway.reading import Reading
+from gateway.core.lineprotocol import LineProtocolError, decode, encode, parse_line
+from gateway.core.reading import Reading
 
 names = st.text(
     st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\\"),

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from alert_rules import AlertStore, EventKind, ManualClock, RulesConfig, RulesEngine
 from alert_rules.model import Alert, AlertEvent, AlertState, Priority
+from gateway.core.reading import Reading
 from gateway.notifiers.base import Delivery
 from gateway.notifiers.config import NotifiersConfig
 from gateway.notifiers.dispatcher import DeliveryQueue, Notifier, NotifierSetupError
@@ -19,7 +20,6 @@ from gateway.notifiers.message import iso, payload, subject, text_body
 from gateway.notifiers.mqtt import state_topic
 from gateway.notifiers.router import Router
 from gateway.notifiers.webhook import sign
-from gateway.reading import Reading
 
 S = 1_000_000_000
 MIN = 60 * S

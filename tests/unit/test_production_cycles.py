@@ -14,9 +14,9 @@ import pytest
 
 from alert_rules import AlertStore, ManualClock, RulesConfig, RulesEngine
 from alert_rules.cycles import COMPLETE, FAIL, PASS, RUNNING
-from gateway.lineprotocol import decode, encode
-from gateway.reading import Reading
-from gateway.schema import CYCLE
+from gateway.core.lineprotocol import decode, encode
+from gateway.core.reading import Reading
+from gateway.core.schema import CYCLE
 from simulators.plc.layout import AUTOCLAVE_PHASES
 from simulators.plc.models import Autoclave
 from simulators.plc.spec import FaultSpec

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from alert_rules import AlertStore, ManualClock, RulesConfig, RulesEngine
 from alert_rules.kinds.f0 import lethal_rate
 from alert_rules.kinds.hold import HoldMeter
-from gateway.reading import Reading
+from gateway.core.reading import Reading
 
 S = 1_000_000_000
 T0 = 1_763_798_400 * S

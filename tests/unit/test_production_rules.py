@@ -15,7 +15,7 @@ from alert_rules.kinds import RULE_KINDS
 from alert_rules.kinds.particles import ParticlesRule
 from alert_rules.kinds.saturated_steam import psat_kpa, tsat_c
 from alert_rules.store import AlertStore
-from gateway.reading import Reading
+from gateway.core.reading import Reading
 from simulators.plc import steam as antoine
 
 S = 1_000_000_000

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from alert_rules import AlertStore, ManualClock, RulesConfig, RulesEngine
-from gateway.reading import Reading
-from gateway.reports import (
+from gateway.core.reading import Reading
+from gateway.records.reports import (
     BandSpec,
     build_report,
     gather_alerts,
@@ -23,7 +23,7 @@ from gateway.reports import (
     to_csv,
     to_pdf,
 )
-from gateway.shipments import ShipmentRegistry
+from gateway.records.shipments import ShipmentRegistry
 
 S = 1_000_000_000
 MIN = 60 * S

@@ -22,8 +22,8 @@ from alert_rules import (
     alert_event_to_reading,
 )
 from alert_rules.kpi import KPI_MEASUREMENT
-from gateway.reading import Reading
-from gateway.schema import ALERT
+from gateway.core.reading import Reading
+from gateway.core.schema import ALERT
 
 S = 1_000_000_000
 MIN = 60 * S

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.journal import Journal
-from gateway.reading import Reading
-from gateway.shipments import ShipmentError, ShipmentNotFound, ShipmentRegistry
+from gateway.core.reading import Reading
+from gateway.pipeline.journal import Journal
+from gateway.records.shipments import ShipmentError, ShipmentNotFound, ShipmentRegistry
 
 S = 1_000_000_000
 T0 = 1_795_000_000 * S

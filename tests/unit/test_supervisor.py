@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from gateway.supervisor import Supervisor
+from gateway.core.supervisor import Supervisor
 
 
 async def test_failing_task_is_restarted_and_others_keep_running() -> None:

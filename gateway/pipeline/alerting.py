@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Sequence
 
 from alert_rules import AlertEvent, AlertStore, RulesEngine, alert_event_to_reading
-from gateway.ingest import JournalWriter
-from gateway.journal import Journal
-from gateway.lineprotocol import LineProtocolError, decode
-from gateway.reading import Reading
+from gateway.core.lineprotocol import LineProtocolError, decode
+from gateway.core.reading import Reading
+from gateway.pipeline.journal import Journal
+from gateway.pipeline.writer import JournalWriter
 
 log = logging.getLogger("vigil.alerting")
 

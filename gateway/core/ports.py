@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from gateway.reading import DeadLetter, Reading
+from gateway.core.reading import DeadLetter, Reading
 
 
 class Ingest(Protocol):

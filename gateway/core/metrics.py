@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from gateway.reading import Reading
+from gateway.core.reading import Reading
 
 log = logging.getLogger("vigil.metrics")
 

@@ -19,8 +19,8 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 
 from gateway.config import InfluxConfig
-from gateway.journal import Batch, Journal
-from gateway.metrics import Counters
+from gateway.core.metrics import Counters
+from gateway.pipeline.journal import Batch, Journal
 
 log = logging.getLogger("vigil.influx")
 

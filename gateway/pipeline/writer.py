@@ -12,9 +12,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from gateway.journal import Journal, JournalFull
-from gateway.metrics import Counters
-from gateway.reading import DeadLetter, Reading
+from gateway.core.metrics import Counters
+from gateway.core.reading import DeadLetter, Reading
+from gateway.pipeline.journal import Journal, JournalFull
 
 log = logging.getLogger("vigil.ingest")
 

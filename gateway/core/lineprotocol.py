@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from gateway.reading import FieldValue, Reading
+from gateway.core.reading import FieldValue, Reading
 
 _MEAS_ESC = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
 _KEY_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\=", "\n": r"\n"})

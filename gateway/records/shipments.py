@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.journal import Journal
-from gateway.lineprotocol import LineProtocolError, encode, parse_line
-from gateway.reading import Reading
+from gateway.core.lineprotocol import LineProtocolError, encode, parse_line
+from gateway.core.reading import Reading
+from gateway.pipeline.journal import Journal
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 TAG = "shipment"

@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alert_rules.mkt import DEFAULT_DELTA_H, mkt_c
-from gateway.lineprotocol import LineProtocolError, parse_line
-from gateway.shipments import Shipment
+from gateway.core.lineprotocol import LineProtocolError, parse_line
+from gateway.records.shipments import Shipment
 
 FIELD = "temp_c"
 MAX_GAP_NS = 3600 * 1_000_000_000

@@ -15,10 +15,10 @@ from argon2 import PasswordHasher
 
 from alert_rules import AlertStore, RulesConfig, RulesEngine
 from gateway.api.context import ALERTS_FILE, ApiContext, open_stores
-from gateway.auth import LoginLimiter, Role
-from gateway.journal import Journal
-from gateway.metrics import Counters
-from gateway.reading import Reading
+from gateway.core.metrics import Counters
+from gateway.core.reading import Reading
+from gateway.pipeline.journal import Journal
+from gateway.records.users import LoginLimiter, Role
 
 if TYPE_CHECKING:
     from simulators.plc.spec import FaultSpec

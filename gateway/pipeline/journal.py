@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.lineprotocol import encode
-from gateway.reading import DeadLetter, Reading
+from gateway.core.lineprotocol import encode
+from gateway.core.reading import DeadLetter, Reading
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
