@@ -1,9 +1,9 @@
 """Flux query text for the dashboards, built from the schema the writer uses.
 
 Every query starts from a `gateway.core.schema.Measurement`, so a field or tag that the writer
-does not produce fails here, when the dashboards are generated, instead of showing up in Grafana as an
-empty panel. Queries use the data source's `v.defaultBucket`, so the bucket is configured once,
-on the data source, from VIGIL_INFLUX_BUCKET.
+does not produce fails here, when the dashboards are generated, instead of showing up in Grafana
+as an empty panel. Queries use the data source's `v.defaultBucket`, so the bucket is configured
+once, on the data source, from VIGIL_INFLUX_BUCKET.
 """
 
 from __future__ import annotations
