@@ -16,7 +16,13 @@ from typing import Annotated, Any
 
 import typer
 
+from alert_rules import AlertStore
 from gateway.config import ConfigError, VigilConfig, load_config
+from gateway.records import AUDIT_FILE, SHIPMENTS_FILE, USERS_FILE
+from gateway.records.audit import AuditTrail
+from gateway.records.reports import fmt_ts, gather_alerts, report_for, to_csv, to_pdf
+from gateway.records.shipments import ShipmentRegistry
+from gateway.records.users import UserError, UserStore
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("-c", "--config", help="config YAML (default VIGIL_CONFIG)")
@@ -70,11 +76,8 @@ def user_add(
     config: ConfigOpt = None,
 ) -> None:
     """Add a user (the password is prompted for, or read from VIGIL_USER_PASSWORD)."""
-    from gateway.records.audit import AuditTrail
-    from gateway.records.users import UserError, UserStore
-
     data = _data_dir(config)
-    users = UserStore(data / "users.sqlite")
+    users = UserStore(data / USERS_FILE)
     try:
         password = _password(f"password for {username}")
         user = users.add(username, name or username, role, password)
@@ -83,7 +86,7 @@ def user_add(
         raise typer.Exit(1) from None
     finally:
         users.close()
-    audit = AuditTrail(data / "audit.sqlite")
+    audit = AuditTrail(data / AUDIT_FILE)
     row = audit.record(
         _actor(),
         "user.add",
@@ -100,9 +103,8 @@ def user_add(
 @user_app.command("list")
 def user_list(config: ConfigOpt = None) -> None:
     """List users with role and status."""
-    from gateway.records.users import UserStore
 
-    users = UserStore(_data_dir(config) / "users.sqlite")
+    users = UserStore(_data_dir(config) / USERS_FILE)
     for u in users.list_users():
         typer.echo(
             f"{u.username:<24} {u.role!s:<9} {'enabled' if u.enabled else 'DISABLED':<9} {u.name}"
@@ -111,11 +113,9 @@ def user_list(config: ConfigOpt = None) -> None:
 
 
 def _set_enabled(username: str, enabled: bool, reason: str, config: Path | None) -> None:
-    from gateway.records.audit import AuditTrail
-    from gateway.records.users import UserStore
 
     data = _data_dir(config)
-    users = UserStore(data / "users.sqlite")
+    users = UserStore(data / USERS_FILE)
     try:
         old, new = users.set_enabled(username, enabled)
     except KeyError:
@@ -123,7 +123,7 @@ def _set_enabled(username: str, enabled: bool, reason: str, config: Path | None)
         raise typer.Exit(1) from None
     finally:
         users.close()
-    audit = AuditTrail(data / "audit.sqlite")
+    audit = AuditTrail(data / AUDIT_FILE)
     action = "user.enable" if enabled else "user.disable"
     row = audit.record(_actor(), action, "user", username, old.public(), new.public(), reason)
     audit.close()
@@ -153,11 +153,8 @@ def user_enable(
 @user_app.command("set-password")
 def user_set_password(username: str, config: ConfigOpt = None) -> None:
     """Set a user's password (prompted, or VIGIL_USER_PASSWORD)."""
-    from gateway.records.audit import AuditTrail
-    from gateway.records.users import UserError, UserStore
-
     data = _data_dir(config)
-    users = UserStore(data / "users.sqlite")
+    users = UserStore(data / USERS_FILE)
     try:
         users.set_password(username, _password(f"new password for {username}"))
     except KeyError:
@@ -168,7 +165,7 @@ def user_set_password(username: str, config: ConfigOpt = None) -> None:
         raise typer.Exit(1) from None
     finally:
         users.close()
-    audit = AuditTrail(data / "audit.sqlite")
+    audit = AuditTrail(data / AUDIT_FILE)
     row = audit.record(
         _actor(), "user.password", "user", username, None, None, "set with vigil user set-password"
     )
@@ -180,9 +177,8 @@ def user_set_password(username: str, config: ConfigOpt = None) -> None:
 @audit_app.command("verify")
 def audit_verify(config: ConfigOpt = None) -> None:
     """Check the hash chain; exit 1 naming the first broken row."""
-    from gateway.records.audit import AuditTrail
 
-    path = _data_dir(config) / "audit.sqlite"
+    path = _data_dir(config) / AUDIT_FILE
     if not path.exists():
         typer.echo(f"{path}: no audit trail", err=True)
         raise typer.Exit(2)
@@ -206,10 +202,8 @@ def audit_show(
     config: ConfigOpt = None,
 ) -> None:
     """Show the newest audit rows (read-only)."""
-    from gateway.records.audit import AuditTrail
-    from gateway.records.reports import fmt_ts
 
-    audit = AuditTrail(_data_dir(config) / "audit.sqlite")
+    audit = AuditTrail(_data_dir(config) / AUDIT_FILE)
     rows = audit.rows(
         limit=limit, action=action, entity=entity, entity_id=entity_id, newest_first=True
     )
@@ -265,19 +259,16 @@ def report_shipment(
     config: ConfigOpt = None,
 ) -> None:
     """Write a shipment report: statistics, time out of range, alerts, chart, signature."""
-    from alert_rules import AlertStore
-    from gateway.records.reports import gather_alerts, report_for, to_csv, to_pdf
-    from gateway.records.shipments import ShipmentRegistry
 
     if fmt not in ("pdf", "csv"):
         typer.echo("error: --format must be pdf or csv", err=True)
         raise typer.Exit(2)
     cfg = _config(config)
     data = Path(cfg.gateway.data_dir)
-    if not (data / "shipments.sqlite").exists():
+    if not (data / SHIPMENTS_FILE).exists():
         typer.echo(f"error: no shipments in {data}", err=True)
         raise typer.Exit(1)
-    registry = ShipmentRegistry(data / "shipments.sqlite")
+    registry = ShipmentRegistry(data / SHIPMENTS_FILE)
     shipment = registry.get(shipment_id)
     if shipment is None:
         registry.close()

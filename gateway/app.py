@@ -1,5 +1,10 @@
 """The gateway: collectors → journal writer → sinks and listeners, supervised; stops cleanly.
 
+This is the wiring: the one module that builds every part (collectors from their registry, the
+journal, the records, the rules stage, notifiers, the sink, the API) and connects them. The
+records are opened here, not by the API: shipment tags and the audit of config changes do not
+depend on whether the web API runs.
+
 Shutdown order (SIGTERM/SIGINT, within 10 s): stop collectors (nothing new arrives), commit what is
 queued (and acknowledge it), give sinks the remaining time to forward, close the journal.
 """
@@ -9,24 +14,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
+import collectors
 from alert_rules import AlertStore, RulesEngine
-from collectors.modbus.collector import ModbusCollector
-from collectors.mqtt.collector import MqttCollector
+from collectors.mqtt import client_for
 from gateway.api import ApiContext, build_context, serve_api
 from gateway.config import VigilConfig
 from gateway.core.metrics import Counters
+from gateway.core.ports import Collector, SourceStatus
 from gateway.core.supervisor import Supervisor
-from gateway.notifiers.dispatcher import Notifier
+from gateway.notifiers import MqttLink, Notifier
 from gateway.pipeline.alerting import Alerting
 from gateway.pipeline.influx_sink import InfluxSink
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.writer import JournalWriter, Listener
+from gateway.records import Records
 
 log = logging.getLogger("vigil.gateway")
 
@@ -58,13 +65,14 @@ class Gateway:
             max_batch_readings=cfg.journal.max_batch_readings,
             listeners=self.listeners,
         )
-        self.collectors: dict[str, Callable[[], object]] = {}
-        for i, c in enumerate(cfg.collectors):
-            name = f"collector:{c.name or c.kind}:{i}"
-            if c.kind == "mqtt":
-                self.collectors[name] = MqttCollector(c, cfg.mqtt, self.writer, self.counters).run
-            elif c.kind == "modbus":
-                self.collectors[name] = ModbusCollector(c, self.writer).run
+        self.records = Records.open(cfg.gateway.data_dir)
+        shipments = self.records.shipments
+        self.writer.enrichers.append(shipments.enrich)
+        self.writer.listeners.append(shipments.record)
+        self.collectors: dict[str, Collector] = {
+            f"collector:{c.name or c.kind}:{i}": collectors.build(c, self.writer, self.counters)
+            for i, c in enumerate(cfg.collectors)
+        }
         self.alerting: Alerting | None = None
         if cfg.rules.enabled:
             engine = RulesEngine(cfg.rules, AlertStore(cfg.alerts_path), base_dir=cfg.base_dir)
@@ -73,23 +81,31 @@ class Gateway:
             self.writer.listeners.append(self.alerting.on_committed)
         self.notifier: Notifier | None = None
         if cfg.notifiers.enabled and cfg.notifiers.channels:
-            self.notifier = Notifier(cfg.notifiers, cfg.mqtt, gateway=cfg.gateway.name)
+            broker = cfg.mqtt
+            link = MqttLink(
+                broker.url, broker.client_id, lambda cid: client_for(broker, client_id=cid)
+            )
+            self.notifier = Notifier(
+                cfg.notifiers, link, gateway=cfg.gateway.name, counters=self.counters
+            )
             if self.alerting is not None:
                 self.alerting.event_sinks.append(self.notifier.submit)
         self.api: ApiContext | None = None
         if cfg.api.enabled:
             engine = self.alerting.engine if self.alerting else None
             self.api = build_context(
-                cfg,
+                cfg.gateway.data_dir,
                 self.journal,
                 self.counters,
-                engine,
+                self.records,
+                engine=engine,
+                sources=self.sources,
                 extra_metrics=self._extra_metrics,
+                gateway_name=cfg.gateway.name,
                 # operator actions (ack, shelve, close) reach notifiers and InfluxDB too
                 on_alert_events=self.alerting.publish if self.alerting else None,
             )
-            self.writer.enrichers.append(self.api.shipments.enrich)
-            self.writer.listeners.extend([self.api.shipments.record, self.api.live.observe])
+            self.writer.listeners.append(self.api.live.observe)
         self.sink = (
             InfluxSink(cfg.influx, self.journal, self.counters, self.writer.committed)
             if cfg.influx
@@ -99,13 +115,13 @@ class Gateway:
     async def run(self, stop: asyncio.Event, config_path: Path | None = None) -> None:
         """Run until `stop` is set; `config_path` is audited when its content changed."""
         sup = self.supervisor
+        await asyncio.to_thread(self.records.shipments.recover, self.journal)
+        if config_path is not None:
+            text = await asyncio.to_thread(config_path.read_text)
+            await asyncio.to_thread(self.records.audit.record_config, config_path, text)
         if self.api is not None:
             api = self.api
-            await asyncio.to_thread(api.shipments.recover, self.journal)
             await asyncio.to_thread(api.live.seed, self.journal)
-            if config_path is not None:
-                text = await asyncio.to_thread(config_path.read_text)
-                await asyncio.to_thread(api.audit.record_config, config_path, text)
             cfg = self.config.api
             sup.spawn("api", lambda: serve_api(api, cfg.host, cfg.port, stop))
         if self.notifier is not None:
@@ -117,8 +133,8 @@ class Gateway:
         if self.sink is not None:
             sup.spawn("sink:influx", self.sink.run)
         sup.spawn("housekeeping", self._housekeeping)
-        for name, run in self.collectors.items():
-            sup.spawn(name, run)  # type: ignore[arg-type]
+        for name, collector in self.collectors.items():
+            sup.spawn(name, collector.run)
         log.info(
             "gateway running",
             extra={
@@ -155,7 +171,7 @@ class Gateway:
                     )
         if self.api is not None:
             await sup.stop(["api"], timeout=1)
-            self.api.close()
+        self.records.close()
         self.journal.close()
         log.info("gateway stopped", extra={"seconds": round(time.monotonic() - started, 2)})
 
@@ -172,6 +188,10 @@ class Gateway:
                 next_prune = now + 60
             point = self.counters.point(self.config.gateway.name, self.supervisor.restarts)
             await self.writer.submit([point])
+
+    def sources(self) -> list[SourceStatus]:
+        """Every collector's devices and connections, online or not."""
+        return [st for c in self.collectors.values() for st in c.status()]
 
     def _extra_metrics(self) -> Iterator[Metric]:
         restarts = CounterMetricFamily(

@@ -11,8 +11,14 @@ from typing import Annotated
 
 import typer
 
+from dashboards.cli import app as dashboards_app
+from gateway.admin_cli import audit_app, report_app, user_app
+from gateway.app import Gateway
 from gateway.config import ConfigError, load_config
 from gateway.core.logs import setup_logging
+from gateway.demo import run_demo
+from gateway.notifiers import NotifierSetupError
+from simulators.cli import simulate as run_simulation
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="vigil: GxP monitoring gateway")
 
@@ -28,7 +34,6 @@ def run(
     config: Annotated[Path | None, typer.Option("-c", "--config", help="config YAML")] = None,
 ) -> None:
     """Run the gateway."""
-    from gateway.app import Gateway
 
     try:
         cfg = load_config(config)
@@ -37,8 +42,6 @@ def run(
             typer.echo(p, err=True)
         raise typer.Exit(2) from None
     setup_logging(cfg.gateway.log_level)
-
-    from gateway.notifiers.dispatcher import NotifierSetupError
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -76,7 +79,6 @@ def demo(
     plain: Annotated[bool, typer.Option(help="print lines instead of a live view")] = False,
 ) -> None:
     """Run everything on embedded defaults: broker, simulators, gateway, live view."""
-    from gateway.demo import run_demo
 
     asyncio.run(run_demo(seconds=seconds, speed=speed, plain=plain or not sys.stdout.isatty()))
 
@@ -91,22 +93,14 @@ def simulate(
     speed: Annotated[float | None, typer.Option(help="simulated seconds per wall second")] = None,
 ) -> None:
     """Drive simulated loggers (and PLCs) from a scenario file."""
-    from simulators.cli import simulate as run_simulation
 
     run_simulation(Path(scenario), mqtt_url, duration, speed)
 
 
-def _mount_subcommands() -> None:
-    from dashboards.cli import app as dashboards_app
-    from gateway.admin_cli import audit_app, report_app, user_app
-
-    app.add_typer(dashboards_app, name="dashboards", help="Grafana dashboards: export, push")
-    app.add_typer(user_app, name="user", help="Users: add, list, disable, enable, set-password")
-    app.add_typer(audit_app, name="audit", help="Audit trail: verify, show")
-    app.add_typer(report_app, name="report", help="Reports: shipment ID --format pdf|csv")
-
-
-_mount_subcommands()
+app.add_typer(dashboards_app, name="dashboards", help="Grafana dashboards: export, push")
+app.add_typer(user_app, name="user", help="Users: add, list, disable, enable, set-password")
+app.add_typer(audit_app, name="audit", help="Audit trail: verify, show")
+app.add_typer(report_app, name="report", help="Reports: shipment ID --format pdf|csv")
 
 
 def main() -> None:

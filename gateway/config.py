@@ -8,73 +8,19 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlparse
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from alert_rules.config import RulesConfig, RulesConfigError
-from collectors.modbus.config import ModbusCollectorConfig
-from collectors.mqtt.config import MqttCollectorConfig
+from collectors import CollectorConfig
+from collectors.mqtt import MqttBrokerConfig, MqttCollectorConfig
 from gateway.notifiers.config import NotifiersConfig
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class TlsConfig(Strict):
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure: bool = False
-    """Skip hostname verification (test benches only)."""
-
-
-class MqttBrokerConfig(Strict):
-    url: str = "mqtt://127.0.0.1:1883"
-    """mqtt://host:port, or mqtts://host:port for TLS."""
-    username: str | None = None
-    password: str | None = Field(None, repr=False)
-    client_id: str = Field(default_factory=lambda: f"vigil-{socket.gethostname()}")
-    """Fixed, so the broker keeps this gateway's session while it is down."""
-    protocol: Literal["3.1.1", "5"] = "3.1.1"
-    """3.1.1 by default: with manual acknowledgement the gateway ran ~1.5x faster on it than on 5
-    (docs/benchmarks.md). With 3.1.1 the broker bounds unacknowledged messages in flight
-    (mosquitto: max_inflight_messages; set it to ~1000, its default of 20 throttles)."""
-    keepalive_s: int = Field(30, gt=0)
-    session_expiry_s: int = Field(7 * 86_400, ge=0)
-    """MQTT 5: how long the broker keeps the session (and queued messages) while we are away."""
-    receive_maximum: int = Field(2000, gt=0, le=65535)
-    """MQTT 5: unacknowledged QoS 1 messages in flight; bounds memory while the journal is busy."""
-    tls: TlsConfig | None = None
-    reconnect_min_s: float = Field(0.5, gt=0)
-    reconnect_max_s: float = Field(30.0, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        u = urlparse(v)
-        if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not u.hostname:
-            raise ValueError("expected mqtt://host:port or mqtts://host:port")
-        try:
-            u.port  # noqa: B018  (raises on a bad port)
-        except ValueError as e:
-            raise ValueError(f"bad port in {v!r}: {e}") from None
-        return v
-
-    @property
-    def host(self) -> str:
-        return urlparse(self.url).hostname or "127.0.0.1"
-
-    @property
-    def uses_tls(self) -> bool:
-        return urlparse(self.url).scheme in ("mqtts", "ssl") or self.tls is not None
-
-    @property
-    def port(self) -> int:
-        return urlparse(self.url).port or (8883 if self.uses_tls else 1883)
 
 
 class InfluxConfig(Strict):
@@ -118,11 +64,6 @@ class ApiConfig(Strict):
     port: int = Field(8080, ge=0, le=65535)
 
 
-CollectorConfig = Annotated[
-    MqttCollectorConfig | ModbusCollectorConfig, Field(discriminator="kind")
-]
-
-
 class VigilConfig(Strict):
     gateway: GatewayConfig = GatewayConfig()
     mqtt: MqttBrokerConfig = MqttBrokerConfig()
@@ -134,6 +75,14 @@ class VigilConfig(Strict):
     notifiers: NotifiersConfig = Field(default_factory=NotifiersConfig)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     """The config file's folder: rule packs named in it are relative to it."""
+
+    @model_validator(mode="after")
+    def _default_broker(self) -> VigilConfig:
+        """MQTT collectors without a broker of their own use the gateway's `mqtt:` section."""
+        for c in self.collectors:
+            if isinstance(c, MqttCollectorConfig) and c.broker is None:
+                c.broker = self.mqtt
+        return self
 
     @property
     def base_dir(self) -> Path:

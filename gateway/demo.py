@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from amqtt.broker import Broker
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
@@ -29,6 +30,10 @@ from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.core.logs import setup_logging
 from gateway.core.reading import Reading
+from simulators import scenarios
+from simulators.plc import collector_config, demo_specs, start_plcs, stop_plcs
+from simulators.runner import run_scenario
+from simulators.scenario import load_scenario
 
 log = logging.getLogger("vigil.demo")
 
@@ -63,7 +68,6 @@ def _free_port() -> int:
 
 
 async def start_embedded_broker(port: int) -> Any:
-    from amqtt.broker import Broker
 
     broker = Broker(
         {
@@ -186,9 +190,6 @@ def _demo_users(gw: Gateway) -> dict[str, str]:
 
 
 async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: bool = False) -> None:
-    from simulators import scenarios
-    from simulators.runner import run_scenario
-    from simulators.scenario import load_scenario
 
     setup_logging("WARNING" if not plain else "INFO")
     stop = asyncio.Event()
@@ -202,8 +203,6 @@ async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: boo
         port = DEMO_BROKER_PORT if _port_free(DEMO_BROKER_PORT) else _free_port()
         broker = await start_embedded_broker(port)
         mqtt_url = f"mqtt://127.0.0.1:{port}"
-
-    from simulators.plc import collector_config, demo_specs, start_plcs, stop_plcs
 
     plcs = await start_plcs(demo_specs(), speed=speed / 6)
     data_dir = Path(os.environ.get("VIGIL_DATA_DIR", "./data/demo"))

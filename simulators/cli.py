@@ -15,8 +15,11 @@ import time
 from pathlib import Path
 
 import aiomqtt
+import yaml
 
 from simulators import scenarios
+from simulators.plc import load_scenario as load_plcs
+from simulators.plc import start_scenario, stop_plcs
 from simulators.runner import DEFAULT_MQTT_URL, SimStats, run_scenario
 from simulators.scenario import Scenario, ScenarioError, load_scenario, parse_duration
 
@@ -114,8 +117,6 @@ async def _start_plcs(doc: dict[str, object]) -> list[object]:
     """Serve the scenario's simulated PLCs (Modbus TCP) next to its loggers."""
     if not doc.get("plcs"):
         return []
-    from simulators.plc import load_scenario as load_plcs
-    from simulators.plc import start_scenario
 
     plcs = await start_scenario(load_plcs(doc))
     for plc in plcs:
@@ -125,13 +126,10 @@ async def _start_plcs(doc: dict[str, object]) -> list[object]:
 
 async def _stop_plcs(plcs: list[object]) -> None:
     if plcs:
-        from simulators.plc import stop_plcs
-
         await stop_plcs(plcs)  # type: ignore[arg-type]
 
 
 async def _serve_plcs_only(path: Path, duration: float | None) -> None:
-    import yaml
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -149,7 +147,6 @@ async def _serve_plcs_only(path: Path, duration: float | None) -> None:
 
 
 def _plcs_only(path: Path) -> bool:
-    import yaml
 
     try:
         doc = yaml.safe_load(path.read_text())

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 from argon2 import PasswordHasher
 
 from alert_rules import AlertStore, RulesConfig, RulesEngine
-from gateway.api.context import ALERTS_FILE, ApiContext, open_stores
+from gateway.api.context import ApiContext, build_context
+from gateway.api.tokens import LoginLimiter
 from gateway.core.metrics import Counters
 from gateway.core.reading import Reading
 from gateway.pipeline.journal import Journal
-from gateway.records.users import LoginLimiter, Role
+from gateway.records import Records
+from gateway.records.users import Role
 
 if TYPE_CHECKING:
     from simulators.plc.spec import FaultSpec
@@ -67,7 +69,7 @@ class Rig:
         return engine.process(readings) if engine is not None else []
 
     def close(self) -> None:
-        self.ctx.close()
+        self.ctx.records.close()
         if self.ctx.engine is not None:
             self.ctx.engine.store.close()
         self.ctx.journal.close()
@@ -153,16 +155,17 @@ def make_rig(tmp_path: Path, *, rules: dict[str, Any] | None = None, users: bool
     data = tmp_path / "data"
     data.mkdir(parents=True, exist_ok=True)
     journal = Journal(data / "journal.sqlite")
-    engine = RulesEngine(RulesConfig.model_validate(rules or RULES), AlertStore(data / ALERTS_FILE))
-    stores = open_stores(data, hasher=FAST_HASHER)
-    ctx = ApiContext(
-        journal=journal,
-        counters=Counters(),
+    engine = RulesEngine(
+        RulesConfig.model_validate(rules or RULES), AlertStore(data / "alerts.sqlite")
+    )
+    ctx = build_context(
+        data,
+        journal,
+        Counters(),
+        Records.open(data, hasher=FAST_HASHER),
         engine=engine,
-        alert_store=None,
         limiter=LoginLimiter(max_failures=5, window_s=60),
         gateway_name="test-gw",
-        **stores,
     )
     if users:
         for role in Role:

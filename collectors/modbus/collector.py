@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +46,8 @@ from collectors.modbus.decode import (
     registers_to_bytes,
 )
 from collectors.modbus.planner import ReadRequest
-from gateway.core.ports import Ingest
+from gateway.core.metrics import Counters, Stats
+from gateway.core.ports import Ingest, SourceStatus
 from gateway.core.reading import DeadLetter, FieldValue, Reading
 
 log = logging.getLogger("vigil.collectors.modbus")
@@ -87,7 +88,7 @@ _READERS = {
 
 
 @dataclass
-class ModbusStats:
+class ModbusStats(Stats):
     """Counters over the collector's lifetime (all devices)."""
 
     polls: int = 0
@@ -112,9 +113,6 @@ class ModbusStats:
     state_changes: int = 0
     device_errors: int = 0
     """Unexpected exceptions caught in a device task (bugs); the task carries on."""
-
-    def snapshot(self) -> dict[str, int]:
-        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +153,9 @@ class DeviceStatus:
     polls_failed: int = 0
     missed_cycles: int = 0
     last_reading_ns: int = 0
+    """Event time of the last reading."""
+    last_reading_received_ns: int = 0
+    """When the last reading was taken (gateway clock)."""
     last_poll_s: float = 0.0
     """Duration of the last poll, seconds."""
     clock_offset_s: float | None = None
@@ -212,17 +213,23 @@ def clock_problem(
 
 
 class ModbusCollector:
+    kind = "modbus"
+
     def __init__(
         self,
         config: ModbusCollectorConfig,
         ingest: Ingest,
+        counters: Counters | None = None,
         *,
         device_state_cb: DeviceStateCallback | None = None,
     ) -> None:
         self.config = config
+        self.name = config.name
         self._ingest = ingest
+        self._counters = counters or Counters()
         self._cb = device_state_cb
         self.stats = ModbusStats()
+        self._counters.register(f"collector:{config.name}", self.stats)
         self._devices: list[_Device] = []
         for spec in config.devices:
             if not spec.enabled:
@@ -252,6 +259,21 @@ class ModbusCollector:
     @property
     def devices(self) -> Mapping[str, DeviceStatus]:
         return {d.spec.name: d.status for d in self._devices}
+
+    def status(self) -> list[SourceStatus]:
+        return [
+            SourceStatus(
+                self.name,
+                self.kind,
+                d.status.source,
+                d.spec.name,
+                d.status.online,
+                d.status.since_ns,
+                d.status.last_error,
+                d.status.last_reading_received_ns,
+            )
+            for d in self._devices
+        ]
 
     @property
     def plans(self) -> Mapping[str, list[ReadRequest]]:
@@ -368,6 +390,7 @@ class ModbusCollector:
             return None
         received_ns = time.time_ns()
         self.stats.polls_ok += 1
+        self._counters.received += 1
         dev.status.polls_ok += 1
         dev.status.consecutive_failures = 0
         dev.reconnect_delay = 0.0
@@ -518,6 +541,7 @@ class ModbusCollector:
                 MEASUREMENT, tags, fields, ts_ns, received_ns, ts_from_receive=dev.clock is None
             )
             dev.status.last_reading_ns = ts_ns
+            dev.status.last_reading_received_ns = received_ns
         if dead:  # always kept: a bad value is a fact about the device, however it was polled
             self._pending_dead.extend(dead)
             self.stats.dead_letters += len(dead)
@@ -525,6 +549,7 @@ class ModbusCollector:
         if queue and reading is not None:
             self._pending.append(reading)
             self.stats.readings += 1
+            self._counters.readings_parsed += 1
             self._wake.set()
         return reading
 

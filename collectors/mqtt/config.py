@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from collectors.mqtt.broker import MqttBrokerConfig
+
 _SEGMENT = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
 
 
@@ -75,6 +77,8 @@ class Subscription(Strict):
 class MqttCollectorConfig(Strict):
     kind: Literal["mqtt"]
     name: str = "mqtt"
+    broker: MqttBrokerConfig | None = None
+    """Default: the gateway's `mqtt:` section (and its VIGIL_MQTT_* overrides)."""
     subscriptions: list[Subscription] = Field(
         default_factory=lambda: [Subscription()], min_length=1
     )

@@ -1,4 +1,8 @@
-"""What the API serves from: the gateway's stores, built once by the gateway and shared."""
+"""What the API serves from: the gateway's journal, records and rules, handed in by the gateway.
+
+The API owns no store: the gateway opens the records (gateway/records) and the rules engine, and
+the API reads them and writes only alert actions, shipments and users through them.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +10,25 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from prometheus_client.metrics_core import Metric
+
+from alert_rules import AlertEvent, AlertStore, RuleLibrary, RulesConfig, RulesEngine
+from gateway.api.tokens import DEFAULT_TOKEN_TTL_S, LoginLimiter, TokenSigner, load_or_create_key
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.metrics import Counters
+from gateway.core.ports import SourceStatus
 from gateway.core.reading import Reading
 from gateway.pipeline.journal import Journal
+from gateway.records import Records
 from gateway.records.audit import AuditTrail
 from gateway.records.shipments import ShipmentRegistry
-from gateway.records.users import (
-    DEFAULT_TOKEN_TTL_S,
-    LoginLimiter,
-    TokenSigner,
-    UserStore,
-    load_or_create_key,
-)
-
-if TYPE_CHECKING:
-    from argon2 import PasswordHasher
-    from prometheus_client.metrics_core import Metric
-
-    from alert_rules import AlertEvent, AlertStore, RuleLibrary, RulesEngine
-    from gateway.config import VigilConfig
+from gateway.records.users import UserStore
 
 INTERNAL_MEASUREMENTS = frozenset({"vigil_gateway", "alert", "alarm_kpi"})
 """Measurements the gateway writes about itself: not devices."""
 
-AUDIT_FILE = "audit.sqlite"
-USERS_FILE = "users.sqlite"
-SHIPMENTS_FILE = "shipments.sqlite"
-ALERTS_FILE = "alerts.sqlite"
 TOKEN_KEY_FILE = "api-token.key"
 
 
@@ -80,6 +73,10 @@ class LiveReadings:
             return list(self._latest.values())
 
 
+def _no_sources() -> list[SourceStatus]:
+    return []
+
+
 @dataclass
 class ApiContext:
     """Everything the routes need. The alert store and engine belong to the event loop's thread
@@ -87,12 +84,12 @@ class ApiContext:
 
     journal: Journal
     counters: Counters
-    engine: RulesEngine | None
-    alert_store: AlertStore | None
-    audit: AuditTrail
-    users: UserStore
-    shipments: ShipmentRegistry
+    records: Records
     tokens: TokenSigner
+    engine: RulesEngine | None = None
+    alert_store: AlertStore | None = None
+    sources: Callable[[], list[SourceStatus]] = _no_sources
+    """The collectors' devices and connections, online or not (gateway.core.ports.Collector)."""
     extra_metrics: Callable[[], Iterable[Metric]] | None = None
     """More Prometheus metric families for /metrics (supervisor restarts, sink state, ...)."""
     live: LiveReadings = field(default_factory=LiveReadings)
@@ -112,13 +109,23 @@ class ApiContext:
         if self.alert_store is None and self.engine is not None:
             self.alert_store = self.engine.store
 
+    @property
+    def audit(self) -> AuditTrail:
+        return self.records.audit
+
+    @property
+    def users(self) -> UserStore:
+        return self.records.users
+
+    @property
+    def shipments(self) -> ShipmentRegistry:
+        return self.records.shipments
+
     def rule_library(self) -> RuleLibrary | None:
         if self.engine is not None:
             return self.engine.library
         if self.library is None:
             try:
-                from alert_rules import RulesConfig
-
                 self.library = RulesConfig().library()
             except Exception:
                 return None
@@ -131,51 +138,22 @@ class ApiContext:
     def count(self, key: str, n: int = 1) -> None:
         self.api_counts[key] = self.api_counts.get(key, 0) + n
 
-    def close(self) -> None:
-        """Close what build_context opened (not the journal, engine or alert store)."""
-        self.audit.close()
-        self.users.close()
-        self.shipments.close()
-
 
 def build_context(
-    config: VigilConfig,
+    data_dir: Path,
     journal: Journal,
     counters: Counters,
-    engine: RulesEngine | None = None,
-    alert_store: AlertStore | None = None,
+    records: Records,
     *,
-    extra_metrics: Callable[[], Iterable[Metric]] | None = None,
-    hasher: PasswordHasher | None = None,
     token_ttl_s: float = DEFAULT_TOKEN_TTL_S,
     **kwargs: Any,
 ) -> ApiContext:
-    """Open the API's stores in the data directory (audit, users, shipments, token key)."""
-    data = Path(config.gateway.data_dir)
-    stores = open_stores(data, hasher=hasher, token_ttl_s=token_ttl_s)
+    """The API's context; its token signing key lives in the data directory."""
+    key = load_or_create_key(Path(data_dir) / TOKEN_KEY_FILE)
     return ApiContext(
         journal=journal,
         counters=counters,
-        engine=engine,
-        alert_store=alert_store,
-        extra_metrics=extra_metrics,
-        gateway_name=config.gateway.name,
-        **stores,
+        records=records,
+        tokens=TokenSigner(key, ttl_s=token_ttl_s),
         **kwargs,
     )
-
-
-def open_stores(
-    data_dir: Path,
-    *,
-    hasher: PasswordHasher | None = None,
-    token_ttl_s: float = DEFAULT_TOKEN_TTL_S,
-) -> dict[str, Any]:
-    """audit, users, shipments and tokens of a data directory (the CLI uses these too)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return {
-        "audit": AuditTrail(data_dir / AUDIT_FILE),
-        "users": UserStore(data_dir / USERS_FILE, hasher=hasher),
-        "shipments": ShipmentRegistry(data_dir / SHIPMENTS_FILE),
-        "tokens": TokenSigner(load_or_create_key(data_dir / TOKEN_KEY_FILE), ttl_s=token_ttl_s),
-    }

@@ -9,7 +9,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.api.context import ApiContext
-from gateway.records.users import AuthError, Perm, TokenClaims, User
+from gateway.api.tokens import TokenClaims
+from gateway.records.users import AuthError, Perm, User
 
 bearer = HTTPBearer(auto_error=False, description="token from POST /auth/login")
 

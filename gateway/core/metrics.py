@@ -1,16 +1,28 @@
-"""Gateway counters, the periodic `vigil_gateway` point and the journal-fill alarms."""
+"""Gateway counters, the periodic `vigil_gateway` point and the journal-fill alarms.
+
+One facility for every count vigil keeps: the gateway-wide totals are fields of `Counters`; a
+component with counts of its own (a collector, a notifier channel) keeps them in a `Stats`
+dataclass and registers it, and /metrics exports every registered group the same way.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from gateway.core.reading import Reading
 
 log = logging.getLogger("vigil.metrics")
 
 FILL_ALARMS = (0.80, 0.95)
+
+
+class Stats:
+    """Base of a component's counters: a dataclass of int fields."""
+
+    def snapshot(self) -> dict[str, int]:
+        return asdict(self)  # type: ignore[call-overload, no-any-return]
 
 
 @dataclass
@@ -33,8 +45,13 @@ class Counters:
     fill_alarm: float = 0.0
     """The highest fill threshold crossed (0.8 or 0.95), 0 when below both."""
     ingest_rate: float = 0.0
+    components: dict[str, Stats] = field(default_factory=dict)
+    """Registered counter groups, e.g. collector:line1 → ModbusStats."""
     _last_journaled: int = 0
     _last_ns: int = field(default_factory=time.monotonic_ns)
+
+    def register(self, name: str, stats: Stats) -> None:
+        self.components[name] = stats
 
     def update_rate(self) -> None:
         now = time.monotonic_ns()

@@ -1,8 +1,12 @@
-"""What collectors hand their output to. Collectors depend on this, never on the journal itself."""
+"""The ports between the parts of vigil: what a collector hands its output to, what it reports
+about its devices, and how a record store reads the journal back. Collectors depend on these,
+never on the journal, the app or the API.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.core.reading import DeadLetter, Reading
@@ -20,4 +24,60 @@ class Ingest(Protocol):
         Blocks while the journal's queue is full (backpressure). `on_committed` is called once
         everything passed here is durably committed; MQTT uses it to acknowledge QoS 1 messages.
         """
+        ...
+
+
+@dataclass(slots=True)
+class SourceStatus:
+    """One device, or one connection, as its collector sees it right now.
+
+    Every collector kind reports the same shape, so /api/v1/devices and /metrics show a PLC that
+    stops answering and a broker connection that drops the same way.
+    """
+
+    collector: str
+    """The collector's name in the config."""
+    kind: str
+    """The collector kind (mqtt, modbus)."""
+    source: str
+    """Where it is reached: modbus://host:port/unit, mqtt://host:port."""
+    device: str = ""
+    """The `device` tag of its readings; empty for a connection that is not one device."""
+    online: bool | None = None
+    """None until the collector has decided."""
+    since_ns: int = 0
+    """When `online` last changed (wall clock)."""
+    last_error: str = ""
+    last_seen_ns: int = 0
+    """When data last came from it (wall clock); 0: never."""
+
+
+class Collector(Protocol):
+    """A collector kind's running instance (collectors/ registers the kinds).
+
+    Built from its config, the ingest port and the gateway's counters; `run` is supervised (an
+    exception restarts it with backoff) and must be safe to call again.
+    """
+
+    name: str
+
+    async def run(self) -> None: ...
+
+    def status(self) -> list[SourceStatus]:
+        """Its devices and connections, online or not (cheap: called per API request)."""
+        ...
+
+
+@dataclass(slots=True)
+class JournalRow:
+    """A reading as the journal committed it: its row id, receive time and line protocol."""
+
+    id: int
+    received_ns: int
+    line: str
+
+
+class JournalReader(Protocol):
+    def lines_since(self, received_after_ns: int) -> Iterable[JournalRow]:
+        """Rows received after a time, in commit order."""
         ...

@@ -21,11 +21,12 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import count
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from alert_rules.model import AlertEvent
+from gateway.core.metrics import Counters, Stats
 from gateway.notifiers.base import Delivery, PermanentError, Sender, TransientError
 from gateway.notifiers.config import (
     EmailChannel,
@@ -34,10 +35,10 @@ from gateway.notifiers.config import (
     WebhookChannel,
     _Delivery,
 )
+from gateway.notifiers.mqtt import MqttLink, MqttSender
 from gateway.notifiers.router import Router
-
-if TYPE_CHECKING:
-    from gateway.config import MqttBrokerConfig
+from gateway.notifiers.smtp import EmailSender
+from gateway.notifiers.webhook import WebhookSender
 
 log = logging.getLogger("vigil.notifiers")
 
@@ -51,7 +52,7 @@ class NotifierSetupError(Exception):
 
 
 @dataclass(slots=True)
-class ChannelStats:
+class ChannelStats(Stats):
     sent: int = 0
     failed: int = 0
     """Given up on: a permanent error, or still failing after `give_up_after_s`."""
@@ -217,22 +218,23 @@ class Channel:
 class Notifier:
     """Routes alert events to channels; see the module docstring.
 
-    Construct with the validated config, the gateway's broker (for mqtt channels) and its name;
-    secrets are read from `env` (default: the process environment) now, so a missing one stops
-    the start with a clear message instead of failing the first alarm.
+    Construct with the validated config, the link to the gateway's broker (for mqtt channels)
+    and its name; secrets are read from `env` (default: the process environment) now, so a
+    missing one stops the start with a clear message instead of failing the first alarm.
     """
 
     def __init__(
         self,
         config: NotifiersConfig,
-        broker: MqttBrokerConfig | None = None,
+        mqtt: MqttLink | None = None,
         *,
         gateway: str = "vigil",
         env: Mapping[str, str] | None = None,
+        counters: Counters | None = None,
     ) -> None:
         env = os.environ if env is None else env
         problems = config.env_problems(env)
-        if broker is None and any(isinstance(c, MqttChannel) for c in config.channels.values()):
+        if mqtt is None and any(isinstance(c, MqttChannel) for c in config.channels.values()):
             problems.append("notifiers.channels: an mqtt channel needs the gateway's mqtt broker")
         if problems:
             raise NotifierSetupError(problems)
@@ -243,22 +245,18 @@ class Notifier:
         for name, cfg in config.channels.items():
             sender: Sender
             if isinstance(cfg, MqttChannel):
-                from gateway.notifiers.mqtt import MqttSender
-
-                assert broker is not None
-                sender = MqttSender(name, cfg, broker, gateway)
+                assert mqtt is not None
+                sender = MqttSender(name, cfg, mqtt, gateway)
             elif isinstance(cfg, WebhookChannel):
-                from gateway.notifiers.webhook import WebhookSender
-
                 sender = WebhookSender(name, cfg, env[cfg.secret_env], gateway)
             elif isinstance(cfg, EmailChannel):
-                from gateway.notifiers.smtp import EmailSender
-
                 password = env[cfg.password_env] if cfg.password_env else None
                 sender = EmailSender(name, cfg, password, gateway)
             else:  # pragma: no cover - the discriminated union has no other kinds
                 raise TypeError(cfg)
             self.channels[name] = Channel(name, cfg, sender)
+            if counters is not None:
+                counters.register(f"notifier:{name}", self.channels[name].stats)
         self.submitted = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
@@ -356,7 +354,7 @@ class Notifier:
     @property
     def stats(self) -> dict[str, dict[str, int]]:
         """Per channel: sent, failed, retried, dropped, superseded, queued."""
-        return {n: {**asdict(ch.stats), "queued": ch.pending} for n, ch in self.channels.items()}
+        return {n: {**ch.stats.snapshot(), "queued": ch.pending} for n, ch in self.channels.items()}
 
     @property
     def notifications_dropped(self) -> int:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiomqtt
 
 from alert_rules.model import Alert, AlertEvent, AlertState
-from collectors.mqtt.collector import client_for
-from gateway.config import MqttBrokerConfig
 from gateway.notifiers.base import Delivery, TransientError
 from gateway.notifiers.config import MqttChannel
 from gateway.notifiers.message import payload, to_json
@@ -36,17 +36,27 @@ def state_topic(prefix: str, alert: Alert) -> str:
     return "/".join([prefix, *parts, _segment(alert.rule)])
 
 
+@dataclass(frozen=True, slots=True)
+class MqttLink:
+    """How mqtt channels reach the gateway's broker; the gateway builds it from its `mqtt:`
+    section (TLS and credentials included), so notifiers need not know the collectors."""
+
+    url: str
+    client_id: str
+    """The gateway's client id; a channel's own is derived from it."""
+    client: Callable[[str], aiomqtt.Client]
+    """A new, unconnected client with the given client id."""
+
+
 class MqttSender:
     kind = "mqtt"
 
-    def __init__(
-        self, name: str, config: MqttChannel, broker: MqttBrokerConfig, gateway: str
-    ) -> None:
+    def __init__(self, name: str, config: MqttChannel, link: MqttLink, gateway: str) -> None:
         self.name = name
         self.config = config
-        self.broker = broker
+        self.link = link
         self.gateway = gateway
-        self.client_id = config.client_id or f"{broker.client_id}-notify-{name}"
+        self.client_id = config.client_id or f"{link.client_id}-notify-{name}"
         self._client: aiomqtt.Client | None = None
 
     def key(self, event: AlertEvent) -> str:
@@ -70,12 +80,12 @@ class MqttSender:
     async def _connect(self) -> aiomqtt.Client:
         if self._client is not None:
             return self._client
-        client = client_for(self.broker, client_id=self.client_id)
+        client = self.link.client(self.client_id)
         try:
             await client.__aenter__()
         except (aiomqtt.MqttError, OSError, TimeoutError) as e:
-            raise TransientError(f"cannot connect to {self.broker.url}: {e}") from None
-        log.info("notifier connected", extra={"channel": self.name, "broker": self.broker.url})
+            raise TransientError(f"cannot connect to {self.link.url}: {e}") from None
+        log.info("notifier connected", extra={"channel": self.name, "broker": self.link.url})
         self._client = client
         return client
 

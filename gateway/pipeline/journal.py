@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.core.lineprotocol import encode
+from gateway.core.ports import JournalRow
 from gateway.core.reading import DeadLetter, Reading
 
 _SCHEMA = """
@@ -63,13 +64,6 @@ class Batch:
     first_id: int
     last_id: int
     count: int
-
-
-@dataclass(slots=True)
-class JournalRow:
-    id: int
-    received_ns: int
-    line: str
 
 
 class Journal:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulators.plc import layout as L
-from simulators.plc.spec import FaultSpec
+from simulators.plc.faults import FaultSpec
 from simulators.plc.steam import ATM_KPA, psat_kpa, tsat_c
 
 FaultLookup = Callable[[str, float], FaultSpec | None]

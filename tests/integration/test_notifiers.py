@@ -22,9 +22,9 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 
 from alert_rules import AlertEvent, AlertStore, EventKind, ManualClock, RulesConfig, RulesEngine
-from gateway.config import MqttBrokerConfig
+from collectors.mqtt import MqttBrokerConfig, client_for
 from gateway.core.reading import Reading
-from gateway.notifiers import Notifier, NotifiersConfig
+from gateway.notifiers import MqttLink, Notifier, NotifiersConfig
 from tests.services import Mosquitto, apoll, free_port
 
 pytestmark = pytest.mark.integration
@@ -317,7 +317,8 @@ def mqtt_notifier(broker_url: str, smtp_port: int) -> Notifier:
         }
     )  # fmt: skip
     broker = MqttBrokerConfig.model_validate({"url": broker_url, "client_id": "vigil-test-gw"})
-    return Notifier(config, broker, gateway="gw-test")
+    link = MqttLink(broker.url, broker.client_id, lambda cid: client_for(broker, client_id=cid))
+    return Notifier(config, link, gateway="gw-test")
 
 
 def topic(asset: str, rule: str) -> str:

@@ -8,17 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from gateway.api.tokens import LoginLimiter, TokenSigner, load_or_create_key
 from gateway.records.users import (
     ROLE_PERMS,
     AuthError,
-    LoginLimiter,
     Perm,
     RateLimited,
     Role,
-    TokenSigner,
     UserError,
     UserStore,
-    load_or_create_key,
 )
 from tests.api_rig import FAST_HASHER
 

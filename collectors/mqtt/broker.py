@@ -1,0 +1,198 @@
+"""The MQTT broker connection: its config, TLS, and the one client class vigil uses.
+
+Every use of aiomqtt's and paho-mqtt's private internals is in this file, and nowhere else:
+
+- manual acknowledgement: paho 2 can hold QoS 1 acknowledgements until we say so
+  (`manual_ack_set`, `ack`, both public paho API), but aiomqtt keeps its paho client private
+  (`Client._client`). The collector acknowledges a message only after the journal commit.
+- draining the socket: aiomqtt lets paho parse one packet per event-loop wake-up, which bounds
+  receive at a fraction of what paho parses (docs/benchmarks.md). `_on_socket_open` is replaced
+  by one that reads until paho reports no more data (paho's `_packet_read`, `_loop_rc_handle`;
+  aiomqtt's `_loop`, `_disconnected`, `_misc_loop`, `_misc_task`).
+
+Both libraries are pinned below their next minor version in pyproject.toml, and
+`check_internals()` fails loudly (tests/unit/test_mqtt_broker.py runs it) when one of these names
+moves, instead of silently falling back to the slow path. Batches are taken from aiomqtt's queue
+through its public `queue_type=` hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import aiomqtt
+import paho.mqtt.client as mqtt
+from paho.mqtt import __version__ as paho_version
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_PACKETS_PER_WAKEUP = 1000
+
+PAHO_INTERNALS = ("_packet_read", "_loop_rc_handle")
+AIOMQTT_METHODS = ("_misc_loop", "_on_socket_open")
+AIOMQTT_FIELDS = ("_client", "_loop", "_disconnected")
+
+
+class MqttInternalsMoved(RuntimeError):
+    """aiomqtt or paho-mqtt no longer has an internal this module relies on."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsConfig(_Strict):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
+    """Skip hostname verification (test benches only)."""
+
+
+class MqttBrokerConfig(_Strict):
+    url: str = "mqtt://127.0.0.1:1883"
+    """mqtt://host:port, or mqtts://host:port for TLS."""
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    client_id: str = Field(default_factory=lambda: f"vigil-{socket.gethostname()}")
+    """Fixed, so the broker keeps this gateway's session while it is down."""
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    """3.1.1 by default: with manual acknowledgement the gateway ran ~1.5x faster on it than on 5
+    (docs/benchmarks.md). With 3.1.1 the broker bounds unacknowledged messages in flight
+    (mosquitto: max_inflight_messages; set it to ~1000, its default of 20 throttles)."""
+    keepalive_s: int = Field(30, gt=0)
+    session_expiry_s: int = Field(7 * 86_400, ge=0)
+    """MQTT 5: how long the broker keeps the session (and queued messages) while we are away."""
+    receive_maximum: int = Field(2000, gt=0, le=65535)
+    """MQTT 5: unacknowledged QoS 1 messages in flight; bounds memory while the journal is busy."""
+    tls: TlsConfig | None = None
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        u = urlparse(v)
+        if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not u.hostname:
+            raise ValueError("expected mqtt://host:port or mqtts://host:port")
+        try:
+            u.port  # noqa: B018  (raises on a bad port)
+        except ValueError as e:
+            raise ValueError(f"bad port in {v!r}: {e}") from None
+        return v
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.url).hostname or "127.0.0.1"
+
+    @property
+    def uses_tls(self) -> bool:
+        return urlparse(self.url).scheme in ("mqtts", "ssl") or self.tls is not None
+
+    @property
+    def port(self) -> int:
+        return urlparse(self.url).port or (8883 if self.uses_tls else 1883)
+
+
+def check_internals(client: aiomqtt.Client | None = None) -> None:
+    """Raise MqttInternalsMoved naming what is missing; see the module docstring."""
+    missing = [f"paho Client.{n}" for n in PAHO_INTERNALS if not hasattr(mqtt.Client, n)]
+    missing += [f"aiomqtt Client.{n}" for n in AIOMQTT_METHODS if not hasattr(aiomqtt.Client, n)]
+    if client is not None:
+        missing += [f"aiomqtt Client().{n}" for n in AIOMQTT_FIELDS if not hasattr(client, n)]
+    if missing:
+        raise MqttInternalsMoved(
+            f"collectors/mqtt/broker.py relies on internals that aiomqtt {aiomqtt.__version__} "
+            f"/ paho-mqtt {paho_version} lacks: {', '.join(missing)}"
+        )
+
+
+class GatewayClient(aiomqtt.Client):
+    """aiomqtt's client with manual acknowledgement, socket draining and batch taking."""
+
+    def __init__(self, *args: Any, manual_ack: bool = False, **kwargs: Any) -> None:
+        queues: list[asyncio.Queue[aiomqtt.Message]] = []
+
+        class _Queue(asyncio.Queue[aiomqtt.Message]):
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                queues.append(self)
+
+        super().__init__(*args, queue_type=_Queue, **kwargs)
+        check_internals(self)
+        self._batch_queue = queues[0]
+        self._paho: mqtt.Client = self._client
+        if manual_ack:
+            self._paho.manual_ack_set(True)
+
+    def take_ready(self, limit: int) -> list[aiomqtt.Message]:
+        """Messages already received and waiting, up to `limit`, without waiting for more."""
+        q = self._batch_queue
+        out: list[aiomqtt.Message] = []
+        while len(out) < limit and not q.empty():
+            out.append(q.get_nowait())
+        return out
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge a message received with manual acknowledgement on."""
+        self._paho.ack(mid, qos)
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        def drain() -> None:
+            try:
+                for _ in range(MAX_PACKETS_PER_WAKEUP):
+                    rc = client._packet_read()
+                    if rc == mqtt.MQTT_ERR_AGAIN:
+                        break
+                    if rc > 0:
+                        client._loop_rc_handle(rc)
+                        break
+            except Exception as exc:  # a broken socket: aiomqtt reports it as a disconnect
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(exc)
+
+        def create_misc_task() -> None:
+            self._misc_task = self._loop.create_task(self._misc_loop())
+
+        self._loop.call_soon_threadsafe(self._loop.add_reader, sock.fileno(), drain)
+        self._loop.call_soon_threadsafe(create_misc_task)
+
+
+def client_for(
+    broker: MqttBrokerConfig, *, client_id: str | None = None, manual_ack: bool = False
+) -> GatewayClient:
+    """A client for the configured broker with a persistent session."""
+    kwargs: dict[str, Any] = {}
+    if broker.uses_tls:
+        tls = broker.tls
+        ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls and tls.ca_file else None)
+        if tls and tls.cert_file:
+            ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+        if tls and tls.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        kwargs["tls_context"] = ctx
+    if broker.protocol == "5":
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = broker.session_expiry_s
+        props.ReceiveMaximum = broker.receive_maximum
+        kwargs.update(protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props)
+    else:
+        kwargs.update(protocol=aiomqtt.ProtocolVersion.V311, clean_session=False)
+    return GatewayClient(
+        broker.host,
+        broker.port,
+        username=broker.username,
+        password=broker.password,
+        identifier=client_id or broker.client_id,
+        keepalive=broker.keepalive_s,
+        timeout=10,
+        manual_ack=manual_ack,
+        **kwargs,
+    )
