@@ -92,13 +92,12 @@ class Gateway:
                 self.alerting.event_sinks.append(self.notifier.submit)
         self.api: ApiContext | None = None
         if cfg.api.enabled:
-            engine = self.alerting.engine if self.alerting else None
             self.api = build_context(
                 cfg.gateway.data_dir,
                 self.journal,
                 self.counters,
                 self.records,
-                engine=engine,
+                engine=self.alerting.engine if self.alerting else None,
                 sources=self.sources,
                 extra_metrics=self._extra_metrics,
                 gateway_name=cfg.gateway.name,

@@ -17,22 +17,11 @@ from alert_rules.config import RulesConfig, RulesConfigError
 from collectors import CollectorConfig
 from collectors.mqtt import MqttBrokerConfig, MqttCollectorConfig
 from gateway.notifiers.config import NotifiersConfig
+from gateway.pipeline.influx_sink import InfluxConfig
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class InfluxConfig(Strict):
-    url: str
-    token: str = Field("", repr=False)
-    org: str = "vigil"
-    bucket: str = "vigil"
-    batch_size: int = Field(5000, gt=0, le=100_000)
-    flush_interval_s: float = Field(0.5, gt=0)
-    timeout_s: float = Field(10.0, gt=0)
-    retry_min_s: float = Field(0.5, gt=0)
-    retry_max_s: float = Field(30.0, gt=0)
 
 
 class JournalConfig(Strict):
@@ -145,7 +134,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 
 def _kind(raw: dict[str, Any], index: object) -> object:
     try:
-        return raw["collectors"][index].get("kind")  # type: ignore[index]
+        return raw["collectors"][index].get("kind")
     except (IndexError, TypeError, AttributeError, KeyError):
         return None
 

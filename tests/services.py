@@ -6,6 +6,8 @@ stopped and started again mid-test (broker restart, store outage) on the same po
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import shutil
 import socket
@@ -230,13 +232,14 @@ async def apoll(  # type: ignore[no-untyped-def]
     what: str = "condition",
     show=None,
 ):
-    """`poll` for async tests: checks without blocking the event loop under test."""
-    import asyncio
-
+    """`poll` for async tests: checks without blocking the event loop under test; the predicate
+    may be a coroutine function."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         last = predicate()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
         await asyncio.sleep(interval)

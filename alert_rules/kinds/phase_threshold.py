@@ -3,7 +3,7 @@
 A chamber must stay ≥ 121 °C while the autoclave's phase is `hold`, but not during heat-up; a
 freeze-dryer's chamber pressure must stay within 0.02-1 mbar in primary drying, but is at
 atmospheric pressure while loading. The phase comes from the reading's `phase` tag (the PLC's
-recipe step, see docs/modbus.md).
+recipe step, see collectors/modbus/README.md).
 
 Give `low`, `high` or both (a band); like `threshold`, limits are alarm limits, inclusive unless
 `inclusive: false` — a recipe band "0.02-1 mbar allowed" is `low: 0.02, high: 1, inclusive:

@@ -69,9 +69,10 @@ class MqttCollector:
                 try:
                     async with client:
                         self._session += 1
-                        await client.subscribe(
-                            [(s.mqtt_filter, s.qos) for s in self.config.subscriptions]
-                        )
+                        topics: list[tuple[str, int]] = [
+                            (s.mqtt_filter, s.qos) for s in self.config.subscriptions
+                        ]
+                        await client.subscribe(topics)
                         log.info("connected and subscribed", extra={"broker": self.broker.url})
                         self._set_online(True)
                         self.connected.set()

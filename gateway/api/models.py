@@ -225,11 +225,11 @@ class CycleOut(BaseModel):
             line=c.line,
             equipment=c.equipment,
             batch=c.batch,
-            status=c.status,  # type: ignore[arg-type]
+            status=c.status,
             start=ns_to_dt(c.start_ns),
             end=ns_to_dt(c.end_ns),
             duration_s=c.duration_s,
-            verdict=c.verdict,  # type: ignore[arg-type]
+            verdict=c.verdict,
             reasons=list(c.reasons),
             f0_min=c.f0_min,
             phases=[
@@ -317,12 +317,24 @@ class ReadingOut(BaseModel):
 
 class DeviceOut(BaseModel):
     device: str
+    """The device tag; for a connection (an MQTT broker), the collector's name."""
+    kind: Literal["device", "connection"] = "device"
     source: str
-    state: Literal["ok", "alarm", "stale"]
+    """The alert source (site/asset/device or line/equipment/device)."""
+    state: Literal["ok", "alarm", "offline", "stale"]
+    """alarm: an annunciated alert is open; offline: its collector cannot reach it; stale:
+    nothing received for a while; ok."""
+    online: bool | None = None
+    """As its collector sees it (None: not known yet, or no collector reports it)."""
+    online_since: datetime | None = None
+    last_error: str = ""
+    collector: str | None = None
+    address: str | None = None
+    """Where the collector reaches it: modbus://host:port/unit, mqtt://host:port."""
     measurements: list[str]
     tags: dict[str, str]
-    last_ts: datetime
-    last_received: datetime
+    last_ts: datetime | None
+    last_received: datetime | None
     fields: dict[str, FieldValue]
     open_alerts: int
     shipment: str | None

@@ -70,6 +70,24 @@ class VigilCollector:
             "1 while the journal refuses new rows",
             value=1.0 if c.journal_full else 0.0,
         )
+        online = GaugeMetricFamily(
+            "vigil_source_online",
+            "Devices and connections the collectors report: 1 online, 0 offline, -1 not known yet",
+            labels=["collector", "kind", "device", "address"],
+        )
+        for src in ctx.sources():
+            up = -1.0 if src.online is None else float(src.online)
+            online.add_metric([src.collector, src.kind, src.device, src.address], up)
+        yield online
+        events = CounterMetricFamily(
+            "vigil_component_events",
+            "Counts kept by each collector and notifier channel",
+            labels=["component", "counter"],
+        )
+        for component, stats in c.components.items():
+            for counter, n in stats.snapshot().items():
+                events.add_metric([component, counter], n)
+        yield events
         engine = ctx.engine
         if engine is not None:
             st = engine.stats

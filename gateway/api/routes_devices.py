@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from alert_rules.engine import source_of
 from gateway.api.deps import Principal, get_ctx, require
 from gateway.api.models import DeviceOut, ReadingOut, ns_to_dt
+from gateway.core.ports import SourceStatus
 from gateway.core.reading import Reading
 from gateway.records.users import Perm
 
@@ -37,8 +38,10 @@ async def devices(
     site: Annotated[str | None, Query(max_length=200)] = None,
     asset: Annotated[str | None, Query(max_length=200)] = None,
 ) -> list[DeviceOut]:
-    """State: `alarm` when an annunciated alert is open on the device's source, `stale` when
-    nothing arrived for `stale_after_s`, else `ok`."""
+    """Every device that sent readings or that a collector polls, and every collector connection.
+
+    State: `alarm` when an annunciated alert is open on the device's source, `offline` when its
+    collector cannot reach it, `stale` when nothing arrived for `stale_after_s`, else `ok`."""
     ctx = get_ctx(request)
     by_device: dict[str, list[Reading]] = {}
     for r in ctx.live.snapshot():
@@ -48,6 +51,11 @@ async def devices(
         if asset is not None and r.tags.get("asset") != asset:
             continue
         by_device.setdefault(dev, []).append(r)
+    statuses = ctx.sources()
+    polled = {st.device: st for st in statuses if st.device}
+    if site is None and asset is None:  # collectors' devices carry no site or asset of their own
+        for dev in polled:
+            by_device.setdefault(dev, [])
     open_by_source: dict[str, list[str]] = {}
     if ctx.alert_store is not None:
         for a in ctx.alert_store.open_alerts():
@@ -57,36 +65,75 @@ async def devices(
     out = []
     for dev, rs in sorted(by_device.items()):
         rs.sort(key=lambda r: r.ts_ns)
-        newest = rs[-1]
-        received = max(r.received_ns for r in rs)
+        st = polled.get(dev)
+        newest = rs[-1] if rs else None
+        received = max((r.received_ns for r in rs), default=None)
         fields: dict[str, float | int | bool | str] = {}
         tags: dict[str, str] = {}
         for r in rs:
             fields.update(r.fields)
             tags.update(r.tags)
-        src = source_of(newest.tags)
+        src = source_of(newest.tags) if newest is not None else dev
         states = open_by_source.get(src, [])
-        if any(s in ANNUNCIATED for s in states):
-            state = "alarm"
-        elif now - received > stale_ns:
-            state = "stale"
-        else:
-            state = "ok"
         out.append(
             DeviceOut(
                 device=dev,
                 source=src,
-                state=state,  # type: ignore[arg-type]
+                state=_state(states, st, received, now, stale_ns),
                 measurements=sorted({r.measurement for r in rs}),
                 tags=tags,
-                last_ts=ns_to_dt(newest.ts_ns),
+                last_ts=ns_to_dt(newest.ts_ns) if newest is not None else None,
                 last_received=ns_to_dt(received),
                 fields=fields,
                 open_alerts=len(states),
-                shipment=newest.tags.get("shipment"),
+                shipment=newest.tags.get("shipment") if newest is not None else None,
+                **_status_fields(st),
             )
         )
+    if site is None and asset is None:
+        for st in statuses:
+            if not st.device:
+                out.append(
+                    DeviceOut(
+                        device=st.collector,
+                        kind="connection",
+                        source=st.address,
+                        state=_state([], st, st.last_seen_ns or None, now, stale_ns),
+                        measurements=[],
+                        tags={},
+                        last_ts=None,
+                        last_received=ns_to_dt(st.last_seen_ns or None),
+                        fields={},
+                        open_alerts=0,
+                        shipment=None,
+                        **_status_fields(st),
+                    )
+                )
     return out
+
+
+def _state(
+    alerts: list[str], st: SourceStatus | None, received: int | None, now: int, stale_ns: int
+) -> Literal["ok", "alarm", "offline", "stale"]:
+    if any(s in ANNUNCIATED for s in alerts):
+        return "alarm"
+    if st is not None and st.online is False:
+        return "offline"
+    if received is None or now - received > stale_ns:
+        return "stale"
+    return "ok"
+
+
+def _status_fields(st: SourceStatus | None) -> dict[str, Any]:
+    if st is None:
+        return {}
+    return {
+        "online": st.online,
+        "online_since": ns_to_dt(st.since_ns) if st.since_ns else None,
+        "last_error": st.last_error,
+        "collector": st.collector,
+        "address": st.address,
+    }
 
 
 @router.get(

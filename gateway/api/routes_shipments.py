@@ -51,7 +51,7 @@ def shipment_out(s: Shipment, readings: int) -> ShipmentOut:
         origin=s.origin,
         destination=s.destination,
         note=s.note,
-        status=s.status,  # type: ignore[arg-type]
+        status=s.status,
         started_at=ns_to_dt(s.started_at_ns),
         started_by=s.started_by,
         stopped_at=ns_to_dt(s.stopped_at_ns),

@@ -39,7 +39,7 @@ class SourceStatus:
     """The collector's name in the config."""
     kind: str
     """The collector kind (mqtt, modbus)."""
-    source: str
+    address: str
     """Where it is reached: modbus://host:port/unit, mqtt://host:port."""
     device: str = ""
     """The `device` tag of its readings; empty for a connection that is not one device."""

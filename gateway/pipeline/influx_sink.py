@@ -12,19 +12,36 @@ import asyncio
 import logging
 import random
 import time
+from typing import Any
 
 import aiohttp
 from influxdb_client import WritePrecision
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
+from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.config import InfluxConfig
 from gateway.core.metrics import Counters
 from gateway.pipeline.journal import Batch, Journal
 
 log = logging.getLogger("vigil.influx")
 
 SINK_NAME = "influx"
+
+
+class InfluxConfig(BaseModel):
+    """The `influx:` section of the gateway config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    token: str = Field("", repr=False)
+    org: str = "vigil"
+    bucket: str = "vigil"
+    batch_size: int = Field(5000, gt=0, le=100_000)
+    flush_interval_s: float = Field(0.5, gt=0)
+    timeout_s: float = Field(10.0, gt=0)
+    retry_min_s: float = Field(0.5, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
 
 
 class InfluxSink:
@@ -77,7 +94,7 @@ class InfluxSink:
             except TimeoutError:
                 pass
 
-    async def _send(self, write_api, batch: Batch) -> None:  # type: ignore[no-untyped-def]
+    async def _send(self, write_api: Any, batch: Batch) -> None:
         cfg = self.config
         body = batch.body.encode()
         first, last = batch.first_id, batch.last_id
@@ -162,7 +179,7 @@ def _message(e: ApiException) -> str:
 
 
 def _retry_after(e: ApiException) -> float | None:
-    headers = e.headers or {}
+    headers: Any = e.headers or {}
     value = headers.get("Retry-After") if hasattr(headers, "get") else None
     try:
         return float(value) if value is not None else None

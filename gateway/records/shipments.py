@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.core.lineprotocol import LineProtocolError, encode, parse_line
+from gateway.core.ports import JournalReader
 from gateway.core.reading import Reading
-from gateway.pipeline.journal import Journal
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 TAG = "shipment"
@@ -379,7 +379,7 @@ class ShipmentRegistry:
                 raise
         self.recorded += len(rows)
 
-    def recover(self, journal: Journal, batch: int = 5000) -> int:
+    def recover(self, journal: JournalReader, batch: int = 5000) -> int:
         """Copy tagged journal rows the listener may have missed (call once at startup, in a
         worker thread, before the writer runs). Returns rows copied or already present."""
         recent = [

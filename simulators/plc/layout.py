@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pymodbus.client.mixin import ModbusClientMixin
 
@@ -91,7 +91,7 @@ def encode_registers(
         regs = ModbusClientMixin.convert_to_registers(text, _DT.STRING) if text else []
         regs = (regs + [0] * length)[:length]
         return swap_bytes(regs) if order in ("BADC", "DCBA") else regs
-    word_order = "little" if order in ("CDAB", "DCBA") else "big"
+    word_order: Literal["big", "little"] = "little" if order in ("CDAB", "DCBA") else "big"
     regs = ModbusClientMixin.convert_to_registers(value, DATATYPES[type_], word_order=word_order)
     return swap_bytes(regs) if order in ("BADC", "DCBA") else regs
 

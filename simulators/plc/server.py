@@ -241,7 +241,7 @@ class RunningPlc:
             return
         server = ModbusTcpServer(self._sim_device(), address=(self.host, self.port))
         await server.serve_forever(background=True)
-        self.port = server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         self._server = server
         self.plugged = True
 
@@ -405,7 +405,7 @@ def collector_config(
     devices: list[dict[str, Any]] = []
     for plc in plcs:
         prof = plc.profile(device_clock)
-        name = plc.spec.kind
+        name: str = plc.spec.kind
         if profiles.get(name, prof) != prof:  # e.g. generic banks of different sizes
             name = re.sub(r"[^A-Za-z0-9_]", "_", f"{plc.spec.kind}_{plc.name}")
         profiles[name] = prof
