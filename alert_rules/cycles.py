@@ -26,6 +26,7 @@ from alert_rules.lifecycle import AlertManager
 from alert_rules.store import AlertStore
 from gateway.core.reading import FieldValue, Reading
 from gateway.core.schema import CYCLE
+from gateway.core.sqlite import Where
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cycles (
@@ -147,23 +148,17 @@ class CycleStore:
         limit: int = 100,
     ) -> list[Cycle]:
         """Newest first; `since_ns` compares with the cycle's start (event time)."""
-        where: list[str] = []
-        args: list[Any] = []
-        for col, val in (("device", device), ("batch", batch), ("verdict", verdict)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
-        if since_ns is not None:
-            where.append("start_ns >= ?")
-            args.append(since_ns)
-        sql = "SELECT * FROM cycles"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY start_ns DESC, id DESC LIMIT ?"
+        where, args = (
+            Where()
+            .eq("device", device)
+            .eq("batch", batch)
+            .eq("verdict", verdict)
+            .eq("status", status)
+            .ge("start_ns", since_ns)
+            .build()
+        )
         args.append(limit)
+        sql = f"SELECT * FROM cycles{where} ORDER BY start_ns DESC, id DESC LIMIT ?"
         return [_from_row(r) for r in self.db.execute(sql, args)]
 
     def alerts_raised(self, source: str, start_ns: int, end_ns: int) -> list[int]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from alert_rules.model import Alert, AlertState, Priority
+from gateway.core.sqlite import Where, connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -89,10 +90,15 @@ def _from_row(row: sqlite3.Row) -> Alert:
 class AlertStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self.db = sqlite3.connect(self.path)
+        # Python's implicit transactions: the engine commits once per process() / tick().
+        self.db = connect(
+            self.path,
+            synchronous="FULL",
+            check_same_thread=True,
+            autocommit=False,
+            busy_timeout_ms=None,
+        )
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
         self.db.commit()
 
@@ -133,32 +139,14 @@ class AlertStore:
         limit: int = 1000,
     ) -> list[Alert]:
         """Newest first. `since_ns` compares with raised_at (event time); `source` may end in *."""
-        where: list[str] = []
-        args: list[Any] = []
-        if state is not None:
-            where.append("state = ?")
-            args.append(str(state))
+        w = Where().eq("state", None if state is None else str(state))
         if open_only:
-            where.append("state != 'normal'")
-        if source is not None:
-            if source.endswith("*"):
-                where.append("source LIKE ? ESCAPE '\\'")
-                esc = source[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                args.append(esc + "%")
-            else:
-                where.append("source = ?")
-                args.append(source)
-        if since_ns is not None:
-            where.append("raised_at >= ?")
-            args.append(since_ns)
-        if rule is not None:
-            where.append("rule = ?")
-            args.append(rule)
-        sql = "SELECT * FROM alerts"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY raised_at DESC, id DESC LIMIT ?"
+            w.raw("state != 'normal'")
+        where, args = (
+            w.eq_or_prefix("source", source).ge("raised_at", since_ns).eq("rule", rule).build()
+        )
         args.append(limit)
+        sql = f"SELECT * FROM alerts{where} ORDER BY raised_at DESC, id DESC LIMIT ?"
         return [_from_row(r) for r in self.db.execute(sql, args)]
 
     def open_alerts(self) -> list[Alert]:
@@ -214,13 +202,11 @@ class AlertStore:
         ]
 
     def log_since(self, wall_ns: int, kinds: Iterable[str]) -> list[dict[str, Any]]:
-        ks = list(kinds)
+        where, args = Where().raw("wall_ns >= ?", wall_ns).in_("kind", kinds).build()
         return [
             dict(r)
             for r in self.db.execute(
-                "SELECT * FROM alert_log WHERE wall_ns >= ? AND kind IN "
-                f"({', '.join('?' * len(ks))}) ORDER BY rule, source, at_ns",
-                (wall_ns, *ks),
+                f"SELECT * FROM alert_log{where} ORDER BY rule, source, at_ns", args
             )
         ]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from gateway.core.lineprotocol import encode
 from gateway.core.ports import JournalRow
 from gateway.core.reading import DeadLetter, Reading
+from gateway.core.sqlite import Synchronous, connect, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -73,7 +74,7 @@ class Journal:
         max_bytes: int = 1 << 30,
         retention_s: float = 7 * 86_400,
         dead_letter_retention_s: float = 90 * 86_400,
-        synchronous: str = "FULL",
+        synchronous: Synchronous = "FULL",
     ) -> None:
         self.path = path
         self.max_bytes = max_bytes
@@ -86,15 +87,10 @@ class Journal:
         self._db.executescript(_SCHEMA)
         self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         self._local = threading.local()
-        self._sinks: set[str] = set()
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
         # FULL (default): a committed batch survives power loss, not only a process crash.
-        db.execute(f"PRAGMA synchronous={self.synchronous}")
-        db.execute("PRAGMA busy_timeout=10000")
-        return db
+        return connect(self.path, synchronous=self.synchronous)
 
     def _reader(self) -> sqlite3.Connection:
         """One read connection per thread, so sinks read while the writer writes (WAL)."""
@@ -141,8 +137,7 @@ class Journal:
 
     def _append(self, rows: list[tuple[int, int, str]], dead: Sequence[DeadLetter]) -> int:
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             if rows:
                 db.executemany(
                     "INSERT INTO readings (received_ns, ts_from_receive, line) VALUES (?, ?, ?)",
@@ -155,16 +150,11 @@ class Journal:
                     [(d.received_ns, d.source, d.payload, d.reason) for d in dead],
                 )
             last = db.execute("SELECT seq FROM sqlite_sequence WHERE name='readings'").fetchone()
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return int(last[0]) if last else 0
 
     # -- sinks --------------------------------------------------------------------------------
     def register_sink(self, sink: str) -> int:
         """Declare a sink; a new one starts at the oldest row still held. Returns its cursor."""
-        self._sinks.add(sink)
         with self._wlock:
             self._db.execute(
                 "INSERT OR IGNORE INTO cursors (sink, position) "
@@ -218,8 +208,7 @@ class Journal:
         self, sink: str, first_id: int, last_id: int, status: int, message: str, body: str
     ) -> None:
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db):
             db.execute(
                 "INSERT INTO quarantine"
                 " (created_ns, sink, first_id, last_id, status, message, body)"
@@ -227,10 +216,6 @@ class Journal:
                 (time.time_ns(), sink, first_id, last_id, status, message, body),
             )
             db.execute("UPDATE cursors SET position = ? WHERE sink = ?", (last_id, sink))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     # -- counts -------------------------------------------------------------------------------
     def last_id(self) -> int:

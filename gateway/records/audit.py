@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gateway.core.sqlite import Where, connect, transaction
 
 GENESIS = "0" * 64
 
@@ -157,10 +158,7 @@ class AuditTrail:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db = connect(self.path, synchronous="FULL")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -195,9 +193,7 @@ class AuditTrail:
             "client": client,
         }
         with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self._db) as db:
                 last = db.execute(
                     "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
                 ).fetchone()
@@ -209,10 +205,6 @@ class AuditTrail:
                     f"INSERT INTO audit ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                     [row[c] for c in cols],
                 )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
         return self._to_row(row)
 
     def record_config(self, path: Path | str, text: str, actor: str = "system") -> AuditRow | None:
@@ -269,35 +261,20 @@ class AuditTrail:
         limit: int = 1000,
         newest_first: bool = False,
     ) -> list[AuditRow]:
-        where: list[str] = ["seq > ?"]
-        args: list[Any] = [after_seq]
-        for col, val in (
-            ("actor", actor),
-            ("entity", entity),
-            ("entity_id", entity_id),
-        ):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
-        if action is not None:
-            if action.endswith("*"):
-                where.append("action LIKE ? ESCAPE '\\'")
-                esc = action[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                args.append(esc + "%")
-            else:
-                where.append("action = ?")
-                args.append(action)
-        if since_ns is not None:
-            where.append("ts_ns >= ?")
-            args.append(since_ns)
-        if until_ns is not None:
-            where.append("ts_ns < ?")
-            args.append(until_ns)
+        where, args = (
+            Where()
+            .raw("seq > ?", after_seq)
+            .eq("actor", actor)
+            .eq("entity", entity)
+            .eq("entity_id", entity_id)
+            .eq_or_prefix("action", action)
+            .ge("ts_ns", since_ns)
+            .lt("ts_ns", until_ns)
+            .build()
+        )
         order = "DESC" if newest_first else "ASC"
         args.append(limit)
-        return self._query(
-            f"SELECT * FROM audit WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?", args
-        )
+        return self._query(f"SELECT * FROM audit{where} ORDER BY seq {order} LIMIT ?", args)
 
     def last(self, **filters: Any) -> AuditRow | None:
         found = self.rows(limit=1, newest_first=True, **filters)

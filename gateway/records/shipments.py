@@ -16,7 +16,6 @@ The registry is persisted in `DATA_DIR/shipments.sqlite` and does three things:
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 from gateway.core.lineprotocol import LineProtocolError, encode, parse_line
 from gateway.core.ports import JournalReader
 from gateway.core.reading import Reading
+from gateway.core.sqlite import Where, connect, transaction
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 TAG = "shipment"
@@ -146,11 +146,8 @@ class ShipmentRegistry:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a shipment reading lost to power failure is still in the journal (recover()).
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db = connect(self.path, synchronous="NORMAL")
         self._db.executescript(_SCHEMA)
         self._index: dict[str, tuple[Shipment, ...]] = {}
         self._known: frozenset[str] = frozenset()
@@ -180,21 +177,19 @@ class ShipmentRegistry:
     def list_shipments(
         self, status: str | None = None, asset: str | None = None, limit: int = 500
     ) -> list[Shipment]:
-        where, args = [], []
+        w = Where()
         if status == "active":
-            where.append("stopped_at_ns IS NULL")
+            w.raw("stopped_at_ns IS NULL")
         elif status == "stopped":
-            where.append("stopped_at_ns IS NOT NULL AND approved_at_ns IS NULL")
+            w.raw("stopped_at_ns IS NOT NULL AND approved_at_ns IS NULL")
         elif status == "approved":
-            where.append("approved_at_ns IS NOT NULL")
-        if asset is not None:
-            where.append("asset = ?")
-            args.append(asset)
-        sql = f"SELECT {', '.join(_COLS)} FROM shipments"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at_ns DESC, id LIMIT ?"
-        return self._rows(sql, [*args, limit])
+            w.raw("approved_at_ns IS NOT NULL")
+        where, args = w.eq("asset", asset).build()
+        return self._rows(
+            f"SELECT {', '.join(_COLS)} FROM shipments{where}"
+            " ORDER BY started_at_ns DESC, id LIMIT ?",
+            [*args, limit],
+        )
 
     def active_for(self, asset: str) -> Shipment | None:
         found = self._rows(
@@ -365,18 +360,12 @@ class ShipmentRegistry:
             self._insert(rows)
 
     def _insert(self, rows: list[tuple[str, str, str, int, int, str]]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO shipment_readings (shipment_id, measurement, device, "
-                    "ts_ns, received_ns, line) VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, transaction(self._db, immediate=False) as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO shipment_readings (shipment_id, measurement, device, "
+                "ts_ns, received_ns, line) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
         self.recorded += len(rows)
 
     def recover(self, journal: JournalReader, batch: int = 5000) -> int:

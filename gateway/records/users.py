@@ -26,6 +26,8 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from gateway.core.sqlite import connect
+
 
 class Role(StrEnum):
     VIEWER = "viewer"
@@ -145,10 +147,7 @@ class UserStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.hasher = hasher or default_hasher()
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db = connect(self.path, synchronous="FULL")
         self._db.executescript(_USERS_SCHEMA)
         # Verifying against this when the user does not exist keeps the timing the same.
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
