@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts, num
 from alert_rules.mkt import DEFAULT_DELTA_H, RollingMKT
 from alert_rules.units import Duration, fmt_duration, to_ns
@@ -62,7 +63,7 @@ class MktEvaluator(Evaluator):
         m = self.mkt
         return m.value(), m.covered_s() / m.window_s()
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = num(value)
         if v is None:
             return
@@ -85,10 +86,10 @@ class MktEvaluator(Evaluator):
                     f"MKT over {fmt_duration(spec.window)} {mkt:.2f} °C {op} "
                     f"{spec.limit:g} °C at {fmt_ts(ts)} (ΔH {spec.delta_h:g} kJ/mol)"
                 )
-                self.point.activate(ts, ts, mkt, self.peak, text)
+                self.point.activate(ctx, ts, ts, mkt, self.peak, text)
         elif self.active:
             self.active = False
-            self.point.clear(ts, ts, mkt, self.peak)
+            self.point.clear(ctx, ts, ts, mkt, self.peak)
             self.peak = None
 
     def dump(self) -> dict[str, Any]:

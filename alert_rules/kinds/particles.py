@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts, num
 from alert_rules.units import Duration, to_ns
 from gateway.core.reading import FieldValue, Reading
@@ -124,7 +125,7 @@ class ParticlesEvaluator(Evaluator):
         self.active = False
         self.peak: float | None = None
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = num(value)
         if v is None or v != v:
             return
@@ -145,15 +146,15 @@ class ParticlesEvaluator(Evaluator):
                 self.peak = v
             if not self.active and self.count >= self.spec.consecutive:
                 self.active = True
-                self._activate(ts, v, limit, "in operation" if operating else "at rest")
+                self._activate(ctx, ts, v, limit, "in operation" if operating else "at rest")
             return
         self.count = 0
         self.run_start = None
         if self.active:
             self.active = False
-            self.point.clear(ts, ts, v, self.peak)
+            self.point.clear(ctx, ts, ts, v, self.peak)
 
-    def _activate(self, ts: int, v: float, limit: float, state: str) -> None:
+    def _activate(self, ctx: EvalContext, ts: int, v: float, limit: float, state: str) -> None:
         s = self.spec
         size = "≥0.5 µm" if s.size == 0.5 else "≥5 µm"
         run = f" in {self.count} consecutive readings" if s.consecutive > 1 else ""
@@ -161,7 +162,7 @@ class ParticlesEvaluator(Evaluator):
             f"grade {s.grade} {state}: {size} particles {v:,.0f}/m³ above the {s.level} level "
             f"{limit:,.0f}/m³{run} since {fmt_ts(self.run_start or ts)}"
         ).replace(",", " ")
-        self.point.activate(self.run_start or ts, ts, v, self.peak, text)
+        self.point.activate(ctx, self.run_start or ts, ts, v, self.peak, text)
 
     def dump(self) -> dict[str, Any]:
         return {

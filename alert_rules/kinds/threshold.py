@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import (
     Evaluator,
     Limit,
@@ -77,12 +78,14 @@ class ExcursionEvaluator(Evaluator):
         self.unit = unit
         self.label = label
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = value if value.__class__ is float else num(value)
         if v is not None:
-            self.timer.feed(ts, self.limit.status(v), v, self)  # type: ignore[arg-type]
+            self.timer.feed(ctx, ts, self.limit.status(v), v, self)  # type: ignore[arg-type]
 
-    def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None:
+    def on_activate(
+        self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
+    ) -> None:
         lim = self.limit
         text = f"{self.field} {lim.op} {fmt_num(lim.limit)}{self.unit}"
         if self.timer.on_delay:
@@ -90,10 +93,12 @@ class ExcursionEvaluator(Evaluator):
         if self.label:
             text = f"{self.label}: {text}"
         text += f" since {fmt_ts(started)} (value {fmt_num(value)}{self.unit})"
-        self.point.activate(started, at, value, peak, text)
+        self.point.activate(ctx, started, at, value, peak, text)
 
-    def on_clear(self, ended: int, at: int, value: Any, peak: float | None) -> None:
-        self.point.clear(ended, at, value, peak)
+    def on_clear(
+        self, ctx: EvalContext, ended: int, at: int, value: Any, peak: float | None
+    ) -> None:
+        self.point.clear(ctx, ended, at, value, peak)
 
     def dump(self) -> dict[str, Any]:
         return self.timer.dump()
