@@ -30,6 +30,7 @@ from alert_rules.kinds.threshold import ExcursionEvaluator
 from alert_rules.timers import CumulativeTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import DEFAULT_MAX_GAP_S
 
 
 class DurationRule(RuleBase):
@@ -44,7 +45,7 @@ class DurationRule(RuleBase):
     """Cumulative only: count within a rolling window or within the current shipment."""
     window: Duration | None = None
     off_delay: Duration = 0.0
-    max_gap: Duration = Field(default=3600.0, gt=0)
+    max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
     unit: str = ""
 
     @model_validator(mode="after")

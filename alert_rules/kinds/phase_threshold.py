@@ -31,6 +31,7 @@ from alert_rules.kinds.base import (
 from alert_rules.timers import ENTER, NORMAL, UNKNOWN, ExcursionTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import DEFAULT_MAX_GAP_S
 
 
 class PhaseThresholdRule(RuleBase):
@@ -46,7 +47,7 @@ class PhaseThresholdRule(RuleBase):
     """Readings within this time of the phase's start are not judged."""
     on_delay: Duration = 0.0
     off_delay: Duration = 0.0
-    max_gap: Duration = Field(default=3600.0, gt=0)
+    max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
     unit: str = ""
 
     @model_validator(mode="after")

@@ -22,13 +22,14 @@ from alert_rules.model import Priority
 from alert_rules.timers import ExcursionTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import ANNEX1_MIN_DP_PA
 
 
 class PressureCascadeRule(RuleBase):
     kind: Literal["pressure_cascade"] = "pressure_cascade"
     priority: Priority = Priority.HIGH
     field: str = "dp_pa"
-    min_dp: float = 10.0
+    min_dp: float = ANNEX1_MIN_DP_PA
     """Pa; the cascade is lost below it (exactly `min_dp` is fine)."""
     deadband: float = Field(default=0.5, ge=0)
     on_delay: Duration = 10.0

@@ -16,6 +16,7 @@ from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_ts, num
 from alert_rules.units import Duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import DEFAULT_MAX_GAP_S
 
 
 class RateOfChangeRule(RuleBase):
@@ -26,7 +27,7 @@ class RateOfChangeRule(RuleBase):
     max_fall: float | None = Field(default=None, gt=0)
     """Per minute, as a positive number."""
     window: Duration = 0.0
-    max_gap: Duration = Field(default=3600.0, gt=0)
+    max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
     unit: str = ""
 
     @model_validator(mode="after")

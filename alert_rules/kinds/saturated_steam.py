@@ -24,6 +24,7 @@ from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_
 from alert_rules.timers import ENTER, NORMAL, STAY, UNKNOWN, ExcursionTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import DEFAULT_MAX_GAP_S
 
 # IAPWS-IF97, region 4 (saturation line), coefficients n1..n10.
 _N = (
@@ -82,7 +83,7 @@ class SaturatedSteamRule(RuleBase):
     """Below this chamber temperature there is no steam to judge."""
     on_delay: Duration = 0.0
     off_delay: Duration = 0.0
-    max_gap: Duration = Field(default=3600.0, gt=0)
+    max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
 
     def build(self, point: PointSink) -> Evaluator:
         return SaturatedSteamEvaluator(self, point)

@@ -26,6 +26,7 @@ from alert_rules.kinds.base import (
 from alert_rules.timers import ExcursionTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import DEFAULT_MAX_GAP_S
 
 
 class ThresholdRule(RuleBase):
@@ -37,7 +38,7 @@ class ThresholdRule(RuleBase):
     deadband: float = Field(default=0.0, ge=0)
     on_delay: Duration = 0.0
     off_delay: Duration = 0.0
-    max_gap: Duration = Field(default=3600.0, gt=0)
+    max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
     """A reading holds its value at most this long; beyond it the signal is unknown."""
     unit: str = ""
 

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from alert_rules.mkt import DEFAULT_DELTA_H, mkt_c
+from alert_rules.mkt import mkt_c
 from gateway.core.lineprotocol import LineProtocolError, parse_line
+from gateway.core.standards import DEFAULT_MAX_GAP_S, MKT_DELTA_H_KJ_MOL
 from gateway.records.shipments import Shipment
 
 FIELD = "temp_c"
-MAX_GAP_NS = 3600 * 1_000_000_000
+MAX_GAP_NS = round(DEFAULT_MAX_GAP_S * 1_000_000_000)
 CHART_POINTS = 1500
 """Points per device in the PDF chart (min/max per bucket, so excursions stay visible)."""
 
@@ -80,7 +81,7 @@ class ProfileLimits:
     bands: tuple[BandSpec, ...] = ()
     low: float | None = None
     high: float | None = None
-    delta_h: float = DEFAULT_DELTA_H
+    delta_h: float = MKT_DELTA_H_KJ_MOL
     mkt_limit: float | None = None
     known: bool = True
 
@@ -95,7 +96,7 @@ def profile_limits(library: Any, profile: str, fld: str = FIELD) -> ProfileLimit
     thr_high: list[float] = []
     dur_low: list[float] = []
     dur_high: list[float] = []
-    delta_h, mkt_limit = DEFAULT_DELTA_H, None
+    delta_h, mkt_limit = MKT_DELTA_H_KJ_MOL, None
     for _origin, spec in rules.values():
         kind = getattr(spec, "kind", "")
         if getattr(spec, "field", None) != fld or not getattr(spec, "enabled", True):
