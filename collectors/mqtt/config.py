@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.core.schema import COLDCHAIN
+
 _SEGMENT = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
 
 
@@ -40,7 +42,7 @@ class Subscription(Strict):
     """A topic template: a segment `{name}` matches one level and becomes tag `name`."""
     format: Literal["json", "line_protocol"] = "json"
     qos: Literal[0, 1, 2] = 1
-    measurement: str = "coldchain"
+    measurement: str = COLDCHAIN.name
     """Measurement for JSON payloads (line protocol names its own)."""
     tags: dict[str, str] = Field(default_factory=dict)
     """Static tags added to every reading of this subscription."""

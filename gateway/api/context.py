@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.metrics import Counters
 from gateway.core.reading import Reading
+from gateway.core.schema import ALARM_KPI, ALERT, GATEWAY
 from gateway.pipeline.journal import Journal
 from gateway.records.audit import AuditTrail
 from gateway.records.shipments import ShipmentRegistry
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from alert_rules import AlertEvent, AlertStore, RuleLibrary, RulesEngine
     from gateway.config import VigilConfig
 
-INTERNAL_MEASUREMENTS = frozenset({"vigil_gateway", "alert", "alarm_kpi"})
+INTERNAL_MEASUREMENTS = frozenset({GATEWAY.name, ALERT.name, ALARM_KPI.name})
 """Measurements the gateway writes about itself: not devices."""
 
 AUDIT_FILE = "audit.sqlite"

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from gateway.core.reading import Reading
+from gateway.core.schema import GATEWAY
 
 log = logging.getLogger("vigil.metrics")
 
@@ -69,4 +70,4 @@ class Counters:
             "restarts": float(restarts),
             "notifications_dropped": float(self.notifications_dropped),
         }
-        return Reading("vigil_gateway", {"gateway": gateway}, fields, time.time_ns())
+        return Reading(GATEWAY.name, {"gateway": gateway}, fields, time.time_ns())
