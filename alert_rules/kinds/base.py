@@ -98,6 +98,11 @@ class RuleBase(BaseModel):
     def field_name(self) -> str | None:
         return getattr(self, "field", None)
 
+    @property
+    def max_gap_s(self) -> float | None:
+        """How long the rule holds a reading's value (its `max_gap`); None if it holds none."""
+        return getattr(self, "max_gap", None)
+
 
 def fmt_ts(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
