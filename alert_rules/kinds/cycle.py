@@ -237,17 +237,14 @@ class CycleEvaluator(Evaluator):
 class CycleParticipant(Evaluator):
     """A rule that judges whole cycles. The engine calls `start_cycle` when a cycle starts (before
     feeding the reading that starts it) and `end_cycle` when it ends (with the reading that ends
-    it, which is not fed to the cycle); `feed` only counts readings while `in_cycle`."""
+    it, which is not fed to the cycle); `feed` only counts readings while a cycle runs
+    (`cycle_start` is set)."""
 
     __slots__ = ("cycle_start",)
 
     def __init__(self, field: str | None, point: PointSink) -> None:
         super().__init__(field, point)
         self.cycle_start: int | None = None
-
-    @property
-    def in_cycle(self) -> bool:
-        return self.cycle_start is not None
 
     def start_cycle(self, ts: int) -> None:
         self.cycle_start = ts

@@ -28,7 +28,6 @@ from gateway.core.reading import FieldValue, Reading
 from gateway.core.standards import ANNEX1_PARTICLE_LIMITS, DEFAULT_MAX_GAP_S
 
 Grade = Literal["A", "B", "C", "D"]
-State = Literal["at_rest", "in_operation"]
 
 FIELD_BY_SIZE = {0.5: "particles_05um_m3", 5.0: "particles_5um_m3"}
 

@@ -66,10 +66,6 @@ class Subscription(Strict):
         return v
 
     @property
-    def tag_names(self) -> list[str]:
-        return [m.group(1) for s in self.topic.split("/") if (m := _SEGMENT.match(s))]
-
-    @property
     def mqtt_filter(self) -> str:
         return "/".join("+" if _SEGMENT.match(s) else s for s in self.topic.split("/"))
 
