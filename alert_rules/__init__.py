@@ -28,6 +28,7 @@ from alert_rules.cycles import Cycle, CycleStore
 from alert_rules.engine import RulesEngine, source_of
 from alert_rules.influx import alert_event_to_reading
 from alert_rules.kpi import KPI_MEASUREMENT, AlarmKpis
+from alert_rules.limits import Band, ProfileLimits
 from alert_rules.model import (
     ActionResult,
     Alert,
@@ -50,6 +51,7 @@ __all__ = [
     "AlertNotFound",
     "AlertState",
     "AlertStore",
+    "Band",
     "Binding",
     "Clock",
     "CompiledRule",
@@ -59,6 +61,7 @@ __all__ = [
     "ManualClock",
     "Priority",
     "ProductProfile",
+    "ProfileLimits",
     "RuleLibrary",
     "RulePack",
     "RulesConfig",

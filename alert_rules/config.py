@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from alert_rules.kinds import RULE_KINDS, RuleBase, RuleSpec
+from alert_rules.limits import ProfileLimits, profile_limits
 from alert_rules.model import Priority
 from alert_rules.units import Duration, to_ns
 
@@ -220,7 +221,7 @@ class CompiledRule:
 
     @property
     def kind(self) -> str:
-        return self.spec.kind  # type: ignore[attr-defined,no-any-return]
+        return self.spec.kind  # type: ignore[attr-defined]
 
     @property
     def field(self) -> str | None:
@@ -383,6 +384,15 @@ class RuleLibrary:
         out = list(chosen.values())
         self._cache[key] = out
         return out
+
+    def limits(self, profile: str, field: str) -> ProfileLimits:
+        """What `profile` says about `field`: its bands, range, MKT parameters and the longest a
+        reading holds its value (alert_rules/limits.py). Unknown profile: `known` is False."""
+        rules = self.profiles.get(profile)
+        if rules is None:
+            return ProfileLimits(profile, field, known=False)
+        specs = [spec for _origin, spec in rules.values()]
+        return profile_limits(profile, field, specs, self.descriptions.get(profile, ""))
 
     def all_rules(self) -> list[CompiledRule]:
         seen: dict[str, CompiledRule] = {}

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from alert_rules.clock import Clock
+from alert_rules.context import EvalContext
 from alert_rules.kinds.cycle import CycleEvaluator, CycleParticipant
 from alert_rules.lifecycle import AlertManager
 from alert_rules.store import AlertStore
@@ -221,21 +221,20 @@ def cycle_reading(c: Cycle, received_ns: int) -> Reading:
 class CycleKeeper:
     """Drives the cycle rule of each series from the engine and keeps the records."""
 
-    def __init__(self, store: AlertStore, alerts: AlertManager, clock: Clock) -> None:
+    def __init__(self, store: AlertStore, alerts: AlertManager) -> None:
         self.store = CycleStore.of(store)
         self.alerts = alerts
-        self.clock = clock
         self.readings: list[Reading] = []
         """`cycle` readings of finished cycles, until drained."""
 
-    def step(self, s: _Series, r: Reading) -> None:
+    def step(self, ctx: EvalContext, s: _Series, r: Reading) -> None:
         """Account one reading of a series with a cycle rule (called before the rules see it)."""
         b = s.cycle
         assert b is not None
         ev: CycleEvaluator = b.ev
         end, start = ev.boundary(r)
         if end:
-            self._end(s, b, r)
+            self._end(ctx, s, b, r)
         if start:
             self._begin(s, b, r)
         ev.observe(r)
@@ -248,19 +247,17 @@ class CycleKeeper:
         for p in s.cycle_parts:
             p.ev.start_cycle(r.ts_ns)
 
-    def _end(self, s: _Series, b: _Bound, r: Reading) -> None:
+    def _end(self, ctx: EvalContext, s: _Series, b: _Bound, r: Reading) -> None:
         ev: CycleEvaluator = b.ev
         ts = r.ts_ns
         info = ev.info(ts)
-        mgr = self.alerts
-        outer = mgr.ctx_tags
-        mgr.ctx_tags = ev.tags or r.tags  # alerts about the cycle carry its batch and phase
+        # alerts about the cycle carry its batch and phase, not those of the reading that ended it
+        cctx = EvalContext(ctx.wall_ns, ctx.received_ns, ev.tags or r.tags)
         results: dict[str, dict[str, Any]] = {}
         for p in s.cycle_parts:
             part: CycleParticipant = p.ev
-            results[p.rule.id] = {"kind": p.rule.kind, **part.end_cycle(ts, r, info)}
-        summary = ev.end(ts)
-        mgr.ctx_tags = outer
+            results[p.rule.id] = {"kind": p.rule.kind, **part.end_cycle(cctx, ts, r, info)}
+        summary = ev.end(cctx, ts)
         reasons = list(summary["reasons"])
         for rid, res in results.items():
             reasons += [f"{rid}: {why}" for why in res.get("reasons", [])]
@@ -300,8 +297,7 @@ class CycleKeeper:
         if cycle.id is None:  # state lost (should not happen): record it anyway
             cycle.id = self.store.open(s.name, b.point.source, b.rule.id, tags, start)
         self.store.save(cycle)
-        wall = mgr.ctx_wall_ns if mgr.ctx_wall_ns is not None else self.clock.now_ns()
-        self.readings.append(cycle_reading(cycle, wall))
+        self.readings.append(cycle_reading(cycle, ctx.wall_ns))
 
     def drain(self) -> list[Reading]:
         out, self.readings = self.readings, []

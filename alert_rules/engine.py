@@ -27,6 +27,7 @@ from typing import Any
 
 from alert_rules.clock import Clock, SystemClock
 from alert_rules.config import CompiledRule, RuleLibrary, RulesConfig
+from alert_rules.context import EvalContext
 from alert_rules.cycles import Cycle, CycleKeeper, CycleStore
 from alert_rules.kinds.base import Evaluator
 from alert_rules.kinds.cycle import (
@@ -74,14 +75,23 @@ class _Point:
         self.suppressed = (rule.id, source) in mgr.suppressed  # restored after a restart
 
     def activate(
-        self, started: int, at: int, value: float | None, peak: float | None, message: str
+        self,
+        ctx: EvalContext,
+        started: int,
+        at: int,
+        value: float | None,
+        peak: float | None,
+        message: str,
     ) -> None:
-        mgr = self.mgr
-        tags = {k: v for k, v in mgr.ctx_tags.items() if k in ALERT_TAGS}
-        mgr.activate(self.rule, self.source, started, at, value, peak, message, self.series, tags)
+        tags = {k: v for k, v in ctx.tags.items() if k in ALERT_TAGS}
+        self.mgr.activate(
+            ctx, self.rule, self.source, started, at, value, peak, message, self.series, tags
+        )
 
-    def clear(self, ended: int, at: int, value: float | None, peak: float | None) -> None:
-        self.mgr.clear(self.rule, self.source, ended, at, value, peak)
+    def clear(
+        self, ctx: EvalContext, ended: int, at: int, value: float | None, peak: float | None
+    ) -> None:
+        self.mgr.clear(ctx, self.rule, self.source, ended, at, value, peak)
 
 
 class _Bound:
@@ -182,7 +192,7 @@ class RulesEngine:
         self._last_kpi: int | None = None
         self.stats = {"readings": 0, "late": 0, "replayed": 0, "series": 0, "events": 0}
         """Counters for the gateway's metrics: late = skipped, older than the series' state."""
-        self._cycles = CycleKeeper(store, self.alerts, self.clock)
+        self._cycles = CycleKeeper(store, self.alerts)
         self.cycles: CycleStore = self._cycles.store
         """Cycle / batch summaries: list_cycles(device=, batch=, since_ns=), get_cycle(id)."""
 
@@ -248,15 +258,15 @@ class RulesEngine:
         """Evaluate readings that were just committed to the journal; returns the alert events."""
         if not self.enabled or not readings:
             return []
-        mgr = self.alerts
-        mgr.ctx_wall_ns = now = self.clock.now_ns()
+        now = self.clock.now_ns()
         if self.lateness == 0:
             batch = sorted(readings, key=_TS) if len(readings) > 1 else readings
             for r in batch:
                 s = self._series_for(r)
+                ctx = EvalContext(now, r.received_ns, r.tags)
                 if s.arrival:
-                    self._arrive(s, r)
-                self._feed(s, r)
+                    self._arrive(ctx, s, r)
+                self._feed(ctx, s, r)
                 if r.received_ns > self._max_received:
                     self._max_received = r.received_ns
         else:
@@ -264,7 +274,7 @@ class RulesEngine:
             for r in readings:
                 s = self._series_for(r)
                 if s.arrival:
-                    self._arrive(s, r)
+                    self._arrive(EvalContext(now, r.received_ns, r.tags), s, r)
                 if r.ts_ns < s.last_ts:
                     self._skip(r)
                     continue
@@ -275,57 +285,50 @@ class RulesEngine:
             for s in touched.values():
                 self._release(s, now)
         self.stats["readings"] += len(readings)
-        mgr.ctx_wall_ns = None
         self.store.commit()
-        events = mgr.take_events()
+        events = self.alerts.take_events()
         self.stats["events"] += len(events)
         return events
 
     def _skip(self, r: Reading) -> None:
         self.stats["replayed" if r.received_ns <= self._replay_until else "late"] += 1
 
-    def _arrive(self, s: _Series, r: Reading) -> None:
-        mgr = self.alerts
-        mgr.ctx_received_ns = r.received_ns
-        mgr.ctx_tags = r.tags
+    def _arrive(self, ctx: EvalContext, s: _Series, r: Reading) -> None:
         for b in s.arrival:
-            b.ev.arrived(r)
+            b.ev.arrived(ctx, r)
         s.dirty = True
 
-    def _feed(self, s: _Series, r: Reading) -> None:
+    def _feed(self, ctx: EvalContext, s: _Series, r: Reading) -> None:
         ts = r.ts_ns
         if ts < s.last_ts:
             self._skip(r)
             return
         s.last_ts = ts
-        mgr = self.alerts
         if s.cycle is not None:
-            mgr.ctx_received_ns = r.received_ns
-            mgr.ctx_tags = r.tags
-            self._cycles.step(s, r)
+            self._cycles.step(ctx, s, r)
             s.dirty = True
         if not s.bound:
             return
         s.dirty = True
-        mgr.ctx_received_ns = r.received_ns
-        mgr.ctx_tags = r.tags
         if s.suppressors:
-            self._suppress(s, r)
+            self._suppress(ctx, s, r)
         get = r.fields.get
         for field, feed in s.feeds:
             v = get(field)
             if v is not None:
-                feed(ts, v, r)
+                feed(ctx, ts, v, r)
 
-    def _suppress(self, s: _Series, r: Reading) -> None:
+    def _suppress(self, ctx: EvalContext, s: _Series, r: Reading) -> None:
         tags = r.tags
         for b in s.suppressors:
             on = any(tags.get(k) in vals for k, vals in b.rule.spec.suppress_when.items())
             if on != b.point.suppressed:
                 b.point.suppressed = on
-                self.alerts.set_suppressed(b.rule, b.point.source, on, r.ts_ns)
+                self.alerts.set_suppressed(ctx, b.rule, b.point.source, on, r.ts_ns)
 
     def _release(self, s: _Series, now: int, everything: bool = False) -> None:
+        """Evaluate the readings of the reorder buffer that are due at wall time `now` (all of
+        them with `everything`)."""
         pending = s.pending
         if everything:
             cut = len(pending)
@@ -339,7 +342,7 @@ class RulesEngine:
         if cut:
             ready, s.pending = pending[:cut], pending[cut:]
             for r in ready:
-                self._feed(s, r)
+                self._feed(EvalContext(now, r.received_ns, r.tags), s, r)
                 if r.received_ns > self._max_received:
                     self._max_received = r.received_ns
         if s.pending:
@@ -349,10 +352,9 @@ class RulesEngine:
 
     def flush(self) -> list[AlertEvent]:
         """Evaluate everything waiting in reorder buffers (shutdown, end of a replay, tests)."""
-        self.alerts.ctx_wall_ns = self.clock.now_ns()
+        now = self.clock.now_ns()
         for s in list(self._waiting.values()):
-            self._release(s, 0, everything=True)
-        self.alerts.ctx_wall_ns = None
+            self._release(s, now, everything=True)
         self.store.commit()
         return self.alerts.take_events()
 
@@ -364,17 +366,14 @@ class RulesEngine:
         if not self.enabled:
             return []
         mgr = self.alerts
-        mgr.ctx_wall_ns = now
         for s in list(self._waiting.values()):
             self._release(s, now)
         for s in self._series.values():
             if s.arrival:
-                mgr.ctx_received_ns = now
-                mgr.ctx_tags = s.tags
+                ctx = EvalContext(now, now, s.tags)
                 for b in s.arrival:
-                    b.ev.check(now)
+                    b.ev.check(ctx)
         mgr.tick(now)
-        mgr.ctx_wall_ns = None
         self._snapshot_step(now)
         self.store.commit()
         events = mgr.take_events()

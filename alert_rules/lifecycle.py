@@ -18,6 +18,7 @@ from typing import Any
 
 from alert_rules.clock import Clock
 from alert_rules.config import CompiledRule
+from alert_rules.context import EvalContext
 from alert_rules.model import (
     ActionResult,
     Alert,
@@ -63,18 +64,8 @@ class AlertManager:
         self.oos = store.out_of_service()
         self.suppressed = {k for k, a in self.open.items() if a.state is S.SUPPRESSED}
         self.events: list[AlertEvent] = []
-        self.ctx_received_ns = 0
-        """Receive time of the reading being evaluated (set by the engine) for 'retrospective'."""
-        self.ctx_wall_ns: int | None = None
-        """Wall time of the current process()/tick() call (set by the engine)."""
-        self.ctx_tags: dict[str, str] = {}
-        """Tags of the reading being evaluated (set by the engine); copied onto new alerts."""
 
     # -- helpers -----------------------------------------------------------------------------
-    def _now(self) -> int:
-        wall = self.ctx_wall_ns
-        return self.clock.now_ns() if wall is None else wall
-
     def take_events(self) -> list[AlertEvent]:
         ev, self.events = self.events, []
         return ev
@@ -120,9 +111,10 @@ class AlertManager:
             raise AlertNotFound(alert_id)
         return alert
 
-    # -- from evaluators ---------------------------------------------------------------------
+    # -- from evaluators (ctx: the engine's evaluation context) -------------------------------
     def activate(
         self,
+        ctx: EvalContext,
         rule: CompiledRule,
         source: str,
         started: int,
@@ -137,8 +129,8 @@ class AlertManager:
         if at <= self.last_activation.get(key, -1):
             return  # already recorded: a replay of the journal after a restart
         self.last_activation[key] = at
-        wall = self._now()
-        retro = at < self.ctx_received_ns - self.retro_ns
+        wall = ctx.wall_ns
+        retro = at < ctx.received_ns - self.retro_ns
         alert = self.open.get(key)
         if alert is None:
             alert = Alert(
@@ -186,6 +178,7 @@ class AlertManager:
 
     def clear(
         self,
+        ctx: EvalContext,
         rule: CompiledRule,
         source: str,
         ended: int,
@@ -206,9 +199,11 @@ class AlertManager:
         elif old is S.ACKNOWLEDGED and not alert.latching:
             alert.state = S.NORMAL
             self._finish(alert)
-        self._emit(EventKind.CLEARED, alert, old, at, self._now(), annunciate=old in _ANNUNCIATED)
+        self._emit(EventKind.CLEARED, alert, old, at, ctx.wall_ns, annunciate=old in _ANNUNCIATED)
 
-    def set_suppressed(self, rule: CompiledRule, source: str, on: bool, at: int) -> None:
+    def set_suppressed(
+        self, ctx: EvalContext, rule: CompiledRule, source: str, on: bool, at: int
+    ) -> None:
         """Suppressed-by-design (e.g. during CIP): hides the point's alert while `on`."""
         key = (rule.id, source)
         if on:
@@ -221,12 +216,13 @@ class AlertManager:
         old = alert.state
         if on and old in _ANNUNCIATED:
             alert.state = S.SUPPRESSED
-            self._emit(EventKind.SUPPRESSED, alert, old, at, self._now(), annunciate=False)
+            self._emit(EventKind.SUPPRESSED, alert, old, at, ctx.wall_ns, annunciate=False)
         elif not on and old is S.SUPPRESSED:
-            self._unhide(alert)
-            self._emit(EventKind.UNSUPPRESSED, alert, old, at, self._now())
+            self._unhide(alert, ctx.wall_ns)
+            self._emit(EventKind.UNSUPPRESSED, alert, old, at, ctx.wall_ns)
 
-    def _unhide(self, alert: Alert) -> None:
+    def _unhide(self, alert: Alert, wall_ns: int) -> None:
+        """Leave shelved / suppressed / out of service; `wall_ns`: now, the new detected_at."""
         hidden = self._hidden_state((alert.rule, alert.source))
         if hidden is not None:
             alert.state = hidden
@@ -234,7 +230,7 @@ class AlertManager:
             alert.state = S.UNACKNOWLEDGED
             alert.tier = 0
             alert.escalated_at = None
-            alert.detected_at = self._now()
+            alert.detected_at = wall_ns
         else:
             alert.state = S.NORMAL
             self._finish(alert)
@@ -316,7 +312,7 @@ class AlertManager:
 
         def do(a: Alert) -> None:
             a.shelved_until = None
-            self._unhide(a)
+            self._unhide(a, self.clock.now_ns())
 
         return self._act(alert, EventKind.UNSHELVED, do, by, reason)
 
@@ -371,7 +367,7 @@ class AlertManager:
                     queue=False,
                 )
             elif not out and alert.state is S.OUT_OF_SERVICE:
-                self._unhide(alert)
+                self._unhide(alert, self.clock.now_ns())
                 ev = self._emit(
                     EventKind.IN_SERVICE, alert, before.state, now, now, by, reason, queue=False
                 )
@@ -391,7 +387,7 @@ class AlertManager:
                 if alert.shelved_until is not None and now >= alert.shelved_until:
                     old = alert.state
                     alert.shelved_until = None
-                    self._unhide(alert)
+                    self._unhide(alert, now)
                     self._emit(
                         EventKind.UNSHELVED,
                         alert,

@@ -19,9 +19,8 @@ from array import array
 from collections.abc import Iterable
 from typing import Any
 
-R_KJ = 8.3144e-3
-"""Gas constant in kJ/(mol·K) as USP <1079.2> uses it: ΔH = 83.144 kJ/mol gives ΔH/R = 10 000 K."""
-DEFAULT_DELTA_H = 83.144
+from gateway.core.standards import MKT_DELTA_H_KJ_MOL, MKT_GAS_CONSTANT_KJ_MOL_K
+
 KELVIN = 273.15
 
 
@@ -29,10 +28,10 @@ def mkt_c(
     temps_c: Iterable[float],
     weights: Iterable[float] | None = None,
     *,
-    delta_h: float = DEFAULT_DELTA_H,
+    delta_h: float = MKT_DELTA_H_KJ_MOL,
 ) -> float:
     """MKT in °C of temperatures in °C (equal weights unless given)."""
-    k = delta_h / R_KJ
+    k = delta_h / MKT_GAS_CONSTANT_KJ_MOL_K
     temps = list(temps_c)
     ws = [1.0] * len(temps) if weights is None else list(weights)
     if not temps or sum(ws) <= 0:
@@ -72,7 +71,7 @@ class RollingMKT:
     ) -> None:
         self.bucket = bucket_ns
         self.n = max(1, round(window_ns / bucket_ns))
-        self.k = delta_h / R_KJ
+        self.k = delta_h / MKT_GAS_CONSTANT_KJ_MOL_K
         self.t_ref = t_ref_c + KELVIN
         self.max_gap = max_gap_ns
         self.w = array("d", bytes(8 * self.n))

@@ -11,13 +11,16 @@ Semantics shared by every timer (and by the brute-force references in the tests)
   when the reading that reveals it arrives later, so a batch uploaded hours late gives the true
   start and end.
 
-The timers only decide; a `TimerSink` (the rule kind) turns decisions into alerts.
+The timers only decide; a `TimerSink` (the rule kind) turns decisions into alerts. The engine's
+evaluation context goes in with each sample and comes out, unchanged, with each decision.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from typing import Any, Protocol
+
+from alert_rules.context import EvalContext
 
 NORMAL = 0
 STAY = 1
@@ -26,9 +29,13 @@ UNKNOWN = 3
 
 
 class TimerSink(Protocol):
-    def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None: ...
+    def on_activate(
+        self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
+    ) -> None: ...
 
-    def on_clear(self, ended: int, at: int, value: Any, peak: float | None) -> None: ...
+    def on_clear(
+        self, ctx: EvalContext, ended: int, at: int, value: Any, peak: float | None
+    ) -> None: ...
 
 
 def _worse(high: bool | None, peak: float | None, value: Any) -> float | None:
@@ -78,7 +85,7 @@ class ExcursionTimer:
         self.started: int | None = None
         self.peak: float | None = None
 
-    def feed(self, ts: int, status: int, value: Any, sink: TimerSink) -> None:
+    def feed(self, ctx: EvalContext, ts: int, status: int, value: Any, sink: TimerSink) -> None:
         last = self.last_ts
         if last is not None:
             if ts < last:
@@ -92,32 +99,32 @@ class ExcursionTimer:
             if ts > last:
                 hold_end = last + self.max_gap
                 if hold_end >= ts:
-                    self._span(ts, self.last_status, sink)
+                    self._span(ctx, ts, self.last_status, sink)
                 else:
-                    self._span(hold_end, self.last_status, sink)
-                    self._span(ts, UNKNOWN, sink)
-        self._sample(ts, status, value, sink)
+                    self._span(ctx, hold_end, self.last_status, sink)
+                    self._span(ctx, ts, UNKNOWN, sink)
+        self._sample(ctx, ts, status, value, sink)
         self.last_ts = ts
         self.last_status = status
         self.last_value = value
 
-    def _span(self, end: int, status: int, sink: TimerSink) -> None:
+    def _span(self, ctx: EvalContext, end: int, status: int, sink: TimerSink) -> None:
         """Let time pass up to `end` with a constant status."""
         if not self.active:
             if status == ENTER:
                 t = self.run_start + self.on_delay  # type: ignore[operator]
                 if t <= end:
-                    self._activate(self.run_start, t, sink)  # type: ignore[arg-type]
+                    self._activate(ctx, self.run_start, t, sink)  # type: ignore[arg-type]
             else:
                 self.run_start = None
         elif status == NORMAL:
             t = self.normal_start + self.off_delay  # type: ignore[operator]
             if t <= end:
-                self._clear(self.normal_start, t, sink)  # type: ignore[arg-type]
+                self._clear(ctx, self.normal_start, t, sink)  # type: ignore[arg-type]
         elif status == UNKNOWN:
             self.normal_start = None
 
-    def _sample(self, ts: int, status: int, value: Any, sink: TimerSink) -> None:
+    def _sample(self, ctx: EvalContext, ts: int, status: int, value: Any, sink: TimerSink) -> None:
         if not self.active:
             if status == ENTER:
                 if self.run_start is None:
@@ -126,7 +133,7 @@ class ExcursionTimer:
                 self.peak = _worse(self.high, self.peak, value)
                 if self.on_delay == 0:
                     self.last_value = value
-                    self._activate(ts, ts, sink)
+                    self._activate(ctx, ts, ts, sink)
             else:
                 self.run_start = None
         elif status == NORMAL:
@@ -134,24 +141,24 @@ class ExcursionTimer:
                 self.normal_start = ts
             if self.off_delay == 0:
                 self.last_value = value
-                self._clear(ts, ts, sink)
+                self._clear(ctx, ts, ts, sink)
         else:
             if status == STAY or status == ENTER:
                 self.peak = _worse(self.high, self.peak, value)
             self.normal_start = None
 
-    def _activate(self, started: int, at: int, sink: TimerSink) -> None:
+    def _activate(self, ctx: EvalContext, started: int, at: int, sink: TimerSink) -> None:
         self.active = True
         self.run_start = None
         self.normal_start = None
         self.started = started
-        sink.on_activate(started, at, self.last_value, self.peak)
+        sink.on_activate(ctx, started, at, self.last_value, self.peak)
 
-    def _clear(self, ended: int, at: int, sink: TimerSink) -> None:
+    def _clear(self, ctx: EvalContext, ended: int, at: int, sink: TimerSink) -> None:
         self.active = False
         self.normal_start = None
         self.run_start = None
-        sink.on_clear(ended, at, self.last_value, self.peak)
+        sink.on_clear(ctx, ended, at, self.last_value, self.peak)
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -212,7 +219,13 @@ class CumulativeTimer:
         self.scope_key: str | None = None
 
     def feed(
-        self, ts: int, status: int, value: Any, sink: TimerSink, scope_key: str | None
+        self,
+        ctx: EvalContext,
+        ts: int,
+        status: int,
+        value: Any,
+        sink: TimerSink,
+        scope_key: str | None,
     ) -> None:
         last = self.last_ts
         if last is not None:
@@ -220,13 +233,13 @@ class CumulativeTimer:
                 return
             if ts > last:
                 hold_end = min(ts, last + self.max_gap)
-                self._span(last, hold_end, self.last_status == ENTER, sink)
+                self._span(ctx, last, hold_end, self.last_status == ENTER, sink)
                 if hold_end < ts:
-                    self._span(hold_end, ts, False, sink)
+                    self._span(ctx, hold_end, ts, False, sink)
         if self.window is None and scope_key != self.scope_key:
             if self.active and last is not None:
                 self.active = False
-                sink.on_clear(ts, ts, value, self.peak)
+                sink.on_clear(ctx, ts, ts, value, self.peak)
             self.intervals.clear()
             self.total = 0
             self.peak = None
@@ -270,7 +283,7 @@ class CumulativeTimer:
             break
         return tot
 
-    def _span(self, a: int, b: int, beyond: bool, sink: TimerSink) -> None:
+    def _span(self, ctx: EvalContext, a: int, b: int, beyond: bool, sink: TimerSink) -> None:
         if b <= a:
             return
         if self.window is None:
@@ -281,7 +294,7 @@ class CumulativeTimer:
                 if not self.active and self.total >= self.duration:
                     self.active = True
                     at = b - (self.total - self.duration)
-                    sink.on_activate(self.intervals[0][0], at, self.last_value, self.peak)
+                    sink.on_activate(ctx, self.intervals[0][0], at, self.last_value, self.peak)
             return
         self._evict(a)
         if beyond:
@@ -302,7 +315,7 @@ class CumulativeTimer:
                 self.active = True
                 start = lo - self.window
                 first = next(s for s, e in iv if e > start)
-                sink.on_activate(max(first, start), lo, self.last_value, self.peak)
+                sink.on_activate(ctx, max(first, start), lo, self.last_value, self.peak)
         elif self.active and self._total_ahead(b) < self.duration:
             lo, hi = a, b  # largest t in [a, b) with total(t) >= duration
             while lo < hi:
@@ -312,7 +325,7 @@ class CumulativeTimer:
                 else:
                     hi = mid - 1
             self.active = False
-            sink.on_clear(lo, lo, self.last_value, self.peak)
+            sink.on_clear(ctx, lo, lo, self.last_value, self.peak)
             self.peak = None
         self._evict(b)
 

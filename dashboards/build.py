@@ -6,8 +6,8 @@ dashboards/generated/ must equal what this module builds (a test checks it), so 
 dashboard change as a diff of both.
 
 Limits shown on the panels (product band, F0, cleanroom grades, lyophilisation) are those of
-DESIGN §5; they are build parameters, not dashboard variables, because Grafana thresholds are
-numbers, not templated strings.
+DESIGN §5, the published ones from gateway.core.standards; they are build parameters, not
+dashboard variables, because Grafana thresholds are numbers, not templated strings.
 """
 
 from __future__ import annotations
@@ -30,6 +30,15 @@ from grafana_foundation_sdk.models import dashboard as dm
 from dashboards import flux
 from dashboards.sdk import DATASOURCE_TYPE, DATASOURCE_VARIABLE, DS_REF, Flux, FluxAnnotation
 from gateway.core.schema import ALERT, COLDCHAIN, GATEWAY, PROCESS
+from gateway.core.standards import (
+    ANNEX1_MIN_DP_PA,
+    ANNEX1_PARTICLE_LIMITS,
+    F0_T_REF_C,
+    F0_Z_C,
+    MKT_DELTA_H_KJ_MOL,
+    MKT_GAS_CONSTANT_KJ_MOL_K,
+    STEAM_STERILISATION_C,
+)
 
 GENERATED_DIR = Path(__file__).parent / "generated"
 DATASOURCE_UID = "vigil-influxdb"
@@ -38,20 +47,6 @@ DATASOURCE_NAME = "Vigil InfluxDB"
 DASHBOARD_TAG = "vigil"
 
 Grade = Literal["A", "B", "C", "D"]
-PARTICLE_LIMITS: dict[str, dict[str, tuple[float, float | None]]] = {
-    # EU GMP Annex 1 (2022), maximum particles/m3 (>=0.5 um, >=5 um); None: no limit set.
-    "at rest": {
-        "A": (3_520, None),
-        "B": (3_520, None),
-        "C": (352_000, 2_930),
-        "D": (3_520_000, 29_300),
-    },
-    "in operation": {
-        "A": (3_520, None),
-        "B": (352_000, 2_930),
-        "C": (3_520_000, 29_300),
-    },
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +55,10 @@ class Limits:
 
     band_low_c: float = 2.0
     band_high_c: float = 8.0
-    mkt_dh_over_r_k: float = 10_000.0
-    sterilisation_c: float = 121.0
+    mkt_dh_over_r_k: float = round(MKT_DELTA_H_KJ_MOL / MKT_GAS_CONSTANT_KJ_MOL_K, 6)
+    sterilisation_c: float = STEAM_STERILISATION_C
     f0_target_min: float = 15.0
-    dp_min_pa: float = 10.0
+    dp_min_pa: float = ANNEX1_MIN_DP_PA
     cleanroom_grade: Grade = "B"
     cleanroom_state: Literal["at rest", "in operation"] = "in operation"
     lyo_freeze_c: float = -40.0
@@ -72,14 +67,16 @@ class Limits:
     battery_low_pct: tuple[int, ...] = (10, 20, 30)
 
     def particles(self) -> tuple[float, float | None]:
-        """(>=0.5 um, >=5 um) limits per m3 for the configured grade and state."""
-        limits = PARTICLE_LIMITS[self.cleanroom_state]
-        if self.cleanroom_grade not in limits:
+        """(>=0.5 um, >=5 um) monitoring limits per m3 for the configured grade and state."""
+        state = 0 if self.cleanroom_state == "at rest" else 1
+        p05 = ANNEX1_PARTICLE_LIMITS[(self.cleanroom_grade, 0.5)][state]
+        p5 = ANNEX1_PARTICLE_LIMITS[(self.cleanroom_grade, 5.0)][state]
+        if p05 is None:
             raise ValueError(
                 f"Annex 1 sets no particle limit for grade {self.cleanroom_grade} "
                 f"{self.cleanroom_state}"
             )
-        return limits[self.cleanroom_grade]
+        return p05, p5
 
 
 DEFAULT_LIMITS = Limits()
@@ -853,8 +850,8 @@ def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
         .with_panel(
             _timeseries(
                 "F0",
-                "Accumulated lethality f0_min (minutes at 121.1 °C, z = 10 °C); dashed line: "
-                f"{limits.f0_target_min:g} min target.",
+                f"Accumulated lethality f0_min (minutes at {F0_T_REF_C:g} °C, z = {F0_Z_C:g} °C); "
+                f"dashed line: {limits.f0_target_min:g} min target.",
                 [series([f0_min], "autoclave", fn="last")],
                 unit="m",
                 display=EQUIPMENT_NAME,

@@ -30,6 +30,7 @@ from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.core.logs import setup_logging
 from gateway.core.reading import Reading
+from gateway.core.schema import COLDCHAIN, PROCESS
 from simulators import scenarios
 from simulators.plc import collector_config, demo_specs, start_plcs, stop_plcs
 from simulators.runner import run_scenario
@@ -44,10 +45,10 @@ DEMO_RULES = {
         {"profile": "vaccine_2_8", "site": "wh-shanghai", "asset": "room-b"},
         {"profile": "vaccine_2_8", "site": "wh-shanghai", "asset": "fridge-*"},
         {"profile": ["vaccine_2_8", "who_shipping_indicator"], "site": "fleet-east"},
-        {"profile": "steam_steriliser", "measurement": "process", "device": "AC-*"},
-        {"profile": "freeze_dryer", "measurement": "process", "device": "FD-*"},
-        {"profile": "annex1_grade_b", "measurement": "process", "device": "CR-*"},
-        {"profile": "filling_line", "measurement": "process", "device": "FL-*"},
+        {"profile": "steam_steriliser", "measurement": PROCESS.name, "device": "AC-*"},
+        {"profile": "freeze_dryer", "measurement": PROCESS.name, "device": "FD-*"},
+        {"profile": "annex1_grade_b", "measurement": PROCESS.name, "device": "CR-*"},
+        {"profile": "filling_line", "measurement": PROCESS.name, "device": "FL-*"},
     ]
 }
 
@@ -95,7 +96,7 @@ class LiveState:
     def __call__(self, readings: Sequence[Reading]) -> None:
         now = time.monotonic()
         for r in readings:
-            if r.measurement in ("coldchain", "process"):
+            if r.measurement in (COLDCHAIN.name, PROCESS.name):
                 self.latest[r.device] = (r, now)
 
 

@@ -3,6 +3,10 @@
 A rule kind is a pydantic model (its YAML keys) with `build(point)`, which returns an evaluator
 bound to one alarm point (rule x source). The engine feeds the evaluator the rule's field from each
 reading of the series, in event-time order; the evaluator calls `point.activate` / `point.clear`.
+
+Every call takes the engine's `EvalContext` (alert_rules/context.py) as its first argument: the
+wall time, the reading's receive time and the tags the alert is to carry. An evaluator hands it on
+unchanged to the point (through its timer, if it has one) and keeps no reference to it.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alert_rules.context import EvalContext
 from alert_rules.model import Priority
 from alert_rules.timers import ENTER, NORMAL, STAY, UNKNOWN
-from alert_rules.units import Duration, fmt_duration
+from alert_rules.units import Duration
 from gateway.core.reading import FieldValue, Reading
 
 
@@ -23,10 +28,18 @@ class PointSink(Protocol):
     """One alarm point (rule x source) as seen by an evaluator."""
 
     def activate(
-        self, started: int, at: int, value: float | None, peak: float | None, message: str
+        self,
+        ctx: EvalContext,
+        started: int,
+        at: int,
+        value: float | None,
+        peak: float | None,
+        message: str,
     ) -> None: ...
 
-    def clear(self, ended: int, at: int, value: float | None, peak: float | None) -> None: ...
+    def clear(
+        self, ctx: EvalContext, ended: int, at: int, value: float | None, peak: float | None
+    ) -> None: ...
 
 
 class Evaluator:
@@ -40,14 +53,14 @@ class Evaluator:
         self.field = field
         self.point = point
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         """One reading's value of `field`, in event-time order (ts never decreases)."""
 
-    def arrived(self, reading: Reading) -> None:
+    def arrived(self, ctx: EvalContext, reading: Reading) -> None:
         """A reading of the series arrived (any event time); processing-time rules only."""
 
-    def check(self, now_ns: int) -> None:
-        """Wall-clock check from RulesEngine.tick(); processing-time rules only."""
+    def check(self, ctx: EvalContext) -> None:
+        """Wall-clock check from RulesEngine.tick() at `ctx.wall_ns`; processing-time rules only."""
 
     def dump(self) -> dict[str, Any]:
         return {}
@@ -85,6 +98,11 @@ class RuleBase(BaseModel):
     def field_name(self) -> str | None:
         return getattr(self, "field", None)
 
+    @property
+    def max_gap_s(self) -> float | None:
+        """How long the rule holds a reading's value (its `max_gap`); None if it holds none."""
+        return getattr(self, "max_gap", None)
+
 
 def fmt_ts(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -93,7 +111,7 @@ def fmt_ts(ns: int) -> str:
 def num(value: FieldValue) -> float | None:
     """A numeric reading value, None for strings; NaN stays NaN (the timers treat it as unknown)."""
     if value.__class__ is float:
-        return value  # type: ignore[return-value]
+        return value
     if isinstance(value, int | float):
         return float(value)
     return None
@@ -151,7 +169,3 @@ def check_one_limit(spec: Any) -> Any:
     if (spec.high is None) == (spec.low is None):
         raise ValueError("give exactly one of 'high' or 'low'")
     return spec
-
-
-def describe_window(seconds: float) -> str:
-    return fmt_duration(seconds)

@@ -11,6 +11,7 @@ from alert_rules.kinds.base import Evaluator, Limit, PointSink, RuleBase
 from alert_rules.kinds.threshold import ExcursionEvaluator
 from alert_rules.model import Priority
 from alert_rules.units import Duration, to_ns
+from gateway.core.standards import ON_OFF_MAX_GAP_S
 
 
 class BatteryLowRule(RuleBase):
@@ -20,7 +21,7 @@ class BatteryLowRule(RuleBase):
     low: float = 20.0
     deadband: float = Field(default=5.0, ge=0)
     on_delay: Duration = 0.0
-    max_gap: Duration = Field(default=86400.0, gt=0)
+    max_gap: Duration = Field(default=ON_OFF_MAX_GAP_S, gt=0)
 
     def build(self, point: PointSink) -> Evaluator:
         return ExcursionEvaluator(

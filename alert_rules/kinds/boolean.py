@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, PointSink, fmt_ts
 from alert_rules.timers import ENTER, NORMAL, UNKNOWN, ExcursionTimer
 from alert_rules.units import fmt_duration
@@ -38,19 +39,23 @@ class BoolEvaluator(Evaluator):
         self.timer = ExcursionTimer(on_delay, off_delay, max_gap, None)
         self.text = text
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         b = as_bool(value)
         st = UNKNOWN if b is None else ENTER if b is self.alarm_when else NORMAL
-        self.timer.feed(ts, st, b, self)
+        self.timer.feed(ctx, ts, st, b, self)
 
-    def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None:
+    def on_activate(
+        self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
+    ) -> None:
         text = self.text
         if self.timer.on_delay:
             text += f" for more than {fmt_duration(self.timer.on_delay / 1e9)}"
-        self.point.activate(started, at, 1.0, None, f"{text} since {fmt_ts(started)}")
+        self.point.activate(ctx, started, at, 1.0, None, f"{text} since {fmt_ts(started)}")
 
-    def on_clear(self, ended: int, at: int, value: Any, peak: float | None) -> None:
-        self.point.clear(ended, at, 0.0, None)
+    def on_clear(
+        self, ctx: EvalContext, ended: int, at: int, value: Any, peak: float | None
+    ) -> None:
+        self.point.clear(ctx, ended, at, 0.0, None)
 
     def dump(self) -> dict[str, Any]:
         return self.timer.dump()

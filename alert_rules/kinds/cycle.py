@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts
 from alert_rules.model import Priority
 from gateway.core.reading import Reading
@@ -173,7 +174,7 @@ class CycleEvaluator(Evaluator):
             self.start or end_ns, end_ns, self.batch, [p["phase"] for p in self.phases]
         )
 
-    def end(self, end_ns: int) -> dict[str, Any]:
+    def end(self, ctx: EvalContext, end_ns: int) -> dict[str, Any]:
         """Close the running cycle: its summary (without participants' results), and reset.
 
         `require_phases` is judged here; a failure raises this rule's alert."""
@@ -203,13 +204,14 @@ class CycleEvaluator(Evaluator):
             start = self.start if self.start is not None else end_ns
             what = f"cycle {self.batch} " if self.batch else "cycle "
             self.point.activate(
+                ctx,
                 start,
                 end_ns,
                 None,
                 None,
                 f"{what}started {fmt_ts(start)} failed: {'; '.join(reasons)}",
             )
-            self.point.clear(end_ns, end_ns, None, None)
+            self.point.clear(ctx, end_ns, end_ns, None, None)
         self._reset()
         return out
 
@@ -235,7 +237,8 @@ class CycleEvaluator(Evaluator):
 class CycleParticipant(Evaluator):
     """A rule that judges whole cycles. The engine calls `start_cycle` when a cycle starts (before
     feeding the reading that starts it) and `end_cycle` when it ends (with the reading that ends
-    it, which is not fed to the cycle); `feed` only counts readings while `in_cycle`."""
+    it, which is not fed to the cycle); `feed` only counts readings while a cycle runs
+    (`cycle_start` is set)."""
 
     __slots__ = ("cycle_start",)
 
@@ -243,14 +246,12 @@ class CycleParticipant(Evaluator):
         super().__init__(field, point)
         self.cycle_start: int | None = None
 
-    @property
-    def in_cycle(self) -> bool:
-        return self.cycle_start is not None
-
     def start_cycle(self, ts: int) -> None:
         self.cycle_start = ts
 
-    def end_cycle(self, ts: int, reading: Reading, cycle: CycleInfo) -> dict[str, Any]:
+    def end_cycle(
+        self, ctx: EvalContext, ts: int, reading: Reading, cycle: CycleInfo
+    ) -> dict[str, Any]:
         """Finish the cycle's accounting at `ts`; return the result for the summary:
         at least {"passed": bool | None, "reasons": [str]} (None: nothing to judge)."""
         raise NotImplementedError

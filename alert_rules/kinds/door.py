@@ -10,13 +10,14 @@ from pydantic import Field
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase
 from alert_rules.kinds.boolean import BoolEvaluator
 from alert_rules.units import Duration, to_ns
+from gateway.core.standards import ON_OFF_MAX_GAP_S
 
 
 class DoorOpenRule(RuleBase):
     kind: Literal["door_open"] = "door_open"
     field: str = "door_open"
     max_open: Duration = 300.0
-    max_gap: Duration = Field(default=86400.0, gt=0)
+    max_gap: Duration = Field(default=ON_OFF_MAX_GAP_S, gt=0)
 
     def build(self, point: PointSink) -> Evaluator:
         return BoolEvaluator(

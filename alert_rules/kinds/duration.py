@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import (
     Evaluator,
     Limit,
@@ -29,6 +30,7 @@ from alert_rules.kinds.threshold import ExcursionEvaluator
 from alert_rules.timers import CumulativeTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import DEFAULT_MAX_GAP_S
 
 
 class DurationRule(RuleBase):
@@ -43,7 +45,7 @@ class DurationRule(RuleBase):
     """Cumulative only: count within a rolling window or within the current shipment."""
     window: Duration | None = None
     off_delay: Duration = 0.0
-    max_gap: Duration = Field(default=3600.0, gt=0)
+    max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
     unit: str = ""
 
     @model_validator(mode="after")
@@ -103,12 +105,14 @@ class CumulativeEvaluator(Evaluator):
         self.timer = CumulativeTimer(duration, window, max_gap, limit.high)
         self.unit = unit
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = num(value)
         if v is not None:
-            self.timer.feed(ts, self.limit.status(v), v, self, reading.tags.get("shipment"))
+            self.timer.feed(ctx, ts, self.limit.status(v), v, self, reading.tags.get("shipment"))
 
-    def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None:
+    def on_activate(
+        self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
+    ) -> None:
         t, lim = self.timer, self.limit
         scope = (
             f"within {fmt_duration(t.window / 1e9)}"
@@ -122,10 +126,12 @@ class CumulativeEvaluator(Evaluator):
             f"{fmt_duration(t.duration / 1e9)} {scope}, first at {fmt_ts(started)} "
             f"(peak {fmt_num(peak)}{self.unit})"
         )
-        self.point.activate(started, at, value, peak, text)
+        self.point.activate(ctx, started, at, value, peak, text)
 
-    def on_clear(self, ended: int, at: int, value: Any, peak: float | None) -> None:
-        self.point.clear(ended, at, value, peak)
+    def on_clear(
+        self, ctx: EvalContext, ended: int, at: int, value: Any, peak: float | None
+    ) -> None:
+        self.point.clear(ctx, ended, at, value, peak)
 
     def dump(self) -> dict[str, Any]:
         return self.timer.dump()

@@ -28,23 +28,29 @@ from pydantic import Field
 from alert_rules.kinds.base import PointSink
 from alert_rules.kinds.hold import HoldEvaluator, HoldRule
 from alert_rules.units import Duration
+from gateway.core.standards import (
+    F0_T_REF_C,
+    F0_Z_C,
+    STEAM_STERILISATION_C,
+    STEAM_STERILISATION_HOLD_S,
+)
 
 MIN_NS = 60e9
 
 
-def lethal_rate(temp_c: float, t_ref: float = 121.1, z: float = 10.0) -> float:
+def lethal_rate(temp_c: float, t_ref: float = F0_T_REF_C, z: float = F0_Z_C) -> float:
     """Lethality per minute at temp_c: 1.0 at T_ref, x10 per z degrees."""
     return float(10.0 ** ((temp_c - t_ref) / z))
 
 
 class F0Rule(HoldRule):
     kind: Literal["f0"] = "f0"  # type: ignore[assignment]
-    temp: float = 121.0
-    duration: Duration = Field(default=900.0, gt=0)
+    temp: float = STEAM_STERILISATION_C
+    duration: Duration = Field(default=STEAM_STERILISATION_HOLD_S, gt=0)
     target: float = Field(gt=0)
     """Minimum F0 in minutes for the cycle to pass."""
-    z: float = Field(default=10.0, gt=0)
-    t_ref: float = 121.1
+    z: float = Field(default=F0_Z_C, gt=0)
+    t_ref: float = F0_T_REF_C
 
     def build(self, point: PointSink) -> F0Evaluator:
         return F0Evaluator(self, point)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_ts, num
 from gateway.core.reading import FieldValue, Reading
 
@@ -61,21 +62,21 @@ class FillWeightEvaluator(Evaluator):
         self.worst: float | None = None
         """Largest deviation from the target (signed) of the active alarm."""
 
-    def _reset(self, ts: int, value: float | None) -> None:
+    def _reset(self, ctx: EvalContext, ts: int, value: float | None) -> None:
         self.recent.clear()
         self.bad = 0
         if self.active:
             self.active = False
-            self.point.clear(ts, ts, value, self.worst)
+            self.point.clear(ctx, ts, ts, value, self.worst)
         self.worst = None
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = num(value)
         if v is None or v != v:
             return
         s = self.spec
         if self.phases is not None and reading.tags.get(s.phase_tag) not in self.phases:
-            self._reset(ts, None)
+            self._reset(ctx, ts, None)
             return
         target = s.target
         if target is None:
@@ -107,10 +108,10 @@ class FillWeightEvaluator(Evaluator):
                 f" (last {fmt_num(v)}{s.unit}, worst {self.worst:+.3g}{s.unit}) "
                 f"since {fmt_ts(first)}"
             )
-            self.point.activate(first, ts, v, self.worst, text)
+            self.point.activate(ctx, first, ts, v, self.worst, text)
         elif self.active:
             self.active = False
-            self.point.clear(ts, ts, v, self.worst)
+            self.point.clear(ctx, ts, ts, v, self.worst)
             self.worst = None
 
     def dump(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import PointSink, RuleBase, fmt_num, fmt_ts, num
 from alert_rules.kinds.cycle import CycleInfo, CycleParticipant, phase_set
 from alert_rules.model import Priority
@@ -188,7 +189,7 @@ class HoldEvaluator(CycleParticipant):
     def _sample(self, ts: int, v: float | None, counted: bool) -> None:
         """Remember the sample at ts (subclasses keep more of it)."""
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         if self.cycle_start is None:
             return
         phase = reading.tags.get(self.spec.phase_tag)
@@ -207,6 +208,7 @@ class HoldEvaluator(CycleParticipant):
             meter = self.meter
             if self.left_hold and meter.run_start is None and meter.best_len < self.duration_ns:
                 self._alert(
+                    ctx,
                     ts,
                     reading.tags.get("batch"),
                     f"short hold: {self._held()} < {fmt_duration(self.spec.duration)} "
@@ -230,13 +232,13 @@ class HoldEvaluator(CycleParticipant):
         """The alert's value: minutes held."""
         return self.meter.best_len / 60e9
 
-    def _alert(self, ts: int, batch: str | None, text: str) -> None:
+    def _alert(self, ctx: EvalContext, ts: int, batch: str | None, text: str) -> None:
         self.alerted = True
         start = self.cycle_start if self.cycle_start is not None else ts
         what = f"cycle {batch}" if batch else f"cycle started {fmt_ts(start)}"
         v = self._value()
-        self.point.activate(start, ts, v, v, f"{what}: {text}")
-        self.point.clear(ts, ts, v, v)
+        self.point.activate(ctx, start, ts, v, v, f"{what}: {text}")
+        self.point.clear(ctx, ts, ts, v, v)
 
     # -- verdict -----------------------------------------------------------------------------
     def _reasons(self) -> list[str]:
@@ -271,7 +273,9 @@ class HoldEvaluator(CycleParticipant):
             "sensor_faults": self.faults,
         }
 
-    def end_cycle(self, ts: int, reading: Reading, cycle: CycleInfo) -> dict[str, Any]:
+    def end_cycle(
+        self, ctx: EvalContext, ts: int, reading: Reading, cycle: CycleInfo
+    ) -> dict[str, Any]:
         if self.cycle_start is None or self.cycle_start != cycle.start_ns:
             self._reset()
             return {
@@ -284,7 +288,7 @@ class HoldEvaluator(CycleParticipant):
         reasons = self._reasons()
         result = {"passed": not reasons, "reasons": reasons, **self._result()}
         if reasons and not self.alerted:
-            self._alert(ts, cycle.batch, "failed: " + "; ".join(reasons))
+            self._alert(ctx, ts, cycle.batch, "failed: " + "; ".join(reasons))
         result["alerted"] = self.alerted
         self._reset()
         return result

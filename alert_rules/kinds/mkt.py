@@ -11,10 +11,12 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts, num
-from alert_rules.mkt import DEFAULT_DELTA_H, RollingMKT
+from alert_rules.mkt import RollingMKT
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import DEFAULT_MAX_GAP_S, MKT_DELTA_H_KJ_MOL
 
 
 class MktRule(RuleBase):
@@ -24,13 +26,13 @@ class MktRule(RuleBase):
     """°C; raised when the window's MKT is above it."""
     inclusive: bool = False
     window: Duration = Field(default=86400.0, gt=0)
-    delta_h: float = Field(default=DEFAULT_DELTA_H, gt=0)
+    delta_h: float = Field(default=MKT_DELTA_H_KJ_MOL, gt=0)
     """Activation energy in kJ/mol."""
     bucket: Duration | None = None
     """Resolution of the rolling window; window/720 by default (2 min for 24 h, 1 h for 30 d)."""
     min_coverage: float = Field(default=0.5, ge=0, le=1)
     """Fraction of the window that must hold readings before the MKT is judged."""
-    max_gap: Duration = Field(default=3600.0, gt=0)
+    max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> MktRule:
@@ -62,7 +64,7 @@ class MktEvaluator(Evaluator):
         m = self.mkt
         return m.value(), m.covered_s() / m.window_s()
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = num(value)
         if v is None:
             return
@@ -85,10 +87,10 @@ class MktEvaluator(Evaluator):
                     f"MKT over {fmt_duration(spec.window)} {mkt:.2f} °C {op} "
                     f"{spec.limit:g} °C at {fmt_ts(ts)} (ΔH {spec.delta_h:g} kJ/mol)"
                 )
-                self.point.activate(ts, ts, mkt, self.peak, text)
+                self.point.activate(ctx, ts, ts, mkt, self.peak, text)
         elif self.active:
             self.active = False
-            self.point.clear(ts, ts, mkt, self.peak)
+            self.point.clear(ctx, ts, ts, mkt, self.peak)
             self.peak = None
 
     def dump(self) -> dict[str, Any]:

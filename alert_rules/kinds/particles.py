@@ -2,10 +2,11 @@
 occupancy state, at an alert or an action level.
 
 Action levels default to Annex 1's maximum total-particle concentrations for monitoring
-(particles/m³, ≥ 0.5 µm and ≥ 5 µm, "at rest" and "in operation"); grade D in operation has no
-predetermined limit, so it is not judged unless you give one. Alert levels are site-specific —
-Annex 1 asks for them to be set from qualification and trend data, below the action level — so a
-`level: alert` rule needs explicit limits or a `fraction` of the action level.
+(Table 5; particles/m³, ≥ 0.5 µm and ≥ 5 µm, "at rest" and "in operation": see
+gateway.core.standards); grade D in operation has no predetermined limit, so it is not judged
+unless you give one. Alert levels are site-specific — Annex 1 asks for them to be set from
+qualification and trend data, below the action level — so a `level: alert` rule needs explicit
+limits or a `fraction` of the action level.
 
 The state comes from the reading's `phase` tag (the cleanroom PLC exposes occupancy as the phase:
 `at_rest` / `operation`); an unknown state is judged at rest, the stricter limit. Limits are
@@ -20,24 +21,14 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts, num
 from alert_rules.units import Duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import ANNEX1_PARTICLE_LIMITS, DEFAULT_MAX_GAP_S
 
 Grade = Literal["A", "B", "C", "D"]
-State = Literal["at_rest", "in_operation"]
 
-ANNEX1_LIMITS: dict[tuple[str, float], tuple[float | None, float | None]] = {
-    # (grade, size µm): (at rest, in operation), particles/m³
-    ("A", 0.5): (3_520, 3_520),
-    ("A", 5.0): (29, 29),
-    ("B", 0.5): (3_520, 352_000),
-    ("B", 5.0): (29, 2_930),
-    ("C", 0.5): (352_000, 3_520_000),
-    ("C", 5.0): (2_930, 29_300),
-    ("D", 0.5): (3_520_000, None),
-    ("D", 5.0): (29_300, None),
-}
 FIELD_BY_SIZE = {0.5: "particles_05um_m3", 5.0: "particles_5um_m3"}
 
 
@@ -58,7 +49,7 @@ class ParticlesRule(RuleBase):
     at_rest_values: list[str] = Field(default_factory=lambda: ["at_rest"])
     in_operation_values: list[str] = Field(default_factory=lambda: ["operation", "in_operation"])
     consecutive: int = Field(default=1, ge=1)
-    max_gap: Duration = Field(default=3600.0, gt=0)
+    max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
     """Readings further apart than this do not count as consecutive."""
 
     @model_validator(mode="before")
@@ -83,7 +74,7 @@ class ParticlesRule(RuleBase):
 
     def limits(self) -> tuple[float | None, float | None]:
         """(at rest, in operation) limits of this rule's level, /m³; None = not judged."""
-        rest, oper = ANNEX1_LIMITS[(self.grade, self.size)]
+        rest, oper = ANNEX1_PARTICLE_LIMITS[(self.grade, self.size)]
         if self.level == "alert" and self.fraction is not None:
             rest = None if rest is None else rest * self.fraction
             oper = None if oper is None else oper * self.fraction
@@ -124,7 +115,7 @@ class ParticlesEvaluator(Evaluator):
         self.active = False
         self.peak: float | None = None
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = num(value)
         if v is None or v != v:
             return
@@ -145,15 +136,15 @@ class ParticlesEvaluator(Evaluator):
                 self.peak = v
             if not self.active and self.count >= self.spec.consecutive:
                 self.active = True
-                self._activate(ts, v, limit, "in operation" if operating else "at rest")
+                self._activate(ctx, ts, v, limit, "in operation" if operating else "at rest")
             return
         self.count = 0
         self.run_start = None
         if self.active:
             self.active = False
-            self.point.clear(ts, ts, v, self.peak)
+            self.point.clear(ctx, ts, ts, v, self.peak)
 
-    def _activate(self, ts: int, v: float, limit: float, state: str) -> None:
+    def _activate(self, ctx: EvalContext, ts: int, v: float, limit: float, state: str) -> None:
         s = self.spec
         size = "≥0.5 µm" if s.size == 0.5 else "≥5 µm"
         run = f" in {self.count} consecutive readings" if s.consecutive > 1 else ""
@@ -161,7 +152,7 @@ class ParticlesEvaluator(Evaluator):
             f"grade {s.grade} {state}: {size} particles {v:,.0f}/m³ above the {s.level} level "
             f"{limit:,.0f}/m³{run} since {fmt_ts(self.run_start or ts)}"
         ).replace(",", " ")
-        self.point.activate(self.run_start or ts, ts, v, self.peak, text)
+        self.point.activate(ctx, self.run_start or ts, ts, v, self.peak, text)
 
     def dump(self) -> dict[str, Any]:
         return {

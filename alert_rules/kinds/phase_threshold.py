@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import (
     Evaluator,
     Limit,
@@ -30,6 +31,7 @@ from alert_rules.kinds.base import (
 from alert_rules.timers import ENTER, NORMAL, UNKNOWN, ExcursionTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import DEFAULT_MAX_GAP_S
 
 
 class PhaseThresholdRule(RuleBase):
@@ -45,7 +47,7 @@ class PhaseThresholdRule(RuleBase):
     """Readings within this time of the phase's start are not judged."""
     on_delay: Duration = 0.0
     off_delay: Duration = 0.0
-    max_gap: Duration = Field(default=3600.0, gt=0)
+    max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
     unit: str = ""
 
     @model_validator(mode="after")
@@ -100,7 +102,7 @@ class PhaseThresholdEvaluator(Evaluator):
         b = self.hi.status(v) if self.hi is not None else NORMAL
         return a if a > b else b
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = num(value)
         if v is None:
             return
@@ -114,9 +116,11 @@ class PhaseThresholdEvaluator(Evaluator):
                 self.run_phase = phase
         else:
             st = NORMAL
-        self.timer.feed(ts, st, v, self)
+        self.timer.feed(ctx, ts, st, v, self)
 
-    def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None:
+    def on_activate(
+        self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
+    ) -> None:
         s = self.spec
         lim = self.lo or self.hi
         if self.lo is not None and self.hi is not None:
@@ -128,10 +132,12 @@ class PhaseThresholdEvaluator(Evaluator):
         if self.timer.on_delay:
             text += f" for {fmt_duration(self.timer.on_delay / 1e9)}"
         text += f" since {fmt_ts(started)} (value {fmt_num(value)}{s.unit})"
-        self.point.activate(started, at, value, peak, text)
+        self.point.activate(ctx, started, at, value, peak, text)
 
-    def on_clear(self, ended: int, at: int, value: Any, peak: float | None) -> None:
-        self.point.clear(ended, at, value, peak)
+    def on_clear(
+        self, ctx: EvalContext, ended: int, at: int, value: Any, peak: float | None
+    ) -> None:
+        self.point.clear(ctx, ended, at, value, peak)
 
     def dump(self) -> dict[str, Any]:
         return {

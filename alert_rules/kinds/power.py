@@ -11,6 +11,7 @@ from alert_rules.kinds.base import Evaluator, PointSink, RuleBase
 from alert_rules.kinds.boolean import BoolEvaluator
 from alert_rules.model import Priority
 from alert_rules.units import Duration, to_ns
+from gateway.core.standards import ON_OFF_MAX_GAP_S
 
 
 class PowerFailureRule(RuleBase):
@@ -19,7 +20,7 @@ class PowerFailureRule(RuleBase):
     field: str = "power_ok"
     on_delay: Duration = 0.0
     off_delay: Duration = 0.0
-    max_gap: Duration = Field(default=86400.0, gt=0)
+    max_gap: Duration = Field(default=ON_OFF_MAX_GAP_S, gt=0)
 
     def build(self, point: PointSink) -> Evaluator:
         return BoolEvaluator(

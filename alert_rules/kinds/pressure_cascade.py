@@ -15,19 +15,21 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, Limit, PointSink, RuleBase, fmt_num, fmt_ts, num
 from alert_rules.kinds.boolean import as_bool
 from alert_rules.model import Priority
 from alert_rules.timers import ExcursionTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import ANNEX1_MIN_DP_PA
 
 
 class PressureCascadeRule(RuleBase):
     kind: Literal["pressure_cascade"] = "pressure_cascade"
     priority: Priority = Priority.HIGH
     field: str = "dp_pa"
-    min_dp: float = 10.0
+    min_dp: float = ANNEX1_MIN_DP_PA
     """Pa; the cascade is lost below it (exactly `min_dp` is fine)."""
     deadband: float = Field(default=0.5, ge=0)
     on_delay: Duration = 10.0
@@ -64,14 +66,14 @@ class PressureCascadeEvaluator(Evaluator):
         self.door_seen = False
         """The door was open at some reading of the current excursion."""
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = num(value)
         if v is None:
             return
         timer = self.timer
         # The span up to this reading is judged with the delay decided by earlier readings
         # (sample and hold: the door state holds until the next reading).
-        timer.feed(ts, self.limit.status(v), v, self)
+        timer.feed(ctx, ts, self.limit.status(v), v, self)
         field = self.spec.door_field
         door = as_bool(reading.fields[field]) if field and field in reading.fields else None
         if timer.active or timer.run_start is not None:
@@ -80,7 +82,9 @@ class PressureCascadeEvaluator(Evaluator):
             self.door_seen = bool(door)
         timer.on_delay = self.door_delay if self.door_seen else self.closed_delay
 
-    def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None:
+    def on_activate(
+        self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
+    ) -> None:
         s = self.spec
         delay = fmt_duration(self.timer.on_delay / 1e9)
         why = f" (door opened; door delay {delay})" if self.door_seen else f" for {delay}"
@@ -88,10 +92,12 @@ class PressureCascadeEvaluator(Evaluator):
             f"pressure cascade lost: {s.field} < {fmt_num(s.min_dp)}{s.unit}{why} "
             f"since {fmt_ts(started)} (value {fmt_num(value)}{s.unit}, lowest {fmt_num(peak)})"
         )
-        self.point.activate(started, at, value, peak, text)
+        self.point.activate(ctx, started, at, value, peak, text)
 
-    def on_clear(self, ended: int, at: int, value: Any, peak: float | None) -> None:
-        self.point.clear(ended, at, value, peak)
+    def on_clear(
+        self, ctx: EvalContext, ended: int, at: int, value: Any, peak: float | None
+    ) -> None:
+        self.point.clear(ctx, ended, at, value, peak)
 
     def dump(self) -> dict[str, Any]:
         return {"timer": self.timer.dump(), "door_seen": self.door_seen}

@@ -12,9 +12,11 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_ts, num
 from alert_rules.units import Duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import DEFAULT_MAX_GAP_S
 
 
 class RateOfChangeRule(RuleBase):
@@ -25,7 +27,7 @@ class RateOfChangeRule(RuleBase):
     max_fall: float | None = Field(default=None, gt=0)
     """Per minute, as a positive number."""
     window: Duration = 0.0
-    max_gap: Duration = Field(default=3600.0, gt=0)
+    max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
     unit: str = ""
 
     @model_validator(mode="after")
@@ -52,7 +54,7 @@ class RateEvaluator(Evaluator):
         self.active = False
         self.peak: float | None = None
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = num(value)
         if v is None or v != v:
             return
@@ -85,10 +87,10 @@ class RateEvaluator(Evaluator):
                     f"{'-' + fmt_num(self.fall) if self.fall else ''}{unit}/min) "
                     f"at {fmt_ts(ts)}"
                 )
-                self.point.activate(hist[0][0], ts, rate, self.peak, text)
+                self.point.activate(ctx, hist[0][0], ts, rate, self.peak, text)
         elif self.active:
             self.active = False
-            self.point.clear(ts, ts, rate, self.peak)
+            self.point.clear(ctx, ts, ts, rate, self.peak)
             self.peak = None
 
     def dump(self) -> dict[str, Any]:

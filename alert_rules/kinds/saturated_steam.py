@@ -19,10 +19,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_ts, num
 from alert_rules.timers import ENTER, NORMAL, STAY, UNKNOWN, ExcursionTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import DEFAULT_MAX_GAP_S
 
 # IAPWS-IF97, region 4 (saturation line), coefficients n1..n10.
 _N = (
@@ -81,7 +83,7 @@ class SaturatedSteamRule(RuleBase):
     """Below this chamber temperature there is no steam to judge."""
     on_delay: Duration = 0.0
     off_delay: Duration = 0.0
-    max_gap: Duration = Field(default=3600.0, gt=0)
+    max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
 
     def build(self, point: PointSink) -> Evaluator:
         return SaturatedSteamEvaluator(self, point)
@@ -104,7 +106,7 @@ class SaturatedSteamEvaluator(Evaluator):
         self.pressure = 0.0
         self.temp = 0.0
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         t = num(value)
         if t is None:
             return
@@ -129,9 +131,11 @@ class SaturatedSteamEvaluator(Evaluator):
                     fresh = not timer.active and timer.run_start is None
                     if fresh or a > abs(self.delta):  # the worst sample of the excursion
                         self.delta, self.pressure, self.temp = d, p_kpa, t
-        self.timer.feed(ts, st, t, self)
+        self.timer.feed(ctx, ts, st, t, self)
 
-    def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None:
+    def on_activate(
+        self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
+    ) -> None:
         s, d = self.spec, self.delta
         why = "superheated (dry) steam" if d > 0 else "air or non-condensable gas in the chamber"
         text = (
@@ -142,10 +146,12 @@ class SaturatedSteamEvaluator(Evaluator):
         if self.timer.on_delay:
             text += f" for {fmt_duration(self.timer.on_delay / 1e9)}"
         text += f"): {why}, since {fmt_ts(started)}"
-        self.point.activate(started, at, d, d, text)
+        self.point.activate(ctx, started, at, d, d, text)
 
-    def on_clear(self, ended: int, at: int, value: Any, peak: float | None) -> None:
-        self.point.clear(ended, at, self.delta, self.delta)
+    def on_clear(
+        self, ctx: EvalContext, ended: int, at: int, value: Any, peak: float | None
+    ) -> None:
+        self.point.clear(ctx, ended, at, self.delta, self.delta)
 
     def dump(self) -> dict[str, Any]:
         return {

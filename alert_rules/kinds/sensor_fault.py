@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_ts, num
 from alert_rules.model import Priority
 from alert_rules.units import Duration, fmt_duration, to_ns
@@ -52,7 +53,7 @@ class SensorFaultEvaluator(Evaluator):
         self.ref_v = 0.0
         self.active = False
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = num(value)
         if v is None:
             return
@@ -78,10 +79,10 @@ class SensorFaultEvaluator(Evaluator):
         if text:
             if not self.active:
                 self.active = True
-                self.point.activate(started, at, v, v, text)
+                self.point.activate(ctx, started, at, v, v, text)
         elif self.active:
             self.active = False
-            self.point.clear(ts, ts, v, None)
+            self.point.clear(ctx, ts, ts, v, None)
 
     def dump(self) -> dict[str, Any]:
         return {"ref_ts": self.ref_ts, "ref_v": self.ref_v, "active": self.active}

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.core.reading import Reading
@@ -37,7 +38,7 @@ class StaleEvaluator(Evaluator):
         self.last: int | None = None
         self.active = False
 
-    def arrived(self, reading: Reading) -> None:
+    def arrived(self, ctx: EvalContext, reading: Reading) -> None:
         if self.field is not None and self.field not in reading.fields:
             return
         rx = reading.received_ns
@@ -47,9 +48,10 @@ class StaleEvaluator(Evaluator):
         if self.active:
             self.active = False
             gap = (rx - last) / 1e9 if last is not None else None
-            self.point.clear(rx, rx, gap, gap)
+            self.point.clear(ctx, rx, rx, gap, gap)
 
-    def check(self, now_ns: int) -> None:
+    def check(self, ctx: EvalContext) -> None:
+        now_ns = ctx.wall_ns
         last = self.last
         if self.active or last is None or now_ns - last <= self.limit:
             return
@@ -60,7 +62,7 @@ class StaleEvaluator(Evaluator):
             f"stale: no {what}reading for more than {fmt_duration(self.limit / 1e9)} "
             f"(last received {fmt_ts(last)})"
         )
-        self.point.activate(last, last + self.limit, gap, gap, text)
+        self.point.activate(ctx, last, last + self.limit, gap, gap, text)
 
     def dump(self) -> dict[str, Any]:
         return {"last": self.last, "active": self.active}

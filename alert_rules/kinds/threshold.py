@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.base import (
     Evaluator,
     Limit,
@@ -25,6 +26,7 @@ from alert_rules.kinds.base import (
 from alert_rules.timers import ExcursionTimer
 from alert_rules.units import Duration, fmt_duration, to_ns
 from gateway.core.reading import FieldValue, Reading
+from gateway.core.standards import DEFAULT_MAX_GAP_S
 
 
 class ThresholdRule(RuleBase):
@@ -36,7 +38,7 @@ class ThresholdRule(RuleBase):
     deadband: float = Field(default=0.0, ge=0)
     on_delay: Duration = 0.0
     off_delay: Duration = 0.0
-    max_gap: Duration = Field(default=3600.0, gt=0)
+    max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
     """A reading holds its value at most this long; beyond it the signal is unknown."""
     unit: str = ""
 
@@ -77,12 +79,14 @@ class ExcursionEvaluator(Evaluator):
         self.unit = unit
         self.label = label
 
-    def feed(self, ts: int, value: FieldValue, reading: Reading) -> None:
+    def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = value if value.__class__ is float else num(value)
         if v is not None:
-            self.timer.feed(ts, self.limit.status(v), v, self)  # type: ignore[arg-type]
+            self.timer.feed(ctx, ts, self.limit.status(v), v, self)
 
-    def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None:
+    def on_activate(
+        self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
+    ) -> None:
         lim = self.limit
         text = f"{self.field} {lim.op} {fmt_num(lim.limit)}{self.unit}"
         if self.timer.on_delay:
@@ -90,10 +94,12 @@ class ExcursionEvaluator(Evaluator):
         if self.label:
             text = f"{self.label}: {text}"
         text += f" since {fmt_ts(started)} (value {fmt_num(value)}{self.unit})"
-        self.point.activate(started, at, value, peak, text)
+        self.point.activate(ctx, started, at, value, peak, text)
 
-    def on_clear(self, ended: int, at: int, value: Any, peak: float | None) -> None:
-        self.point.clear(ended, at, value, peak)
+    def on_clear(
+        self, ctx: EvalContext, ended: int, at: int, value: Any, peak: float | None
+    ) -> None:
+        self.point.clear(ctx, ended, at, value, peak)
 
     def dump(self) -> dict[str, Any]:
         return self.timer.dump()

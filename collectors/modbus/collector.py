@@ -49,6 +49,7 @@ from collectors.modbus.planner import ReadRequest
 from gateway.core.metrics import Counters, Stats
 from gateway.core.ports import Ingest, SourceStatus
 from gateway.core.reading import DeadLetter, FieldValue, Reading
+from gateway.core.schema import PROCESS
 
 log = logging.getLogger("vigil.collectors.modbus")
 
@@ -62,7 +63,7 @@ def _iso(ns: int) -> str:
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-MEASUREMENT = "process"
+MEASUREMENT = PROCESS.name
 
 EXCEPTION_NAMES = {
     1: "illegal function",

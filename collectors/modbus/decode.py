@@ -42,8 +42,6 @@ CLOCK_MIN_NS = 946_684_800 * 1_000_000_000
 
 BIT_FUNCTIONS = (1, 2)
 """Function codes whose items are single bits: coils (1) and discrete inputs (2)."""
-REGISTER_FUNCTIONS = (3, 4)
-"""Function codes whose items are 16-bit registers: holding (3) and input (4) registers."""
 
 WORDS: dict[str, int] = {
     "int16": 1,

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collectors.mqtt.broker import MqttBrokerConfig
+from gateway.core.schema import COLDCHAIN
 
 _SEGMENT = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
 
@@ -42,7 +43,7 @@ class Subscription(Strict):
     """A topic template: a segment `{name}` matches one level and becomes tag `name`."""
     format: Literal["json", "line_protocol"] = "json"
     qos: Literal[0, 1, 2] = 1
-    measurement: str = "coldchain"
+    measurement: str = COLDCHAIN.name
     """Measurement for JSON payloads (line protocol names its own)."""
     tags: dict[str, str] = Field(default_factory=dict)
     """Static tags added to every reading of this subscription."""
@@ -64,10 +65,6 @@ class Subscription(Strict):
         if "#" in v.split("/")[:-1]:
             raise ValueError("'#' is only allowed as the last segment")
         return v
-
-    @property
-    def tag_names(self) -> list[str]:
-        return [m.group(1) for s in self.topic.split("/") if (m := _SEGMENT.match(s))]
 
     @property
     def mqtt_filter(self) -> str:

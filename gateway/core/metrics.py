@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from gateway.core.reading import Reading
+from gateway.core.schema import GATEWAY
 
 log = logging.getLogger("vigil.metrics")
 
@@ -86,4 +87,4 @@ class Counters:
             "restarts": float(restarts),
             "notifications_dropped": float(self.notifications_dropped),
         }
-        return Reading("vigil_gateway", {"gateway": gateway}, fields, time.time_ns())
+        return Reading(GATEWAY.name, {"gateway": gateway}, fields, time.time_ns())

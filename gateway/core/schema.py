@@ -68,6 +68,25 @@ GATEWAY = Measurement(
     ),
 )
 
+ALARM_KPI = Measurement(
+    "alarm_kpi",
+    tags=("gateway",),
+    fields=(
+        "alarms_10min",
+        "flood",
+        "chattering",
+        "stale",
+        "active",
+        "unacknowledged",
+        "acknowledged",
+        "rtn_unacknowledged",
+        "shelved",
+        "suppressed",
+        "out_of_service",
+    ),
+)
+"""ISA-18.2 alarm-system KPIs of the rules engine (alert_rules/kpi.py), every `kpi_interval`."""
+
 MEASUREMENTS: dict[str, Measurement] = {
-    m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY)
+    m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI)
 }

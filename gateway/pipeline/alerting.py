@@ -17,12 +17,13 @@ from collections.abc import Callable, Sequence
 from alert_rules import AlertEvent, AlertStore, RulesEngine, alert_event_to_reading
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.reading import Reading
+from gateway.core.schema import COLDCHAIN, PROCESS
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.writer import JournalWriter
 
 log = logging.getLogger("vigil.alerting")
 
-RULE_MEASUREMENTS = frozenset({"coldchain", "process"})
+RULE_MEASUREMENTS = frozenset({COLDCHAIN.name, PROCESS.name})
 REPLAY_CHUNK = 5000
 
 EventSink = Callable[[AlertEvent], None]

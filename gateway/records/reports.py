@@ -3,12 +3,14 @@
 Source of the readings: the shipment registry's `shipment_readings` table (every reading tagged
 with the shipment, kept as its journal line), not the journal, which deletes rows after
 `retention_hours`. Statistics follow the rules engine's conventions (docs/rules.md): each reading
-holds its value until the next reading of the same device, for at most `max_gap` (1 h); the mean
-and MKT are weighted by that hold time, and time out of range per band is the hold time spent
-beyond each limit. With several loggers on one asset, the summary is the worst logger's.
+holds its value until the next reading of the same device, for at most the profile rules'
+`max_gap` (1 h unless the rules say otherwise); the mean and MKT are weighted by that hold time,
+and time out of range per band is the hold time spent beyond each limit. With several loggers on
+one asset, the summary is the worst logger's.
 
-Bands and limits come from the shipment's product profile (threshold and duration rules on the
-temperature field), the MKT activation energy from its `mkt` rule (default 83.144 kJ/mol).
+Bands and limits come from the shipment's product profile, as the rules library states them
+(`RuleLibrary.limits`, alert_rules/limits.py): threshold and duration rules on the temperature
+field, the MKT activation energy from its `mkt` rule (default 83.144 kJ/mol).
 
 `build_report` is pure (it gets the readings and alerts); the API gathers alerts on the event loop
 thread (the alert store is bound to it) and builds and renders in a worker thread.
@@ -25,21 +27,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from alert_rules.mkt import DEFAULT_DELTA_H, mkt_c
+from alert_rules import Band, ProfileLimits, RuleLibrary
+from alert_rules.mkt import mkt_c
 from gateway.core.lineprotocol import LineProtocolError, parse_line
 from gateway.records.shipments import Shipment
 
 FIELD = "temp_c"
-MAX_GAP_NS = 3600 * 1_000_000_000
 CHART_POINTS = 1500
 """Points per device in the PDF chart (min/max per bucket, so excursions stay visible)."""
-
-_OPS = {
-    ">": lambda v, x: v > x,
-    ">=": lambda v, x: v >= x,
-    "<": lambda v, x: v < x,
-    "<=": lambda v, x: v <= x,
-}
 
 
 def fmt_ts(ns: int | None) -> str:
@@ -57,69 +52,16 @@ def _num(v: float | None, digits: int = 2) -> str:
     return "" if v is None else f"{v:.{digits}f}"
 
 
-@dataclass(frozen=True, slots=True)
-class BandSpec:
-    op: str
-    limit: float
-
-    @property
-    def label(self) -> str:
-        sym = {">=": "\u2265", "<=": "\u2264"}.get(self.op, self.op)
-        return f"{sym} {self.limit:g} °C"
-
-    def beyond(self, v: float) -> bool:
-        return _OPS[self.op](v, self.limit)
+def band_label(b: Band) -> str:
+    """A temperature band as the report names it: '> 8 °C'."""
+    return f"{b.symbol} {b.limit:g} °C"
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileLimits:
-    """What a product profile says about the temperature: bands, the range, MKT parameters."""
-
-    profile: str
-    description: str = ""
-    bands: tuple[BandSpec, ...] = ()
-    low: float | None = None
-    high: float | None = None
-    delta_h: float = DEFAULT_DELTA_H
-    mkt_limit: float | None = None
-    known: bool = True
-
-
-def profile_limits(library: Any, profile: str, fld: str = FIELD) -> ProfileLimits:
-    """Limits of a rules-library profile (alert_rules.RuleLibrary); unknown → no bands."""
-    rules = getattr(library, "profiles", {}).get(profile) if library is not None else None
-    if rules is None:
-        return ProfileLimits(profile, known=False)
-    bands: dict[tuple[str, float], BandSpec] = {}
-    thr_low: list[float] = []
-    thr_high: list[float] = []
-    dur_low: list[float] = []
-    dur_high: list[float] = []
-    delta_h, mkt_limit = DEFAULT_DELTA_H, None
-    for _origin, spec in rules.values():
-        kind = getattr(spec, "kind", "")
-        if getattr(spec, "field", None) != fld or not getattr(spec, "enabled", True):
-            continue
-        if kind == "mkt":
-            delta_h = float(spec.delta_h)
-            mkt_limit = float(spec.limit)
-            continue
-        if kind not in ("threshold", "duration"):
-            continue
-        inclusive = bool(getattr(spec, "inclusive", True))
-        if spec.high is not None:
-            b = BandSpec(">=" if inclusive else ">", float(spec.high))
-            bands[(b.op, b.limit)] = b
-            (thr_high if kind == "threshold" else dur_high).append(float(spec.high))
-        if spec.low is not None:
-            b = BandSpec("<=" if inclusive else "<", float(spec.low))
-            bands[(b.op, b.limit)] = b
-            (thr_low if kind == "threshold" else dur_low).append(float(spec.low))
-    low = max(thr_low) if thr_low else (max(dur_low) if dur_low else None)
-    high = min(thr_high) if thr_high else (min(dur_high) if dur_high else None)
-    ordered = sorted(bands.values(), key=lambda b: (b.op[0] == "<", -b.limit))
-    desc = getattr(library, "descriptions", {}).get(profile, "")
-    return ProfileLimits(profile, desc, tuple(ordered), low, high, delta_h, mkt_limit)
+def profile_limits(library: RuleLibrary | None, profile: str, fld: str = FIELD) -> ProfileLimits:
+    """The limits of a profile for `fld`; no library or unknown profile: `known` is False."""
+    if library is None:
+        return ProfileLimits(profile, fld, known=False)
+    return library.limits(profile, fld)
 
 
 @dataclass(slots=True)
@@ -207,7 +149,8 @@ def _stats(
     limits: ProfileLimits,
 ) -> SeriesStats:
     st = SeriesStats(device, measurement, n=len(pts))
-    st.band_s = {b.label: 0.0 for b in limits.bands}
+    bands = [(b, band_label(b)) for b in limits.bands]
+    st.band_s = {label: 0.0 for _b, label in bands}
     if not pts:
         return st
     st.first_ns, st.last_ns = pts[0][0], pts[-1][0]
@@ -216,11 +159,11 @@ def _stats(
     holds: list[float] = []
     for i, (ts, v) in enumerate(pts):
         nxt = pts[i + 1][0] if i + 1 < len(pts) else (end_ns if end_ns is not None else ts)
-        hold = max(0, min(nxt, ts + MAX_GAP_NS) - ts) / 1e9
+        hold = max(0, min(nxt, ts + limits.max_gap_ns) - ts) / 1e9
         holds.append(hold)
-        for b in limits.bands:
+        for b, label in bands:
             if b.beyond(v):
-                st.band_s[b.label] += hold
+                st.band_s[label] += hold
     st.held_s = sum(holds)
     weights = holds if st.held_s > 0 else [1.0] * len(values)
     st.mean = math.fsum(v * w for v, w in zip(values, weights, strict=True)) / sum(weights)
@@ -277,7 +220,7 @@ def build_report(
     by_series = _series_from_lines(rows, FIELD)
     series = [_stats(dev, meas, pts, end, limits) for (dev, meas), pts in sorted(by_series.items())]
     summary = SeriesStats("all devices (worst)", "", n=sum(s.n for s in series))
-    summary.band_s = {b.label: 0.0 for b in limits.bands}
+    summary.band_s = {band_label(b): 0.0 for b in limits.bands}
     present = [s for s in series if s.n]
     if present:
         summary.first_ns = min(s.first_ns for s in present if s.first_ns is not None)
@@ -490,7 +433,7 @@ def _chart(r: ShipmentReport, width: float, height: float) -> Any:
         col = palette[i % len(palette)]
         styles.append((col, 1.0, None))
         legend.append((col, _latin(dev)))
-    lims = [(b.limit, b.label) for b in r.limits.bands]
+    lims = [(b.limit, band_label(b)) for b in r.limits.bands]
     ys = [v for pts in curves.values() for _, v in pts] + [lim for lim, _ in lims]
     for lim, label in lims:
         data.append([(0.0, lim), (x_max, lim)])
@@ -639,11 +582,10 @@ def to_pdf(r: ShipmentReport) -> bytes:
 
     story.append(Paragraph("Time out of range", h2))
     if r.limits.bands:
-        band_rows = [["device", *[b.label for b in r.limits.bands]]]
+        labels = [band_label(b) for b in r.limits.bands]
+        band_rows = [["device", *labels]]
         for st in [r.summary, *r.series]:
-            band_rows.append(
-                [st.device, *[fmt_dur(st.band_s.get(b.label, 0.0)) for b in r.limits.bands]]
-            )
+            band_rows.append([st.device, *[fmt_dur(st.band_s.get(lb, 0.0)) for lb in labels]])
         story.append(table(band_rows))
     else:
         story.append(p("The profile defines no temperature bands."))
@@ -683,7 +625,7 @@ def report_for(
     registry: Any,
     shipment: Shipment,
     alerts: list[ReportAlert],
-    library: Any,
+    library: RuleLibrary | None,
     now_ns: int | None = None,
 ) -> ShipmentReport:
     """The report of a shipment from its registry rows (blocking: use a worker thread)."""

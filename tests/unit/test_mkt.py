@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alert_rules.context import EvalContext
 from alert_rules.kinds.mkt import MktRule
 from alert_rules.mkt import RollingMKT, mkt_c
 
@@ -119,17 +120,28 @@ def test_rolling_mkt_survives_dump_and_load() -> None:
     assert b.value() == a.value()
 
 
+CTX = EvalContext(0, 0, {})
+
+
 class Sink:
     def __init__(self) -> None:
         self.events: list[tuple[str, int, float | None]] = []
 
     def activate(
-        self, started: int, at: int, value: float | None, peak: float | None, message: str
+        self,
+        ctx: EvalContext,
+        started: int,
+        at: int,
+        value: float | None,
+        peak: float | None,
+        message: str,
     ) -> None:
         self.events.append(("on", at, value))
         self.message = message
 
-    def clear(self, ended: int, at: int, value: float | None, peak: float | None) -> None:
+    def clear(
+        self, ctx: EvalContext, ended: int, at: int, value: float | None, peak: float | None
+    ) -> None:
         self.events.append(("off", at, value))
 
 
@@ -140,17 +152,17 @@ def test_mkt_rule_alerts_above_limit_after_enough_coverage() -> None:
     minute = 60 * S
     t = 0
     for _ in range(24 * 60):
-        ev.feed(t, 5.0, None)  # type: ignore[arg-type]
+        ev.feed(CTX, t, 5.0, None)  # type: ignore[arg-type]
         t += minute
     assert sink.events == []
     while not sink.events:
-        ev.feed(t, 25.0, None)  # type: ignore[arg-type]
+        ev.feed(CTX, t, 25.0, None)  # type: ignore[arg-type]
         t += minute
     on_at, mkt_value = sink.events[0][1], sink.events[0][2]
     assert mkt_value is not None and 8.0 < mkt_value < 8.2
     assert "MKT over 1d" in sink.message
     for _ in range(48 * 60):
-        ev.feed(t, 5.0, None)  # type: ignore[arg-type]
+        ev.feed(CTX, t, 5.0, None)  # type: ignore[arg-type]
         t += minute
     assert [e[0] for e in sink.events] == ["on", "off"]
     assert sink.events[1][1] > on_at
@@ -160,8 +172,8 @@ def test_mkt_rule_waits_for_coverage() -> None:
     sink = Sink()
     ev = MktRule(id="mkt", limit=8.0, window="24h", min_coverage=0.5).build(sink)
     for i in range(11 * 60):  # 11 h at 30 °C: under half the window
-        ev.feed(i * 60 * S, 30.0, None)  # type: ignore[arg-type]
+        ev.feed(CTX, i * 60 * S, 30.0, None)  # type: ignore[arg-type]
     assert sink.events == []
     for i in range(11 * 60, 13 * 60):
-        ev.feed(i * 60 * S, 30.0, None)  # type: ignore[arg-type]
+        ev.feed(CTX, i * 60 * S, 30.0, None)  # type: ignore[arg-type]
     assert len(sink.events) == 1

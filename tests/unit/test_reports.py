@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from alert_rules import AlertStore, ManualClock, RulesConfig, RulesEngine
+from alert_rules import AlertStore, Band, ManualClock, RulesConfig, RulesEngine
 from gateway.core.reading import Reading
 from gateway.records.reports import (
-    BandSpec,
+    band_label,
     build_report,
     gather_alerts,
     profile_limits,
@@ -74,10 +74,10 @@ def pdf_text(pdf: bytes) -> str:
 def test_profile_limits_from_the_rules_library() -> None:
     lim = profile_limits(LIB, "vaccine_2_8")
     assert (lim.low, lim.high, lim.mkt_limit) == (2.0, 8.0, 8.0)
-    assert BandSpec(">", 8.0) in lim.bands and BandSpec("<", 2.0) in lim.bands
-    assert BandSpec("<=", -0.5) in lim.bands  # the WHO freeze alarm
+    assert Band(">", 8.0) in lim.bands and Band("<", 2.0) in lim.bands
+    assert Band("<=", -0.5) in lim.bands  # the WHO freeze alarm
     who = profile_limits(LIB, "who_shipping_indicator")
-    assert [b.label for b in who.bands] == ["≥ 45 °C", "≥ 30 °C", "≥ 10 °C", "≤ -0.5 °C"]
+    assert [band_label(b) for b in who.bands] == ["≥ 45 °C", "≥ 30 °C", "≥ 10 °C", "≤ -0.5 °C"]
     unknown = profile_limits(LIB, "nope")
     assert not unknown.known and unknown.bands == ()
 
@@ -115,6 +115,44 @@ def test_gaps_are_held_for_at_most_an_hour(reg: ShipmentRegistry) -> None:
     reg.stop(s.id, "olga", now_ns=T0 + 5 * 3600 * S + MIN)
     st = report_for(reg, reg.require(s.id), [], LIB, now_ns=T0).series[0]
     assert st.band_s["> 8 °C"] == pytest.approx(3600)
+
+
+def test_gaps_are_held_for_the_max_gap_of_the_profiles_rules(reg: ShipmentRegistry) -> None:
+    lib = RulesConfig.model_validate(
+        {
+            "profiles": {
+                "quick": {
+                    "rules": [
+                        {
+                            "id": "high",
+                            "kind": "threshold",
+                            "field": "temp_c",
+                            "high": 8,
+                            "inclusive": False,
+                            "max_gap": "10m",
+                        },
+                        {
+                            "id": "mkt",
+                            "kind": "mkt",
+                            "field": "temp_c",
+                            "limit": 8,
+                            "max_gap": "20m",
+                        },
+                    ]
+                }
+            }
+        }
+    ).library()
+    lim = lib.limits("quick", "temp_c")
+    assert lim.max_gap_ns == 10 * MIN and lim.bands == (Band(">", 8.0),) and lim.mkt_limit == 8
+    assert LIB.limits("vaccine_2_8", "temp_c").max_gap_ns == 3600 * S
+    s = reg.start("truck-7", "quick", "olga", now_ns=T0)
+    rs = [reading(T0, 12.0), reading(T0 + 5 * 3600 * S, 5.0)]
+    reg.enrich(rs)
+    reg.record(rs)
+    reg.stop(s.id, "olga", now_ns=T0 + 5 * 3600 * S + MIN)
+    st = report_for(reg, reg.require(s.id), [], lib, now_ns=T0).series[0]
+    assert st.band_s["> 8 °C"] == pytest.approx(600)
 
 
 def test_several_loggers_summary_is_the_worst(reg: ShipmentRegistry) -> None:

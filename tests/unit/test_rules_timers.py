@@ -11,17 +11,24 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alert_rules.context import EvalContext
 from alert_rules.timers import ENTER, NORMAL, STAY, UNKNOWN, CumulativeTimer, ExcursionTimer
+
+CTX = EvalContext(0, 0, {})
 
 
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, int, int]] = []
 
-    def on_activate(self, started: int, at: int, value: Any, peak: float | None) -> None:
+    def on_activate(
+        self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
+    ) -> None:
         self.events.append(("on", started, at))
 
-    def on_clear(self, ended: int, at: int, value: Any, peak: float | None) -> None:
+    def on_clear(
+        self, ctx: EvalContext, ended: int, at: int, value: Any, peak: float | None
+    ) -> None:
         self.events.append(("off", ended, at))
 
 
@@ -123,7 +130,7 @@ def test_excursion_timer_matches_brute_force(
     rec = Recorder()
     timer = ExcursionTimer(on, off, max_gap, high=True)
     for t, s in samples:
-        timer.feed(t, s, float(t), rec)
+        timer.feed(CTX, t, s, float(t), rec)
     assert rec.events == ref_excursion(samples, on, off, max_gap)
 
 
@@ -136,7 +143,7 @@ def test_cumulative_window_matches_brute_force(
     rec = Recorder()
     timer = CumulativeTimer(duration, window, max_gap, high=True)
     for t, s in samples:
-        timer.feed(t, s, float(t), rec, None)
+        timer.feed(CTX, t, s, float(t), rec, None)
     assert rec.events == ref_cumulative(
         [(t, s, None) for t, s in samples], duration, window, max_gap
     )
@@ -150,7 +157,7 @@ def test_cumulative_shipment_matches_brute_force(
     rec = Recorder()
     timer = CumulativeTimer(duration, None, max_gap, high=True)
     for t, s, k in samples:
-        timer.feed(t, s, float(t), rec, k)
+        timer.feed(CTX, t, s, float(t), rec, k)
     assert rec.events == ref_cumulative(samples, duration, None, max_gap)
 
 
@@ -164,14 +171,14 @@ def test_excursion_timer_resumes_from_snapshot(
     whole, parts = Recorder(), Recorder()
     a = ExcursionTimer(on, off, max_gap, True)
     for t, s in samples:
-        a.feed(t, s, 1.0, whole)
+        a.feed(CTX, t, s, 1.0, whole)
     b = ExcursionTimer(on, off, max_gap, True)
     for t, s in samples[:cut]:
-        b.feed(t, s, 1.0, parts)
+        b.feed(CTX, t, s, 1.0, parts)
     c = ExcursionTimer(on, off, max_gap, True)
     c.load(b.dump())
     for t, s in samples[cut:]:
-        c.feed(t, s, 1.0, parts)
+        c.feed(CTX, t, s, 1.0, parts)
     assert parts.events == whole.events
 
 
@@ -179,10 +186,10 @@ def test_single_event_exact_times_from_sparse_readings() -> None:
     """A 60-unit timer fires at run start + 60 even if the revealing reading comes later."""
     rec = Recorder()
     timer = ExcursionTimer(60, 0, 1000, high=False)
-    timer.feed(0, ENTER, -1.0, rec)
-    timer.feed(45, ENTER, -2.0, rec)
+    timer.feed(CTX, 0, ENTER, -1.0, rec)
+    timer.feed(CTX, 45, ENTER, -2.0, rec)
     assert rec.events == []
-    timer.feed(90, NORMAL, 5.0, rec)
+    timer.feed(CTX, 90, NORMAL, 5.0, rec)
     assert rec.events == [("on", 0, 60), ("off", 90, 90)]
     assert timer.peak == -2.0
 
@@ -190,12 +197,12 @@ def test_single_event_exact_times_from_sparse_readings() -> None:
 def test_gap_longer_than_max_gap_breaks_a_single_event() -> None:
     rec = Recorder()
     timer = ExcursionTimer(60, 0, 30, high=True)
-    timer.feed(0, ENTER, 9.0, rec)
-    timer.feed(50, ENTER, 9.0, rec)  # [30, 50) unknown: the run restarts at 50
-    timer.feed(75, ENTER, 9.0, rec)
-    timer.feed(100, ENTER, 9.0, rec)
+    timer.feed(CTX, 0, ENTER, 9.0, rec)
+    timer.feed(CTX, 50, ENTER, 9.0, rec)  # [30, 50) unknown: the run restarts at 50
+    timer.feed(CTX, 75, ENTER, 9.0, rec)
+    timer.feed(CTX, 100, ENTER, 9.0, rec)
     assert rec.events == []
-    timer.feed(110, ENTER, 9.0, rec)
+    timer.feed(CTX, 110, ENTER, 9.0, rec)
     assert rec.events == [("on", 50, 110)]
 
 
@@ -203,10 +210,12 @@ class PointRecorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, int, int]] = []
 
-    def activate(self, started: int, at: int, value: Any, peak: Any, message: str) -> None:
+    def activate(
+        self, ctx: EvalContext, started: int, at: int, value: Any, peak: Any, message: str
+    ) -> None:
         self.events.append(("on", started, at))
 
-    def clear(self, ended: int, at: int, value: Any, peak: Any) -> None:
+    def clear(self, ctx: EvalContext, ended: int, at: int, value: Any, peak: Any) -> None:
         self.events.append(("off", ended, at))
 
 
@@ -239,7 +248,7 @@ def test_threshold_rule_with_deadband_matches_brute_force(
     rec = PointRecorder()
     ev = rule.build(rec)
     for i, v in enumerate(values):
-        ev.feed(i * minute, v, None)  # type: ignore[arg-type]
+        ev.feed(CTX, i * minute, v, None)  # type: ignore[arg-type]
 
     def status(v: float) -> int:
         if v != v:
