@@ -21,7 +21,7 @@ from gateway.api.models import (
 )
 from gateway.api.signing import verify_signature
 from gateway.records.audit import Signature
-from gateway.records.reports import gather_alerts, report_for, to_csv, to_pdf
+from gateway.records.reports import content_digest, gather_alerts, report_for, to_csv, to_pdf
 from gateway.records.shipments import Shipment, ShipmentError
 from gateway.records.users import Perm
 
@@ -195,7 +195,7 @@ async def approve_shipment(
     await verify_signature(request, p, body.password, "shipment", s.id)
     alerts = gather_alerts(ctx.alert_store, s)
     report = await asyncio.to_thread(report_for, ctx.shipments, s, alerts, ctx.rule_library())
-    digest = report.content_digest()
+    digest = content_digest(report)
     now = time.time_ns()
     try:
         old, new = ctx.shipments.approve(
