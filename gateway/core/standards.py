@@ -55,3 +55,12 @@ DEFAULT_MAX_GAP_S = 3600.0
 the value is unknown. Rules make it configurable (`max_gap`); reports follow the profile's."""
 ON_OFF_MAX_GAP_S = 86_400.0
 """The same for signals that report on change only: battery level, door, mains power."""
+
+# -- China GSP annex on automatic temperature and humidity monitoring (药品经营质量管理规范 附录)
+
+GSP_RECORD_STORAGE_S = 30 * 60.0
+"""A record at least every 30 minutes in storage (warehouses, cold rooms)."""
+GSP_RECORD_TRANSPORT_S = 5 * 60.0
+"""A record at least every 5 minutes in transport (refrigerated trucks, containers)."""
+GSP_RECORD_OUT_OF_RANGE_S = 2 * 60.0
+"""A record at least every 2 minutes while the temperature is out of range."""

@@ -4,10 +4,11 @@ stats.py builds the content, csvfile.py and pdf.py render it.
 
 Source of the readings: the shipment registry's `shipment_readings` table (every reading tagged
 with the shipment, kept as its journal line), not the journal, which deletes rows after
-`retention_hours`. Statistics follow the rules engine's conventions (docs/rules.md): each reading
-holds its value until the next reading of the same device, for at most the profile rules'
-`max_gap` (1 h unless the rules say otherwise); the mean and MKT are weighted by that hold time,
-and time out of range per band is the hold time spent beyond each limit. With several loggers on
+`retention_hours`. Each reading holds its value until the next reading of the same device, but
+never longer than the device's logging interval (learned as the median spacing of its readings)
+nor the profile rules' `max_gap` (alert_rules/weighting.py); the mean and MKT are weighted by
+that hold time, and time out of range per band is the hold time spent beyond each limit. So the
+figures do not depend on when the shipment was stopped. With several loggers on
 one asset, the summary is the worst logger's.
 
 Bands and limits come from the shipment's product profile, as the rules library states them

@@ -14,6 +14,7 @@ from typing import Any
 
 from alert_rules import Band, ProfileLimits, RuleLibrary
 from alert_rules.mkt import mkt_c
+from alert_rules.weighting import hold_ns
 from gateway.core.lineprotocol import LineProtocolError, parse_line
 from gateway.records.shipments import Shipment
 
@@ -125,7 +126,6 @@ def _stats(
     device: str,
     measurement: str,
     pts: Sequence[tuple[int, float]],
-    end_ns: int | None,
     limits: ProfileLimits,
 ) -> SeriesStats:
     st = SeriesStats(device, measurement, n=len(pts))
@@ -136,11 +136,8 @@ def _stats(
     st.first_ns, st.last_ns = pts[0][0], pts[-1][0]
     values = [v for _, v in pts]
     st.min, st.max = min(values), max(values)
-    holds: list[float] = []
-    for i, (ts, v) in enumerate(pts):
-        nxt = pts[i + 1][0] if i + 1 < len(pts) else (end_ns if end_ns is not None else ts)
-        hold = max(0, min(nxt, ts + limits.max_gap_ns) - ts) / 1e9
-        holds.append(hold)
+    holds = [h / 1e9 for h in hold_ns([ts for ts, _ in pts], limits.max_gap_ns)]
+    for (_ts, v), hold in zip(pts, holds, strict=True):
         for b, label in bands:
             if b.beyond(v):
                 st.band_s[label] += hold
@@ -196,9 +193,8 @@ def build_report(
     now_ns: int,
 ) -> ShipmentReport:
     """Statistics of the shipment's readings: rows are (measurement, device, ts_ns, line)."""
-    end = shipment.stopped_at_ns
     by_series = _series_from_lines(rows, FIELD)
-    series = [_stats(dev, meas, pts, end, limits) for (dev, meas), pts in sorted(by_series.items())]
+    series = [_stats(dev, meas, pts, limits) for (dev, meas), pts in sorted(by_series.items())]
     summary = SeriesStats("all devices (worst)", "", n=sum(s.n for s in series))
     summary.band_s = {band_label(b): 0.0 for b in limits.bands}
     present = [s for s in series if s.n]
@@ -219,8 +215,6 @@ def build_report(
     curves = {s_key[0]: _downsample(pts) for s_key, pts in sorted(by_series.items())}
     return ShipmentReport(shipment, limits, now_ns, series, summary, alerts, curves)
 
-
-# -- CSV --------------------------------------------------------------------------------------
 
 
 def report_for(
