@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from alert_rules.model import ACTIVATIONS, Alert, AlertState
 from alert_rules.store import AlertStore
 from gateway.reading import Reading
+from gateway.schema import KPI_MEASUREMENT
 
-KPI_MEASUREMENT = "alarm_kpi"
 MIN_NS = 60 * 1_000_000_000
 FLOOD_WINDOW_NS = 10 * MIN_NS
 FLOOD_LIMIT = 10

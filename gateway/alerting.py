@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from alert_rules import AlertEvent, AlertStore, RulesEngine, alert_event_to_reading
+from gateway.eventtime import in_store_range
 from gateway.ingest import JournalWriter
 from gateway.journal import Journal
 from gateway.lineprotocol import LineProtocolError, decode
@@ -87,8 +88,8 @@ class Alerting:
                     r = decode(row.line, row.received_ns)
                 except LineProtocolError:
                     continue
-                if r.measurement in RULE_MEASUREMENTS:
-                    batch.append(r)
+                if r.measurement in RULE_MEASUREMENTS and in_store_range(r.ts_ns):
+                    batch.append(r)  # (rows older than the event-time checks may hold year 0)
             self.publish(self.engine.process(batch))
             fed += len(batch)
             await asyncio.sleep(0)

@@ -67,6 +67,12 @@ GATEWAY = Measurement(
         "notifications_dropped",
     ),
 )
+KPI_MEASUREMENT = "alarm_kpi"
+"""Alarm KPIs of the rules engine (alert_rules/kpi.py)."""
+
+RESERVED_MEASUREMENTS = frozenset({ALERT.name, CYCLE.name, GATEWAY.name, KPI_MEASUREMENT})
+"""Written by the gateway about itself: no collector may write them (a device could otherwise
+raise the gateway's own health alerts)."""
 
 MEASUREMENTS: dict[str, Measurement] = {
     m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY)

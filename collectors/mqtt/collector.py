@@ -27,7 +27,7 @@ from collectors.mqtt.topics import TopicRouter
 from gateway.config import MqttBrokerConfig
 from gateway.metrics import Counters
 from gateway.ports import Ingest
-from gateway.reading import DeadLetter, Reading
+from gateway.reading import DeadLetter, Reading, internal_error
 
 log = logging.getLogger("vigil.mqtt")
 
@@ -101,6 +101,15 @@ def client_for(broker: MqttBrokerConfig, *, client_id: str | None = None) -> aio
     )
 
 
+def _payload_bytes(payload: object) -> bytes:
+    """aiomqtt hands payloads as bytes, or bytearray, str, int, float, None."""
+    if isinstance(payload, bytearray | memoryview):
+        return bytes(payload)
+    if payload is None:
+        return b""
+    return str(payload).encode("utf-8", "backslashreplace")
+
+
 class MqttCollector:
     def __init__(
         self,
@@ -114,7 +123,9 @@ class MqttCollector:
         self.ingest = ingest
         self.counters = counters
         self.router = TopicRouter(config.subscriptions)
-        self.parser = MessageParser(config.max_payload_bytes, config.max_future_skew_s)
+        self.parser = MessageParser(
+            config.max_payload_bytes, config.max_future_skew_s, config.min_event_time
+        )
         self.connected = asyncio.Event()
         self._session = 0
         """Bumped on each connection: an acknowledgement is only valid on the one it came on."""
@@ -172,27 +183,40 @@ class MqttCollector:
             acks: list[tuple[int, int]] = []
             received_ns = time.time_ns()
             for msg in batch:
-                topic = msg.topic.value
-                payload = msg.payload
-                if not isinstance(payload, bytes):
-                    payload = str(payload).encode()
-                route = match(topic)
-                if route is None:
-                    dead.append(
-                        DeadLetter(
-                            topic,
-                            payload,
-                            "no subscription template matches this topic",
-                            received_ns,
+                # Whatever goes wrong with one message dead-letters that message: raising out of
+                # this loop would restart the collector, and the broker would redeliver the same
+                # unacknowledged message to crash it again.
+                topic, payload = "", b""
+                try:
+                    topic = msg.topic.value
+                    payload = msg.payload
+                    if not isinstance(payload, bytes):
+                        payload = _payload_bytes(payload)
+                    route = match(topic)
+                    if route is None:
+                        dead.append(
+                            DeadLetter(
+                                topic,
+                                payload,
+                                "no subscription template matches this topic",
+                                received_ns,
+                            )
                         )
-                    )
-                else:
-                    r, d = parse(route[0], topic, route[1], payload, received_ns)
-                    readings += r
-                    if d:
-                        dead += d
-                if msg.qos:
-                    acks.append((msg.mid, msg.qos))
+                    elif route.problem:
+                        dead.append(DeadLetter(topic, payload, route.problem, received_ns))
+                    else:
+                        r, d = parse(route.sub, topic, route.tags, payload, received_ns)
+                        readings += r
+                        if d:
+                            dead += d
+                except Exception as e:
+                    body = payload if isinstance(payload, bytes) else b""
+                    dead.append(DeadLetter(str(topic), body, internal_error(e), received_ns))
+                try:
+                    if msg.qos:  # a dead-lettered message is as durable as a reading: acked
+                        acks.append((msg.mid, msg.qos))
+                except Exception:
+                    log.exception("cannot read a message's id; it will be redelivered")
             counters.readings_parsed += len(readings)
             await submit(readings, dead, self._acker(paho, session, acks) if acks else None)
 

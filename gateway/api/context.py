@@ -16,6 +16,7 @@ from gateway.auth import (
     UserStore,
     load_or_create_key,
 )
+from gateway.eventtime import in_store_range
 from gateway.journal import Journal
 from gateway.lineprotocol import LineProtocolError, decode
 from gateway.metrics import Counters
@@ -52,8 +53,8 @@ class LiveReadings:
         latest = self._latest
         with self._lock:
             for r in readings:
-                if r.measurement in INTERNAL_MEASUREMENTS:
-                    continue
+                if r.measurement in INTERNAL_MEASUREMENTS or not in_store_range(r.ts_ns):
+                    continue  # an event time outside 1970..2262 (old journal rows) is not shown
                 key = (r.measurement, r.tags.get("device", ""))
                 old = latest.get(key)
                 if old is None:
