@@ -23,7 +23,8 @@ from gateway.reading import Reading
 
 log = logging.getLogger("vigil.alerting")
 
-RULE_MEASUREMENTS = frozenset({"coldchain", "process"})
+RULE_MEASUREMENTS = frozenset({"coldchain", "process", "vigil_gateway"})
+"""What rules see: devices' readings and the gateway's own health (`journal_fill`)."""
 REPLAY_CHUNK = 5000
 
 EventSink = Callable[[AlertEvent], None]
@@ -120,7 +121,7 @@ class Alerting:
     async def flush(self) -> None:
         if self._out:
             out, self._out = self._out, []
-            await self.writer.submit(out)
+            await self.writer.submit(out, internal=True)  # alarms must get through a full journal
 
     async def close(self) -> None:
         """At shutdown, once the journal writer's queue is drained: save rule state and queue

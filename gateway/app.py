@@ -1,7 +1,9 @@
 """The gateway: collectors → journal writer → sinks and listeners, supervised; stops cleanly.
 
 Shutdown order (SIGTERM/SIGINT, within 10 s): stop collectors (nothing new arrives), commit what is
-queued (and acknowledge it), give sinks the remaining time to forward, close the journal.
+queued (and acknowledge it) as far as the journal's budget allows, give sinks the remaining time to
+forward, close the journal. A full journal never delays the stop: what does not fit is left
+unacknowledged for the broker to deliver again.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Gateway:
             queue_messages=cfg.journal.queue_messages,
             max_batch_readings=cfg.journal.max_batch_readings,
             listeners=self.listeners,
+            gateway_name=cfg.gateway.name,
         )
         self.collectors: dict[str, Callable[[], object]] = {}
         for i, c in enumerate(cfg.collectors):
@@ -171,7 +174,7 @@ class Gateway:
                 await asyncio.to_thread(self.journal.prune)
                 next_prune = now + 60
             point = self.counters.point(self.config.gateway.name, self.supervisor.restarts)
-            await self.writer.submit([point])
+            await self.writer.submit([point], internal=True)
 
     def _extra_metrics(self) -> Iterator[Metric]:
         restarts = CounterMetricFamily(
@@ -185,7 +188,7 @@ class Gateway:
         c = self.counters
         c.update_rate()
         c.journal_bytes = self.journal.file_bytes()
-        c.check_fill(self.journal.fill_ratio())
+        c.check_fill(self.writer.fill_now())
         c.journal_backlog = self.journal.backlog(self.sink.name) if self.sink else 0
         if self.notifier is not None:
             c.notifications_dropped = self.notifier.notifications_dropped

@@ -65,8 +65,12 @@ GATEWAY = Measurement(
         "quarantined",
         "restarts",
         "notifications_dropped",
+        "journal_fill",
     ),
 )
+"""`journal_fill`: share of journal.max_bytes in use (a ratio; at least 1.0 while readings wait
+for room). Also written at once when it crosses 80 %, 95 % or 100 %, for the gateway_health
+rules."""
 KPI_MEASUREMENT = "alarm_kpi"
 """Alarm KPIs of the rules engine (alert_rules/kpi.py)."""
 
