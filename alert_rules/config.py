@@ -34,6 +34,10 @@ from alert_rules.units import Duration, to_ns
 
 BUILTIN_PACKS_DIR = Path(__file__).parent / "packs"
 MATCH_KEYS = ("site", "asset", "device", "line", "equipment")
+GATEWAY_MEASUREMENT = "vigil_gateway"
+"""The gateway's own readings (`journal_fill`, counters): only bindings naming it exactly see it."""
+GATEWAY_HEALTH_PROFILE = "gateway_health"
+"""Built-in profile bound to GATEWAY_MEASUREMENT unless `rules.gateway_health` is false."""
 
 
 class RulesConfigError(ValueError):
@@ -124,7 +128,11 @@ class Binding(BaseModel):
         return [v] if isinstance(v, str) else v
 
     def matches(self, measurement: str, tags: dict[str, str]) -> bool:
-        if self.measurement is not None and not fnmatchcase(measurement, self.measurement):
+        if measurement == GATEWAY_MEASUREMENT:
+            # a catch-all binding must not put cold-chain rules (stale data...) on the gateway
+            if self.measurement != GATEWAY_MEASUREMENT:
+                return False
+        elif self.measurement is not None and not fnmatchcase(measurement, self.measurement):
             return False
         for key in MATCH_KEYS:
             pattern = getattr(self, key)
@@ -166,6 +174,9 @@ class RulesConfig(BaseModel):
     kpi_interval: Duration = Field(default=60.0, gt=0)
     snapshot_interval: Duration = Field(default=60.0, gt=0)
     """How often rule state is saved to the store (and at close)."""
+    gateway_health: bool = True
+    """Bind the `gateway_health` profile (journal fill alarms) to the gateway's own
+    `vigil_gateway` readings, without a binding of your own. False: no such binding is added."""
 
     def library(self, base_dir: Path | str | None = None) -> RuleLibrary:
         """Load the packs and check every reference; raises RulesConfigError."""
@@ -243,6 +254,12 @@ class RuleLibrary:
         self.descriptions = descriptions
         self._compiled: dict[tuple[str, str], CompiledRule] = {}
         self._cache: dict[tuple[Any, ...], list[CompiledRule]] = {}
+        self.bindings: list[Binding] = list(config.bindings)
+        """The configured bindings plus the implicit gateway_health one."""
+        if config.gateway_health and GATEWAY_HEALTH_PROFILE in profiles:
+            self.bindings.append(
+                Binding(profile=[GATEWAY_HEALTH_PROFILE], measurement=GATEWAY_MEASUREMENT)
+            )
 
     @classmethod
     def build(cls, config: RulesConfig, base_dir: Path) -> RuleLibrary:
@@ -346,11 +363,16 @@ class RuleLibrary:
             spec = _merge(spec, overrides)
         cfg = self.config
         after = spec.escalate_after or cfg.escalation.by_priority.get(spec.priority)
+        # the alert text (`message`) is no part of the rule's state: leaving it out keeps saved
+        # state across a change of wording (and across the version that added the key)
+        state_keys = spec.model_dump_json(
+            exclude={"message"} if "message" in type(spec).model_fields else None
+        )
         compiled = CompiledRule(
             id=f"{origin}.{spec.id}",
             profile=origin,
             spec=spec,
-            fingerprint=hashlib.sha1(spec.model_dump_json().encode()).hexdigest()[:16],
+            fingerprint=hashlib.sha1(state_keys.encode()).hexdigest()[:16],
             priority=spec.priority,
             latching=spec.latching,
             shelvable=spec.shelvable,
@@ -368,7 +390,7 @@ class RuleLibrary:
         if hit is not None:
             return hit
         chosen: dict[str, CompiledRule] = {}
-        for b in self.config.bindings:
+        for b in self.bindings:
             if not b.matches(measurement, tags):
                 continue
             for prof_name in b.profile:

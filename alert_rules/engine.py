@@ -52,11 +52,14 @@ SNAPSHOT_CHUNK = 100
 
 
 def source_of(tags: dict[str, str]) -> str:
-    """The alert `source`: site/asset/device for cold chain, line/equipment/device for process."""
+    """The alert `source`: site/asset/device for cold chain, line/equipment/device for process,
+    the gateway's name for its own health (`vigil_gateway` readings carry only `gateway`)."""
     if "site" in tags or "asset" in tags:
         keys: tuple[str, ...] = ("site", "asset", "device")
     elif "line" in tags or "equipment" in tags:
         keys = ("line", "equipment", "device")
+    elif not tags.get("device") and tags.get("gateway"):
+        keys = ("gateway",)
     else:
         keys = ("device",)
     return "/".join(tags[k] for k in keys if tags.get(k))

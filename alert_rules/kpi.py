@@ -16,9 +16,8 @@ from dataclasses import asdict, dataclass
 from alert_rules.model import ACTIVATIONS, Alert, AlertState
 from alert_rules.store import AlertStore
 from gateway.core.reading import Reading
-from gateway.core.schema import ALARM_KPI
+from gateway.core.schema import KPI_MEASUREMENT
 
-KPI_MEASUREMENT = ALARM_KPI.name
 MIN_NS = 60 * 1_000_000_000
 FLOOD_WINDOW_NS = 10 * MIN_NS
 FLOOD_LIMIT = 10

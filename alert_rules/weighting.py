@@ -29,6 +29,4 @@ def hold_ns(ts_ns: Sequence[int], gap_limit_ns: int, interval_ns: int | None = N
     interval = interval_ns or learned_interval_ns(ts_ns) or gap_limit_ns
     cap = min(interval, gap_limit_ns)
     n = len(ts_ns)
-    return [
-        max(0, min(ts_ns[i + 1] - ts_ns[i], cap)) if i + 1 < n else cap for i in range(n)
-    ]
+    return [max(0, min(ts_ns[i + 1] - ts_ns[i], cap)) if i + 1 < n else cap for i in range(n)]

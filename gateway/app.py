@@ -6,7 +6,9 @@ records are opened here, not by the API: shipment tags and the audit of config c
 depend on whether the web API runs.
 
 Shutdown order (SIGTERM/SIGINT, within 10 s): stop collectors (nothing new arrives), commit what is
-queued (and acknowledge it), give sinks the remaining time to forward, close the journal.
+queued (and acknowledge it) as far as the journal's budget allows, give sinks the remaining time to
+forward, close the journal. A full journal never delays the stop: what does not fit is left
+unacknowledged for the broker to deliver again.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Gateway:
             queue_messages=cfg.journal.queue_messages,
             max_batch_readings=cfg.journal.max_batch_readings,
             listeners=self.listeners,
+            gateway_name=cfg.gateway.name,
         )
         self.records = Records.open(cfg.gateway.data_dir)
         shipments = self.records.shipments
@@ -186,7 +189,7 @@ class Gateway:
                 await asyncio.to_thread(self.journal.prune)
                 next_prune = now + 60
             point = self.counters.point(self.config.gateway.name, self.supervisor.restarts)
-            await self.writer.submit([point])
+            await self.writer.submit([point], internal=True)
 
     def sources(self) -> list[SourceStatus]:
         """Every collector's devices and connections, online or not."""
@@ -204,7 +207,7 @@ class Gateway:
         c = self.counters
         c.update_rate()
         c.journal_bytes = self.journal.file_bytes()
-        c.check_fill(self.journal.fill_ratio())
+        c.check_fill(self.writer.fill_now())
         c.journal_backlog = self.journal.backlog(self.sink.name) if self.sink else 0
         if self.notifier is not None:
             c.notifications_dropped = self.notifier.notifications_dropped

@@ -21,6 +21,7 @@ from alert_rules.context import EvalContext
 from alert_rules.model import Priority
 from alert_rules.timers import ENTER, NORMAL, STAY, UNKNOWN
 from alert_rules.units import Duration
+from gateway.core.eventtime import fmt_ns
 from gateway.core.reading import FieldValue, Reading
 
 
@@ -105,7 +106,10 @@ class RuleBase(BaseModel):
 
 
 def fmt_ts(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):  # outside what datetime shows: never raise
+        return fmt_ns(ns)
 
 
 def num(value: FieldValue) -> float | None:

@@ -7,9 +7,10 @@ Limits are inclusive unless `inclusive: false` (then "> 8" rather than "≥ 8").
 
 from __future__ import annotations
 
+import string
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from alert_rules.context import EvalContext
 from alert_rules.kinds.base import (
@@ -41,8 +42,19 @@ class ThresholdRule(RuleBase):
     max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
     """A reading holds its value at most this long; beyond it the signal is unknown."""
     unit: str = ""
+    message: str | None = None
+    """The alert's text instead of the generated one; placeholders {value}, {limit}, {peak},
+    {field}, {unit}, {op}, {since} with format specs, e.g. "journal at {value:.0%} of its size
+    budget" (the gateway_health pack)."""
 
     _one_limit = model_validator(mode="after")(check_one_limit)
+
+    @field_validator("message")
+    @classmethod
+    def _valid_message(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_message(v)
+        return v
 
     def build(self, point: PointSink) -> Evaluator:
         return ExcursionEvaluator(
@@ -54,13 +66,32 @@ class ThresholdRule(RuleBase):
             to_ns(self.max_gap),
             self.unit,
             "",
+            self.message or "",
         )
+
+
+MESSAGE_FIELDS = ("value", "limit", "peak", "field", "unit", "op", "since")
+
+
+def check_message(template: str) -> None:
+    """Refuse a message template that names anything but MESSAGE_FIELDS or does not format."""
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is not None and name not in MESSAGE_FIELDS:
+            raise ValueError(
+                f"message: unknown placeholder {{{name}}} (known: {', '.join(MESSAGE_FIELDS)})"
+            )
+    try:
+        template.format(
+            value=1.0, limit=1.0, peak=1.0, field="f", unit="", op="≥", since="2026-01-01T00:00:00Z"
+        )
+    except (ValueError, IndexError, KeyError) as e:
+        raise ValueError(f"message: {e}") from None
 
 
 class ExcursionEvaluator(Evaluator):
     """A limit feeding an ExcursionTimer: threshold, duration (instant/single), battery."""
 
-    __slots__ = ("label", "limit", "timer", "unit")
+    __slots__ = ("label", "limit", "message", "timer", "unit")
 
     def __init__(
         self,
@@ -72,12 +103,14 @@ class ExcursionEvaluator(Evaluator):
         max_gap: int,
         unit: str,
         label: str,
+        message: str = "",
     ) -> None:
         super().__init__(field, point)
         self.limit = limit
         self.timer = ExcursionTimer(on_delay, off_delay, max_gap, limit.high)
         self.unit = unit
         self.label = label
+        self.message = message
 
     def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = value if value.__class__ is float else num(value)
@@ -88,6 +121,22 @@ class ExcursionEvaluator(Evaluator):
         self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
     ) -> None:
         lim = self.limit
+        if self.message:
+            try:
+                text = self.message.format(
+                    value=value,
+                    limit=lim.limit,
+                    peak=peak if peak is not None else value,
+                    field=self.field,
+                    unit=self.unit,
+                    op=lim.op,
+                    since=fmt_ts(started),
+                )
+            except (ValueError, TypeError, IndexError, KeyError):  # e.g. {value:.0%} of None
+                pass
+            else:
+                self.point.activate(ctx, started, at, value, peak, text)
+                return
         text = f"{self.field} {lim.op} {fmt_num(lim.limit)}{self.unit}"
         if self.timer.on_delay:
             text += f" for {fmt_duration(self.timer.on_delay / 1e9)}"

@@ -28,7 +28,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -46,21 +45,19 @@ from collectors.modbus.decode import (
     registers_to_bytes,
 )
 from collectors.modbus.planner import ReadRequest
+from gateway.core.eventtime import DEFAULT_MIN_EVENT_NS, EventWindow, dt_to_ns, fmt_ns
+from gateway.core.lineprotocol import name_problem
 from gateway.core.metrics import Counters, Stats
 from gateway.core.ports import Ingest, SourceStatus
-from gateway.core.reading import DeadLetter, FieldValue, Reading
+from gateway.core.reading import DeadLetter, FieldValue, Reading, internal_error
 from gateway.core.schema import PROCESS
 
 log = logging.getLogger("vigil.collectors.modbus")
 
 
 def _iso(ns: int) -> str:
-    """UTC time with milliseconds, for dead-letter reasons."""
-    try:
-        dt = datetime.fromtimestamp(ns / 1e9, UTC)
-    except (OverflowError, OSError, ValueError):
-        return f"{ns} ns"
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC time with milliseconds, for dead-letter reasons (never raises)."""
+    return fmt_ns(ns)
 
 
 MEASUREMENT = PROCESS.name
@@ -114,6 +111,8 @@ class ModbusStats(Stats):
     state_changes: int = 0
     device_errors: int = 0
     """Unexpected exceptions caught in a device task (bugs); the task carries on."""
+    internal_errors: int = 0
+    """Responses whose decoding raised something unexpected: dead-lettered with their items."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,23 +187,29 @@ class _Device:
     """The device's clock register, when its map has one."""
     last_clock_ns: int = 0
     """Device time of the last reading let through: the clock may not go back behind it."""
+    min_event_ns: int = DEFAULT_MIN_EVENT_NS
+    """The device's `min_event_time`: an earlier clock is refused."""
 
 
 def clock_problem(
-    name: str, clock_ns: int, last_ns: int, received_ns: int, max_future_skew_s: float
+    name: str,
+    clock_ns: int,
+    last_ns: int,
+    received_ns: int,
+    max_future_skew_s: float,
+    min_ns: int = DEFAULT_MIN_EVENT_NS,
 ) -> str:
     """Why a device clock reading cannot be an event time, or "" when it can.
 
-    Refused: more than `max_future_skew_s` ahead of the gateway's clock (`received_ns`), or
-    earlier than the device time last let through (`last_ns`; 0: none yet). An unchanged clock
-    (a seconds clock polled faster than it ticks) is not going backwards and passes.
+    Refused: outside the event-time window (gateway/core/eventtime.py: before `min_ns`, the
+    device's `min_event_time`, or more than `max_future_skew_s` ahead of the gateway's clock
+    `received_ns`), or earlier than the device time last let through (`last_ns`; 0: none yet).
+    An unchanged clock (a seconds clock polled faster than it ticks) is not going backwards and
+    passes.
     """
-    ahead = clock_ns - received_ns
-    if ahead > max_future_skew_s * 1e9:
-        return (
-            f"{name}: device clock {_iso(clock_ns)} is {ahead / 1e9:.1f} s ahead of the "
-            f"gateway (max_future_skew_s={max_future_skew_s:g})"
-        )
+    why = EventWindow(min_ns, max_future_skew_s).problem(clock_ns, received_ns)
+    if why:
+        return f"{name}: device clock {_iso(clock_ns)} {why}"
     if clock_ns < last_ns:
         return (
             f"{name}: device clock went backwards by {(last_ns - clock_ns) / 1e9:.3f} s "
@@ -243,6 +248,7 @@ class ModbusCollector:
                     plan=plan,
                     status=DeviceStatus(spec.name, source, len(plan)),
                     clock=config.clock_for(spec),
+                    min_event_ns=max(0, dt_to_ns(spec.min_event_time)),
                     base_tags={
                         "line": spec.line or "",
                         "equipment": spec.equipment_tag,
@@ -398,7 +404,34 @@ class ModbusCollector:
         dev.retry_at = 0.0
         if dev.status.online is not True:
             self._set_state(dev, True, "")
-        return self._emit(dev, payloads, ts_ns, received_ns, queue=queue)
+        try:
+            return self._emit(dev, payloads, ts_ns, received_ns, queue=queue)
+        except Exception as e:
+            # One response that cannot be decoded or emitted, for whatever reason, is kept as
+            # a dead letter with its raw items; the device's loop goes on.
+            self._internal_dead_letter(dev, payloads, e)
+            return None
+
+    def _internal_dead_letter(
+        self, dev: _Device, payloads: list[list[int] | list[bool]], exc: Exception
+    ) -> None:
+        self.stats.internal_errors += 1
+        log.exception(
+            "modbus response could not be handled; dead-lettered", extra={"device": dev.spec.name}
+        )
+        try:
+            requests = [
+                {"fc": req.fc, "address": req.address, "count": req.count, "items": items}
+                for req, items in zip(
+                    dev.plan, ([int(v) for v in p] for p in payloads), strict=False
+                )
+            ]
+            body = orjson.dumps({"device": dev.spec.name, "requests": requests})
+        except Exception:
+            body = repr(payloads).encode("utf-8", "backslashreplace")
+        self._pending_dead.append(DeadLetter(dev.status.source, body, internal_error(exc)))
+        self.stats.dead_letters += 1
+        self._wake.set()
 
     async def _read_all(self, dev: _Device) -> list[list[int] | list[bool]]:
         spec = dev.spec
@@ -509,6 +542,10 @@ class ModbusCollector:
                         value = finish(p, bool(payload[off]))
                     else:
                         value = decode_point(p, raw[off * 2 : (off + p.count) * 2])
+                    if p.tag:  # a PLC string can hold what line protocol cannot carry
+                        why = name_problem("tag value", str(value)) if str(value) else ""
+                        if why:
+                            raise DecodeError(why)
                 except DecodeError as e:
                     self.stats.decode_errors += 1
                     reason = f"{p.name}: {e}"
@@ -559,7 +596,12 @@ class ModbusCollector:
         assert dev.clock is not None
         dev.status.clock_offset_s = (clock_ns - received_ns) / 1e9
         return clock_problem(
-            dev.clock.name, clock_ns, dev.last_clock_ns, received_ns, dev.spec.max_future_skew_s
+            dev.clock.name,
+            clock_ns,
+            dev.last_clock_ns,
+            received_ns,
+            dev.spec.max_future_skew_s,
+            dev.min_event_ns,
         )
 
     def _clock_state(self, dev: _Device, error: str) -> None:

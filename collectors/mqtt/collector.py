@@ -23,9 +23,18 @@ from collectors.mqtt.parse import MessageParser
 from collectors.mqtt.topics import TopicRouter
 from gateway.core.metrics import Counters
 from gateway.core.ports import Ingest, SourceStatus
-from gateway.core.reading import DeadLetter, Reading
+from gateway.core.reading import DeadLetter, Reading, internal_error
 
 log = logging.getLogger("vigil.mqtt")
+
+
+def _payload_bytes(payload: object) -> bytes:
+    """aiomqtt hands payloads as bytes, or bytearray, str, int, float, None."""
+    if isinstance(payload, bytearray | memoryview):
+        return bytes(payload)
+    if payload is None:
+        return b""
+    return str(payload).encode("utf-8", "backslashreplace")
 
 
 class MqttCollector:
@@ -42,7 +51,9 @@ class MqttCollector:
         self.ingest = ingest
         self.counters = counters or Counters()
         self.router = TopicRouter(config.subscriptions)
-        self.parser = MessageParser(config.max_payload_bytes, config.max_future_skew_s)
+        self.parser = MessageParser(
+            config.max_payload_bytes, config.max_future_skew_s, config.min_event_time
+        )
         self.connected = asyncio.Event()
         self._status = SourceStatus(self.name, self.kind, self.broker.url)
         self._session = 0
@@ -114,27 +125,40 @@ class MqttCollector:
             acks: list[tuple[int, int]] = []
             received_ns = status.last_seen_ns = time.time_ns()
             for msg in batch:
-                topic = msg.topic.value
-                payload = msg.payload
-                if not isinstance(payload, bytes):
-                    payload = str(payload).encode()
-                route = match(topic)
-                if route is None:
-                    dead.append(
-                        DeadLetter(
-                            topic,
-                            payload,
-                            "no subscription template matches this topic",
-                            received_ns,
+                # Whatever goes wrong with one message dead-letters that message: raising out of
+                # this loop would restart the collector, and the broker would redeliver the same
+                # unacknowledged message to crash it again.
+                topic, payload = "", b""
+                try:
+                    topic = msg.topic.value
+                    payload = msg.payload
+                    if not isinstance(payload, bytes):
+                        payload = _payload_bytes(payload)
+                    route = match(topic)
+                    if route is None:
+                        dead.append(
+                            DeadLetter(
+                                topic,
+                                payload,
+                                "no subscription template matches this topic",
+                                received_ns,
+                            )
                         )
-                    )
-                else:
-                    r, d = parse(route[0], topic, route[1], payload, received_ns)
-                    readings += r
-                    if d:
-                        dead += d
-                if msg.qos:
-                    acks.append((msg.mid, msg.qos))
+                    elif route.problem:
+                        dead.append(DeadLetter(topic, payload, route.problem, received_ns))
+                    else:
+                        r, d = parse(route.sub, topic, route.tags, payload, received_ns)
+                        readings += r
+                        if d:
+                            dead += d
+                except Exception as e:
+                    body = payload if isinstance(payload, bytes) else b""
+                    dead.append(DeadLetter(str(topic), body, internal_error(e), received_ns))
+                try:
+                    if msg.qos:  # a dead-lettered message is as durable as a reading: acked
+                        acks.append((msg.mid, msg.qos))
+                except Exception:
+                    log.exception("cannot read a message's id; it will be redelivered")
             counters.readings_parsed += len(readings)
             await submit(readings, dead, self._acker(client, session, acks) if acks else None)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collectors.mqtt.broker import MqttBrokerConfig
-from gateway.core.schema import COLDCHAIN
+from gateway.core.eventtime import DEFAULT_MIN_EVENT_TIME, min_event_time_problem
+from gateway.core.lineprotocol import name_problem
+from gateway.core.schema import COLDCHAIN, RESERVED_MEASUREMENTS
 
 _SEGMENT = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
 
@@ -66,6 +69,25 @@ class Subscription(Strict):
             raise ValueError("'#' is only allowed as the last segment")
         return v
 
+    @field_validator("measurement")
+    @classmethod
+    def _valid_measurement(cls, v: str) -> str:
+        why = name_problem("measurement", v)
+        if why:
+            raise ValueError(why)
+        if v in RESERVED_MEASUREMENTS:
+            raise ValueError(f"measurement {v!r} is reserved for the gateway's own data")
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _valid_tags(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            why = name_problem(f"tag key {key!r}", key) or name_problem(f"tag {key!r}", value)
+            if why:
+                raise ValueError(why)
+        return v
+
     @property
     def mqtt_filter(self) -> str:
         return "/".join("+" if _SEGMENT.match(s) else s for s in self.topic.split("/"))
@@ -84,3 +106,14 @@ class MqttCollectorConfig(Strict):
     """Messages handed to the journal together (one transaction, one round of acks)."""
     max_future_skew_s: float = Field(300.0, ge=0)
     """A reading timestamped further ahead of the gateway clock than this is rejected."""
+    min_event_time: datetime = DEFAULT_MIN_EVENT_TIME
+    """A reading timestamped before this is dead-lettered (a reset device clock reports 1970 or
+    2000). ISO 8601 with a zone; not before 1970-01-01T00:00:00Z."""
+
+    @field_validator("min_event_time")
+    @classmethod
+    def _valid_min_event_time(cls, v: datetime) -> datetime:
+        why = min_event_time_problem(v)
+        if why:
+            raise ValueError(why)
+        return v

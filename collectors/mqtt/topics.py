@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from collectors.mqtt.config import Subscription
+from gateway.core.lineprotocol import tags_problem
+
+
+class Route(NamedTuple):
+    sub: Subscription
+    tags: dict[str, str]
+    problem: str
+    """Why this topic's readings cannot be written (a tag segment line protocol cannot carry,
+    e.g. a control character); "" when they can. Checked once per topic, cached with the match."""
 
 
 class TopicRouter:
@@ -13,9 +24,9 @@ class TopicRouter:
             for seg in sub.topic.split("/"):
                 pattern.append(None if seg.startswith("{") else seg)
             self._routes.append((pattern, sub.topic.split("/"), sub))
-        self._cache: dict[str, tuple[Subscription, dict[str, str]] | None] = {}
+        self._cache: dict[str, Route | None] = {}
 
-    def match(self, topic: str) -> tuple[Subscription, dict[str, str]] | None:
+    def match(self, topic: str) -> Route | None:
         """The first subscription whose template matches, with the tags it names; or None."""
         hit = self._cache.get(topic, False)
         if hit is not False:
@@ -25,7 +36,7 @@ class TopicRouter:
             self._cache[topic] = result
         return result
 
-    def _match(self, topic: str) -> tuple[Subscription, dict[str, str]] | None:
+    def _match(self, topic: str) -> Route | None:
         levels = topic.split("/")
         for pattern, raw, sub in self._routes:
             if pattern and pattern[-1] == "#":
@@ -46,5 +57,6 @@ class TopicRouter:
                 elif want != got:
                     break
             else:
-                return sub, tags
+                why = tags_problem(tags)
+                return Route(sub, tags, f"topic segment {why}" if why else "")
         return None

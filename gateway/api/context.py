@@ -16,18 +16,19 @@ from prometheus_client.metrics_core import Metric
 
 from alert_rules import AlertEvent, AlertStore, RuleLibrary, RulesConfig, RulesEngine
 from gateway.api.tokens import DEFAULT_TOKEN_TTL_S, LoginLimiter, TokenSigner, load_or_create_key
+from gateway.core.eventtime import in_store_range
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.metrics import Counters
 from gateway.core.ports import SourceStatus
 from gateway.core.reading import Reading
-from gateway.core.schema import ALARM_KPI, ALERT, GATEWAY
+from gateway.core.schema import ALARM_KPI, ALERT, CYCLE, GATEWAY
 from gateway.pipeline.journal import Journal
 from gateway.records import Records
 from gateway.records.audit import AuditTrail
 from gateway.records.shipments import ShipmentRegistry
 from gateway.records.users import UserStore
 
-INTERNAL_MEASUREMENTS = frozenset({GATEWAY.name, ALERT.name, ALARM_KPI.name})
+INTERNAL_MEASUREMENTS = frozenset({GATEWAY.name, ALERT.name, ALARM_KPI.name, CYCLE.name})
 """Measurements the gateway writes about itself: not devices."""
 
 TOKEN_KEY_FILE = "api-token.key"
@@ -46,8 +47,8 @@ class LiveReadings:
         latest = self._latest
         with self._lock:
             for r in readings:
-                if r.measurement in INTERNAL_MEASUREMENTS:
-                    continue
+                if r.measurement in INTERNAL_MEASUREMENTS or not in_store_range(r.ts_ns):
+                    continue  # an event time outside 1970..2262 (old journal rows) is not shown
                 key = (r.measurement, r.tags.get("device", ""))
                 old = latest.get(key)
                 if old is None:

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from alert_rules.cycles import Cycle
 from alert_rules.model import Alert
+from gateway.core.eventtime import ns_to_datetime
 
 INT64_MAX = 2**63 - 1
 
@@ -40,12 +41,14 @@ def ns_to_dt(ns: int) -> datetime: ...
 @overload
 def ns_to_dt(ns: None) -> None: ...
 def ns_to_dt(ns: int | None) -> datetime | None:
-    """UTC datetime of nanoseconds (microsecond precision, as JSON clients read it)."""
+    """UTC datetime of nanoseconds (microsecond precision, as JSON clients read it).
+
+    Never raises: a time no datetime can show (before year 1, after 9999) is clamped to the
+    nearest one, so one odd value in a store can never make a response fail.
+    """
     if ns is None:
         return None
-    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(
-        microsecond=(ns % 1_000_000_000) // 1000
-    )
+    return ns_to_datetime(ns)
 
 
 def dt_to_ns(dt: datetime) -> int:

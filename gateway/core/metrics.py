@@ -17,6 +17,10 @@ from gateway.core.schema import GATEWAY
 log = logging.getLogger("vigil.metrics")
 
 FILL_ALARMS = (0.80, 0.95)
+"""Fill ratios at which an alarm is logged."""
+FILL_LEVELS = (0.80, 0.95, 1.0)
+"""Fill ratios whose crossing (up or down) writes a `journal_fill` reading at once, for the
+gateway_health rules (1.0: messages wait for room and are not acknowledged)."""
 
 
 class Stats:
@@ -42,6 +46,7 @@ class Counters:
     journal_full: bool = False
     journal_bytes: int = 0
     journal_fill: float = 0.0
+    """Share of the journal's size budget in use; at least 1.0 while messages wait for room."""
     journal_backlog: int = 0
     fill_alarm: float = 0.0
     """The highest fill threshold crossed (0.8 or 0.95), 0 when below both."""
@@ -86,5 +91,6 @@ class Counters:
             "quarantined": float(self.quarantined),
             "restarts": float(restarts),
             "notifications_dropped": float(self.notifications_dropped),
+            "journal_fill": float(self.journal_fill),
         }
         return Reading(GATEWAY.name, {"gateway": gateway}, fields, time.time_ns())

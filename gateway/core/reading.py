@@ -45,3 +45,14 @@ class DeadLetter:
     payload: bytes
     reason: str
     received_ns: int = field(default_factory=time.time_ns)
+
+
+def internal_error(exc: BaseException, limit: int = 500) -> str:
+    """The dead-letter reason for an unexpected exception: `internal error: <type>: <text>`."""
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not escape the containment it is used in
+        text = "?"
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"internal error: {type(exc).__name__}: {text}"

@@ -65,9 +65,12 @@ GATEWAY = Measurement(
         "quarantined",
         "restarts",
         "notifications_dropped",
+        "journal_fill",
     ),
 )
-
+"""`journal_fill`: share of journal.max_bytes in use (a ratio; at least 1.0 while readings wait
+for room). Also written at once when it crosses 80 %, 95 % or 100 %, for the gateway_health
+rules."""
 ALARM_KPI = Measurement(
     "alarm_kpi",
     tags=("gateway",),
@@ -86,6 +89,11 @@ ALARM_KPI = Measurement(
     ),
 )
 """ISA-18.2 alarm-system KPIs of the rules engine (alert_rules/kpi.py), every `kpi_interval`."""
+KPI_MEASUREMENT = ALARM_KPI.name
+
+RESERVED_MEASUREMENTS = frozenset({ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name})
+"""Written by the gateway about itself: no collector may write them (a device could otherwise
+raise the gateway's own health alerts)."""
 
 MEASUREMENTS: dict[str, Measurement] = {
     m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI)

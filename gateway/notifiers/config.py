@@ -33,6 +33,8 @@ from alert_rules.model import Alert, AlertEvent, EventKind, Priority
 from alert_rules.units import Duration
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HEALTH_RULE_PREFIX = "gateway_health."
+"""Rules of the built-in gateway_health profile (journal fill): never cold-chain alarms."""
 
 PEOPLE_EVENTS: tuple[EventKind, ...] = (
     EventKind.RAISED,
@@ -233,7 +235,10 @@ class RouteConfig(_Strict):
         )
 
     def may_carry_coldchain(self) -> bool:
-        """Statically: could a cold-chain alert (one with a `site` tag) match this route?"""
+        """Statically: could a cold-chain alert (one with a `site` tag) match this route?
+        Not when it only selects the gateway's own health rules (`gateway_health.*`)."""
+        if self.rules and all(r.startswith(HEALTH_RULE_PREFIX) for r in self.rules):
+            return False
         return bool(self.sites) or not self.lines
 
     def wants(self, event: AlertEvent) -> bool:

@@ -15,15 +15,17 @@ import time
 from collections.abc import Callable, Sequence
 
 from alert_rules import AlertEvent, AlertStore, RulesEngine, alert_event_to_reading
+from gateway.core.eventtime import in_store_range
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.reading import Reading
-from gateway.core.schema import COLDCHAIN, PROCESS
+from gateway.core.schema import COLDCHAIN, GATEWAY, PROCESS
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.writer import JournalWriter
 
 log = logging.getLogger("vigil.alerting")
 
-RULE_MEASUREMENTS = frozenset({COLDCHAIN.name, PROCESS.name})
+RULE_MEASUREMENTS = frozenset({COLDCHAIN.name, PROCESS.name, GATEWAY.name})
+"""What rules see: devices' readings and the gateway's own health (`journal_fill`)."""
 REPLAY_CHUNK = 5000
 
 EventSink = Callable[[AlertEvent], None]
@@ -88,8 +90,8 @@ class Alerting:
                     r = decode(row.line, row.received_ns)
                 except LineProtocolError:
                     continue
-                if r.measurement in RULE_MEASUREMENTS:
-                    batch.append(r)
+                if r.measurement in RULE_MEASUREMENTS and in_store_range(r.ts_ns):
+                    batch.append(r)  # (rows older than the event-time checks may hold year 0)
             self.publish(self.engine.process(batch))
             fed += len(batch)
             await asyncio.sleep(0)
@@ -120,7 +122,7 @@ class Alerting:
     async def flush(self) -> None:
         if self._out:
             out, self._out = self._out, []
-            await self.writer.submit(out)
+            await self.writer.submit(out, internal=True)  # alarms must get through a full journal
 
     async def close(self) -> None:
         """At shutdown, once the journal writer's queue is drained: save rule state and queue

@@ -94,7 +94,9 @@ class InfluxSink:
             except TimeoutError:
                 pass
 
-    async def _send(self, write_api: Any, batch: Batch) -> None:
+    async def _send(self, write_api: Any, batch: Batch, *, retry: bool = True) -> bool:
+        """Write one batch, retrying on 429/5xx/connection errors (unless `retry` is False: then
+        False after the first such failure); a batch refused otherwise is quarantined."""
         cfg = self.config
         body = batch.body.encode()
         first, last = batch.first_id, batch.last_id
@@ -111,6 +113,8 @@ class InfluxSink:
                 if status == 429 or status >= 500 or status == 0:
                     delay = _retry_after(e) or backoff
                     self._failed(f"HTTP {status}: {message}", delay)
+                    if not retry:
+                        return False
                 else:
                     # The server will never take this batch as it is: keep it aside, move on.
                     await asyncio.to_thread(
@@ -128,9 +132,11 @@ class InfluxSink:
                         "InfluxDB refused a batch; quarantined",
                         extra={"status": status, "rows": batch.count, "server_message": message},
                     )
-                    return
+                    return True
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
                 self._failed(f"{type(e).__name__}: {e}", backoff)
+                if not retry:
+                    return False
             await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
             backoff = min(backoff * 2, cfg.retry_max_s)
         await asyncio.to_thread(self.journal.advance, self.name, last)
@@ -139,6 +145,7 @@ class InfluxSink:
         if not self.connected:
             log.info("InfluxDB writes succeeding", extra={"url": cfg.url})
         self.connected = True
+        return True
 
     def _failed(self, why: str, retry_in: float) -> None:
         self.counters.sink_errors += 1
@@ -149,7 +156,10 @@ class InfluxSink:
         self.connected = False
 
     async def flush(self, timeout_s: float) -> bool:
-        """At shutdown: send what is left within the time given; True when nothing is left."""
+        """At shutdown: send what is left within the time given; True when nothing is left.
+
+        When the last write had failed (the store is down), one attempt is made and no retries:
+        the rows wait in the journal for the next start, and the stop is not held up."""
         deadline = time.monotonic() + timeout_s
         cfg = self.config
         async with InfluxDBClientAsync(
@@ -163,10 +173,13 @@ class InfluxSink:
                 if batch is None:
                     return True
                 try:
-                    await asyncio.wait_for(
-                        self._send(write_api, batch), max(0.1, deadline - time.monotonic())
+                    sent = await asyncio.wait_for(
+                        self._send(write_api, batch, retry=self.connected),
+                        max(0.1, deadline - time.monotonic()),
                     )
                 except TimeoutError:
+                    return False
+                if not sent:
                     return False
         return False
 

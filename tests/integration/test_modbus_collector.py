@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pymodbus.server import ModbusTcpServer
 
 from collectors.modbus import DeviceStateChange, ModbusCollector, ModbusCollectorConfig
+from gateway.core.eventtime import DEFAULT_MIN_EVENT_NS
 from simulators.plc.layout import encode_registers
 from tests.integration import modbus_fixtures as mf
 
@@ -147,6 +148,65 @@ async def test_bad_value_is_dead_lettered_once_per_episode(
         await ctx.async_setValues(1, 16, 0, encode_registers(math.inf, "float32", "ABCD"))
         await mf.wait_until(lambda: len(ingest.dead) == 2, what="second episode")
         assert col.stats.decode_errors >= 2
+
+
+async def test_any_error_while_decoding_a_response_is_a_dead_letter_and_polling_goes_on(
+    register_server: ModbusTcpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: not only DecodeError. Whatever decoding or emitting one response raises, that
+    response becomes a dead letter ("internal error: ...") with its raw registers, and the
+    device's loop polls on; no reading is lost without a trace."""
+    import collectors.modbus.collector as collector_mod
+
+    port = mf.server_port(register_server)
+    regs = [{"name": "v", "fc": 3, "address": 0}, {"name": "w", "fc": 3, "address": 1}]
+    cfg = {"kind": "modbus", "devices": [_device("d1", port, registers=regs, interval_s=0.05)]}
+    await register_server.context.async_setValues(1, 16, 0, [7, 8])
+    real = collector_mod.decode_point
+    poisoned = {"left": 3}
+
+    def decode_point(p: Any, raw: bytes) -> Any:
+        if p.name == "w" and poisoned["left"]:
+            poisoned["left"] -= 1
+            raise ZeroDivisionError("a bug in a decoder")
+        return real(p, raw)
+
+    monkeypatch.setattr(collector_mod, "decode_point", decode_point)
+    async with mf.running(cfg) as (col, ingest):
+        await mf.wait_until(
+            lambda: len(ingest.dead) == 3 and len(ingest.of("d1")) >= 3, what="3 dead, 3 readings"
+        )
+    for dl in ingest.dead:
+        assert dl.source == f"modbus://127.0.0.1:{port}/1"
+        assert dl.reason == "internal error: ZeroDivisionError: a bug in a decoder"
+        body = orjson.loads(dl.payload)
+        assert body["device"] == "d1"
+        assert body["requests"] == [{"fc": 3, "address": 0, "count": 2, "items": [7, 8]}]
+    assert all(r.fields == {"v": 7, "w": 8} for r in ingest.of("d1"))
+    s = col.stats
+    assert s.internal_errors == 3 and s.device_errors == 0
+    assert s.polls_ok == s.readings + s.internal_errors  # each poll: a reading or a dead letter
+
+
+async def test_a_tag_register_line_protocol_cannot_carry_is_dead_lettered(
+    register_server: ModbusTcpServer,
+) -> None:
+    port = mf.server_port(register_server)
+    regs = [
+        {"name": "v", "fc": 3, "address": 0},
+        {"name": "batch", "fc": 3, "address": 1, "type": "string", "length": 2, "tag": True},
+    ]
+    cfg = {"kind": "modbus", "devices": [_device("d1", port, registers=regs, interval_s=0.05)]}
+    await register_server.context.async_setValues(1, 16, 0, [5, 0x4101, 0x4200])  # "A\x01B"
+    async with mf.running(cfg) as (_col, ingest):
+        await mf.wait_until(lambda: ingest.dead and ingest.of("d1"), what="reading and letter")
+        [dl] = ingest.dead
+        assert dl.reason == (
+            "batch: tag value contains a control character (U+0001), "
+            "which line protocol cannot carry"
+        )
+        r = ingest.of("d1")[0]
+        assert r.fields == {"v": 5} and "batch" not in r.tags  # the value still lands
 
 
 async def test_silent_device_does_not_delay_the_others(plc_factory: mf.PlcFactory) -> None:
@@ -428,9 +488,9 @@ async def test_any_clock_register_content_gives_a_reading_or_a_dead_letter(
     if reading is not None:
         assert reading.ts_ns == clock_ns and not reading.ts_from_receive
         assert reading.fields == {"v": 5}
-        assert 946_684_800 * 10**9 <= clock_ns <= after_ns + skew_ns
+        assert DEFAULT_MIN_EVENT_NS <= clock_ns <= after_ns + skew_ns
         assert col.stats.clock_rejects == 0
     else:
         assert col.stats.clock_rejects == 1 and col.stats.dead_letters == 1
-        assert clock_ns < 946_684_800 * 10**9 or clock_ns > before_ns + skew_ns
+        assert clock_ns < DEFAULT_MIN_EVENT_NS or clock_ns > before_ns + skew_ns
     assert col.stats.device_errors == 0 and col.stats.polls_ok == 1

@@ -5,6 +5,7 @@ shipments and reports, devices, users, health, metrics and the offline docs page
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -388,6 +389,47 @@ async def test_devices_and_latest_readings(client: httpx.AsyncClient, rig: Rig) 
     rig.feed([coldchain(1.0, now - 7200 * S, device="logger-1")])
     devs = {d["device"]: d for d in (await client.get("/api/v1/devices", headers=h)).json()}
     assert devs["logger-1"]["fields"]["temp_c"] == 5.0
+
+
+async def test_devices_never_fail_on_times_outside_the_store(
+    client: httpx.AsyncClient, rig: Rig
+) -> None:
+    """Issue 14: a reading dated year 1 at +14:00 made /devices and /readings/latest answer 500
+    ("year 0 is out of range"), also after a restart (the live view is seeded from the journal).
+    Rows journaled before the event-time checks are ignored by the live view; no time the API
+    formats can fail."""
+    from gateway.api.context import LiveReadings
+    from gateway.api.models import ns_to_dt
+
+    now = time.time_ns()
+    rig.feed([coldchain(5.0, now, device="good")])
+    old_rows = [  # as older versions wrote them
+        (now, 0, "coldchain,asset=a,device=year1,site=s temp_c=5.0 -62135647200000000000"),
+        (now, 0, "coldchain,asset=a,device=year1700,site=s temp_c=5.0 -8835984000000000000"),
+        (now, 0, "coldchain,asset=a,device=year1000,site=s temp_c=5.0 -30610224000000000000"),
+    ]
+    db = sqlite3.connect(rig.ctx.journal.path)
+    db.executemany(
+        "INSERT INTO readings (received_ns, ts_from_receive, line) VALUES (?, ?, ?)", old_rows
+    )
+    db.commit()
+    db.close()
+    live = LiveReadings()
+    assert live.seed(rig.ctx.journal) >= 2
+    rig.ctx.live = live  # what a restart sees
+    odd = coldchain(5.0, -62135647200 * S, device="year1-live")
+    live.observe([odd, coldchain(4.0, 2**63 + 5, device="far")])
+    h = rig.headers(Role.VIEWER)
+    devices = await client.get("/api/v1/devices", headers=h)
+    latest = await client.get("/api/v1/readings/latest", headers=h)
+    assert devices.status_code == 200 and latest.status_code == 200
+    assert [d["device"] for d in devices.json()] == ["good"]
+    assert [r["device"] for r in latest.json()] == ["good"]
+    for ns in (-(10**30), -62135647200 * S, -1, 0, 2**63, 10**30):
+        assert 1 <= ns_to_dt(ns).year <= 9999
+    assert ns_to_dt(-(10**30)).isoformat() == "0001-01-01T00:00:00+00:00"
+    assert ns_to_dt(10**30).year == 9999
+    assert ns_to_dt(1_700_000_000_123_456_789).isoformat() == "2023-11-14T22:13:20.123456+00:00"
 
 
 # -- shipments --------------------------------------------------------------------------------

@@ -216,3 +216,19 @@ def test_one_clock_per_map() -> None:
     )
     msg = errors(cfg(registers=[CLOCK, second]))
     assert "devices.0" in msg and "a device has one clock" in msg and "plc_clock_ms, rtc" in msg
+
+
+def test_clock_before_min_event_time_is_refused() -> None:
+    """The same event-time window as MQTT (gateway/core/eventtime.py): 2000 is a reset RTC."""
+    year_2000 = 946_684_800 * S + 86_400 * S
+    why = clock_problem("c", year_2000, 0, NOW, SKEW_S)
+    assert why == (
+        "c: device clock 2000-01-02T00:00:00.000Z is before 2001-01-01T00:00:00.000Z"
+        " (min_event_time)"
+    )
+    assert clock_problem("c", year_2000, 0, NOW, SKEW_S, min_ns=0) == ""
+    c = ModbusCollectorConfig.model_validate(cfg([CLOCK], min_event_time="1999-01-01T00:00:00Z"))
+    assert c.devices[0].min_event_time.year == 1999
+    data = cfg([CLOCK])
+    data["defaults"]["min_event_time"] = "1960-01-01T00:00:00Z"
+    assert "not be before 1970" in errors(data)

@@ -216,7 +216,6 @@ def build_report(
     return ShipmentReport(shipment, limits, now_ns, series, summary, alerts, curves)
 
 
-
 def report_for(
     registry: Any,
     shipment: Shipment,
