@@ -81,3 +81,14 @@ class JournalReader(Protocol):
     def lines_since(self, received_after_ns: int) -> Iterable[JournalRow]:
         """Rows received after a time, in commit order."""
         ...
+
+
+class RetentionHold(Protocol):
+    """What must outlive the normal retention period: readings that belong to a record still
+    kept (a lot's storage and transport legs until the lot's expiry plus 5 years). Pruning of
+    the journal and its archives asks before deleting anything."""
+
+    def held(self, start_ns: int, end_ns: int) -> str | None:
+        """Why readings with event times in [start, end) must be kept, or None if nothing
+        holds them."""
+        ...
