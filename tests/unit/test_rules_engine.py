@@ -547,6 +547,8 @@ def test_kpis_flood_chattering_and_stale(tmp_path: Path) -> None:
     k = engine.kpis(T0 + 5 * MIN)
     assert k.alarms_10min == 15 and k.flood and k.chattering == 1 and k.stale == 0
     assert k.unacknowledged == 13 and k.active == 13
+    # open alerts by severity, for the fleet dashboard: the rule's priority is medium
+    assert (k.open_critical, k.open_high, k.open_medium, k.open_low) == (0, 0, 13, 0)
     later = engine.kpis(T0 + 25 * H)
     assert later.alarms_10min == 0 and not later.flood and later.stale == 13
     r = engine.kpi_reading(T0 + 5 * MIN, gateway="gw1")
