@@ -18,6 +18,7 @@ on the API.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -34,6 +35,8 @@ from gateway.core.standards import (
 )
 
 Context = Literal["storage", "transport"]
+Sample = tuple[int, float | None, Mapping[str, str]]
+"""A reading as `completeness()` takes it: event time ns, value of `field` or None, its tags."""
 
 
 class RecordGapRule(RuleBase):
@@ -65,18 +68,27 @@ class RecordGapRule(RuleBase):
             self.high is not None and value > self.high
         )
 
+    @cached_property
+    def cadences_ns(self) -> tuple[int, int, int]:
+        """(storage, transport, out of range), converted once: this runs for every reading."""
+        return (
+            to_ns(self.storage_cadence),
+            to_ns(self.transport_cadence),
+            to_ns(self.out_of_range_cadence),
+        )
+
     def base_cadence_ns(self, context: Context) -> int:
-        return to_ns(self.transport_cadence if context == "transport" else self.storage_cadence)
+        return self.cadences_ns[1 if context == "transport" else 0]
 
     def cadence_ns(self, value: float | None, tags: Mapping[str, str]) -> int:
         """The longest the record may wait for its next reading after this one."""
         if value is not None and value == value and self.out_of_range(value):
-            return to_ns(self.out_of_range_cadence)
+            return self.cadences_ns[2]
         return self.base_cadence_ns(self.context_of(tags))
 
     def completeness(
         self,
-        readings: Sequence[tuple[int, float | None, Mapping[str, str]]],
+        readings: Sequence[Sample],
         since_ns: int,
         until_ns: int,
     ) -> Completeness:

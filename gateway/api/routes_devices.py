@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from alert_rules.engine import source_of
 from alert_rules.kinds.base import num
-from alert_rules.kinds.record_gap import RecordGapRule
+from alert_rules.kinds.record_gap import RecordGapRule, Sample
 from gateway.api.deps import Principal, get_ctx, require
 from gateway.api.models import (
     CadenceOut,
@@ -27,7 +27,7 @@ from gateway.api.models import (
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.ports import SourceStatus
 from gateway.core.reading import Reading
-from gateway.pipeline.completeness import DEVICE_MEASUREMENTS, Sample, rule_for
+from gateway.pipeline.completeness import DEVICE_MEASUREMENTS, rule_for
 from gateway.pipeline.journal import Journal
 from gateway.records.users import Perm
 

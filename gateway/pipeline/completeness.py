@@ -21,13 +21,14 @@ import asyncio
 import bisect
 import logging
 import time
+from array import array
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from alert_rules import RuleLibrary, source_of
-from alert_rules.completeness import Completeness
+from alert_rules.completeness import Completeness, completeness
 from alert_rules.kinds.base import num
 from alert_rules.kinds.record_gap import RecordGapRule
 from gateway.core.lineprotocol import LineProtocolError, decode
@@ -41,9 +42,6 @@ NS = 1_000_000_000
 DEVICE_MEASUREMENTS = frozenset({COLDCHAIN.name, PROCESS.name})
 POINT_TAGS = ("site", "asset", "line", "equipment", "device")
 """The device's tags a completeness point carries (besides gateway and source)."""
-
-Sample = tuple[int, float | None, Mapping[str, str]]
-"""(event time ns, value of the rule's field or None, the reading's tags)."""
 
 
 class CompletenessConfig(BaseModel):
@@ -72,16 +70,6 @@ def rule_for(library: RuleLibrary, measurement: str, tags: dict[str, str]) -> Re
     return None
 
 
-def cadence_at(rule: RecordGapRule, samples: Sequence[Sample], at_ns: int) -> int:
-    """The cadence in force at `at_ns`: after the last reading before it, else the base one."""
-    i = bisect.bisect_left(samples, at_ns, key=lambda s: s[0])
-    if i > 0:
-        _, v, tags = samples[i - 1]
-        return rule.cadence_ns(v, tags)
-    first = samples[i][2] if i < len(samples) else {}
-    return rule.base_cadence_ns(rule.context_of(first))
-
-
 def point(
     c: Completeness, cadence_ns: int, samples: int, tags: dict[str, str], at_ns: int, now_ns: int
 ) -> Reading:
@@ -107,25 +95,58 @@ def point(
 
 @dataclass(slots=True)
 class _Device:
+    """One device's recent record: event times and, for each, the cadence in force after it
+    (what completeness needs), in two arrays: 16 bytes a reading."""
+
     measurement: str
     rule: RecordGapRule
+    source: str
     tags: dict[str, str]
+    """The tags its completeness points carry (of its latest reading)."""
     first_ns: int
+    first_cadence: int
+    """The base cadence (storage or transport) of the device's first reading: the first slot."""
     next_window: int
     """Start of the first window not written yet."""
-    samples: list[Sample] = field(default_factory=list)
+    tags_of: dict[str, str] | None = None
+    """The reading tags `tags` were made from."""
+    thin_ns: int = 0
+    """Of readings closer together than this, only the first and last are kept: each recording
+    slot, at least twice as long, still holds one if it held one."""
+    times: array[int] = field(default_factory=lambda: array("q"))
+    after: array[int] = field(default_factory=lambda: array("q"))
     dirty: set[int] = field(default_factory=set)
     """Written windows that got readings since."""
 
+    def __post_init__(self) -> None:
+        self.thin_ns = max(1, min(self.rule.cadences_ns) // 4)
+
     @property
     def last_ns(self) -> int:
-        return self.samples[-1][0] if self.samples else self.first_ns
+        return self.times[-1] if self.times else self.first_ns
+
+    def add(self, ts: int, cadence: int) -> None:
+        times = self.times
+        n = len(times)
+        if n == 0 or ts >= times[-1]:
+            t = self.thin_ns
+            if n >= 2 and times[-2] // t == times[-1] // t == ts // t:
+                times[-1], self.after[-1] = ts, cadence  # keep the bucket's first and last
+                return
+            times.append(ts)
+            self.after.append(cadence)
+            return
+        i = bisect.bisect_right(times, ts)
+        times.insert(i, ts)
+        self.after.insert(i, cadence)
 
 
 class CompletenessTracker:
     """Per device, the readings of the recent windows; `due(now)` gives the points to write.
 
     Pure bookkeeping (no I/O), fed by `observe`; `CompletenessWriter` runs it in the gateway.
+    Memory: 16 bytes per reading kept (`revise_s` and a window of them), e.g. about 25 MB for
+    1000 loggers recording once a minute with the defaults.
     """
 
     def __init__(self, config: CompletenessConfig, library: RuleLibrary, gateway: str) -> None:
@@ -134,6 +155,8 @@ class CompletenessTracker:
         self.gateway = gateway
         self.window_ns = round(config.window_s * NS)
         self.devices: dict[tuple[str, str], _Device] = {}
+        self._seen: dict[int, tuple[dict[str, str], str, _Device | None]] = {}
+        """id(tags) → (tags, measurement, tracked device or None): the lookup per tag set."""
 
     def window_of(self, ts_ns: int) -> int:
         return ts_ns - ts_ns % self.window_ns
@@ -141,31 +164,59 @@ class CompletenessTracker:
     def observe(self, readings: Iterable[Reading], now_ns: int | None = None) -> None:
         now = time.time_ns() if now_ns is None else now_ns
         oldest = self.window_of(now - round(self.config.revise_s * NS))
+        seen = self._seen
         for r in readings:
-            if r.measurement not in DEVICE_MEASUREMENTS:
-                continue
-            key = (r.measurement, source_of(r.tags))
-            dev = self.devices.get(key)
+            tags = r.tags
+            # readings of one topic share their tags dict: look its series up once
+            hit = seen.get(id(tags))
+            if hit is None or hit[0] is not tags or hit[1] != r.measurement:
+                hit = self._lookup(r, oldest)
+            dev = hit[2]
             if dev is None:
-                rule = rule_for(self.library, r.measurement, r.tags)
-                if rule is None or rule.field not in r.fields or r.ts_ns < oldest:
-                    continue
-                w = self.window_of(r.ts_ns)
-                dev = _Device(r.measurement, rule, self._tags(r.tags, key[1]), r.ts_ns, w)
-                self.devices[key] = dev
-            value = r.fields.get(dev.rule.field)
-            if value is None or r.ts_ns < oldest:
                 continue
-            sample = (r.ts_ns, num(value), r.tags)
-            bisect.insort_right(dev.samples, sample, key=lambda s: s[0])
-            if r.ts_ns >= dev.samples[-1][0]:
-                dev.tags = self._tags(r.tags, key[1])
-            if r.ts_ns < dev.first_ns:
-                dev.first_ns = r.ts_ns
-                dev.next_window = min(dev.next_window, self.window_of(r.ts_ns))
-            w = self.window_of(r.ts_ns)
+            value = r.fields.get(dev.rule.field)
+            ts = r.ts_ns
+            if value is None or ts < oldest:
+                continue
+            if ts >= dev.last_ns:
+                if dev.tags_of is not tags:
+                    dev.tags, dev.tags_of = self._tags(tags, dev.source), tags
+            dev.add(ts, dev.rule.cadence_ns(num(value), tags))
+            if ts < dev.first_ns:
+                dev.first_ns = ts
+                dev.next_window = min(dev.next_window, self.window_of(ts))
+            w = ts - ts % self.window_ns
             if w < dev.next_window:
                 dev.dirty.add(w)
+
+    def _lookup(self, r: Reading, oldest: int) -> tuple[dict[str, str], str, _Device | None]:
+        """The tracked device of a reading's series, created when a record_gap rule is bound
+        to it and the reading carries the rule's field and is recent enough (None: not
+        tracked, or not yet)."""
+        tags = r.tags
+        if len(self._seen) > 50_000:
+            self._seen.clear()
+        source = source_of(tags)
+        key = (r.measurement, source)
+        dev = self.devices.get(key)
+        rule = None
+        if dev is None and r.measurement in DEVICE_MEASUREMENTS:
+            rule = rule_for(self.library, r.measurement, tags)
+            if rule is not None and rule.field in r.fields and r.ts_ns >= oldest:
+                dev = _Device(
+                    r.measurement,
+                    rule,
+                    source,
+                    self._tags(tags, source),
+                    r.ts_ns,
+                    rule.base_cadence_ns(rule.context_of(tags)),
+                    self.window_of(r.ts_ns),
+                )
+                self.devices[key] = dev
+        hit = (tags, r.measurement, dev)
+        if dev is not None or rule is None:
+            self._seen[id(tags)] = hit  # a bound series not tracked yet is asked again
+        return hit
 
     def _tags(self, tags: Mapping[str, str], source: str) -> dict[str, str]:
         out = {k: tags[k] for k in POINT_TAGS if tags.get(k)}
@@ -194,6 +245,7 @@ class CompletenessTracker:
                 out.append(self._point(dev, start, now_ns))
             if w >= silent_until:
                 del self.devices[key]
+                self._seen.clear()  # it may point at the device
                 continue
             self._trim(dev, keep_from)
         return out
@@ -201,17 +253,21 @@ class CompletenessTracker:
     def _point(self, dev: _Device, start: int, now_ns: int) -> Reading:
         since = max(start, dev.first_ns)
         until = start + self.window_ns
-        c = dev.rule.completeness(dev.samples, since, until)
-        lo = bisect.bisect_left(dev.samples, since, key=lambda s: s[0])
-        hi = bisect.bisect_left(dev.samples, until, key=lambda s: s[0])
-        cadence = cadence_at(dev.rule, dev.samples, since)
+        times = dev.times
+        c = completeness(
+            [(t, 0.0) for t in times], since, until, dev.first_cadence, cadence_after=dev.after
+        )
+        lo = bisect.bisect_left(times, since)
+        hi = bisect.bisect_left(times, until)
+        cadence = dev.after[lo - 1] if lo > 0 else dev.first_cadence
         return point(c, cadence, hi - lo, dict(dev.tags), start, now_ns)
 
     def _trim(self, dev: _Device, keep_from: int) -> None:
         """Drop readings before `keep_from`, keeping the last of them (it sets the cadence)."""
-        i = bisect.bisect_left(dev.samples, keep_from, key=lambda s: s[0])
+        i = bisect.bisect_left(dev.times, keep_from)
         if i > 1:
-            del dev.samples[: i - 1]
+            del dev.times[: i - 1]
+            del dev.after[: i - 1]
 
 
 class CompletenessWriter:

@@ -4,11 +4,15 @@ with the v2 path's batching, retry and quarantine rules."""
 from __future__ import annotations
 
 import asyncio
+import re
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.core.metrics import Counters
 from gateway.core.reading import Reading
@@ -185,3 +189,39 @@ def test_v1_lines() -> None:
     v2 = 'coldchain,device=x\\\\y,site=a\\ b temp_c=1.0,note="q\\"\\\\" 5'
     assert to_v1(v2) == 'coldchain,device=x\\y,site=a\\ b temp_c=1.0,note="q\\"\\\\" 5'
     assert to_v1("m,t=plain v=1i 2") == "m,t=plain v=1i 2"
+
+
+NAME = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs"), max_codepoint=0x2FFF),
+    min_size=1,
+    max_size=10,
+)
+_EXAMPLE = iter(range(10**6))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(names=st.lists(NAME, min_size=1, max_size=8, unique=True))
+def test_any_name_lands_as_named_or_is_quarantined_with_the_reason(
+    influxdb1: InfluxDB1, names: list[str]
+) -> None:
+    """Whatever a device is called, InfluxDB 1.x stores exactly that name, or the reading is
+    quarantined because 1.x line protocol cannot carry it: never another name."""
+    influxdb1.create_database(DB)
+    measurement = f"names_{next(_EXAMPLE)}"
+    with tempfile.TemporaryDirectory() as d:
+        rig = Rig(Path(d), influxdb1)
+        rig.append(
+            [
+                Reading(measurement, {"device": n}, {"v": 1.0}, T0 + i * S, T0)
+                for i, n in enumerate(names)
+            ]
+        )
+        assert asyncio.run(rig.sink.flush(10.0)) is True
+        quarantined = "\n".join(body for _, _, body in rig.quarantine())
+        rig.journal.close()
+    _, body = influxdb1.query(f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "device"', DB)
+    series = body["results"][0].get("series") or []  # type: ignore[index]
+    stored = {v for s in series for _, v in s["values"]}
+    unwritable = {n for n in names if re.search(r"\\(?=[, =]|$)", n)}
+    assert stored == set(names) - unwritable
+    assert quarantined.count("\n") + 1 == len(unwritable) or not unwritable

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from alert_rules import RulesConfig
 from gateway.core.reading import Reading
 from gateway.core.schema import COMPLETENESS
@@ -138,3 +141,37 @@ async def test_writer_seeds_from_the_journal_and_submits_points(tmp_path: Path) 
     assert [(p.ts_ns - T0) // H for p in submitted] == [1, 2]
     assert [p.fields["share"] for p in submitted] == [1.0, 1.0]
     journal.close()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    offsets=st.lists(st.integers(0, 3 * 3600), min_size=1, max_size=400).map(sorted),
+    transport=st.booleans(),
+)
+def test_the_measurement_agrees_with_the_rule_on_every_reading(
+    offsets: list[int], transport: bool
+) -> None:
+    """Readings closer than a quarter of the shortest cadence are thinned to the first and last
+    of each such span; the share and gaps stay those of the full record."""
+    tags = {"site": "wh1", "asset": "room-1", "device": "lg-1"}
+    if transport:
+        tags["shipment"] = "SH-1"
+    readings = [Reading("coldchain", tags, {"temp_c": 5.0}, T0 + o * S, T0) for o in offsets]
+    t = tracker()
+    t.observe(readings, now_ns=T0 + 3 * H)
+    points = {p.ts_ns: p for p in t.due(T0 + 3 * H)}
+    [dev] = t.devices.values()
+    rule = dev.rule
+    samples = [(r.ts_ns, 5.0, r.tags) for r in readings]
+    for start, p in points.items():
+        exact = rule.completeness(samples, max(start, T0 + offsets[0] * S), start + H)
+        assert (p.fields["slots"], p.fields["filled"]) == (exact.slots, exact.filled)
+        assert p.fields["gaps"] == len(exact.gaps)
+
+
+def test_a_fast_device_costs_two_readings_a_bucket() -> None:
+    t = tracker()
+    t.observe([rd(s / 60) for s in range(2 * 3600)], now_ns=T0 + 2 * H)  # every second
+    [dev] = t.devices.values()
+    assert len(dev.times) <= 2 * (2 * 3600 // 30) + 2  # 30 s: a quarter of the 2-minute cadence
+    assert [p.fields["share"] for p in t.due(T0 + 2 * H)] == [1.0, 1.0]
