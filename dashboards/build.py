@@ -593,14 +593,27 @@ def shipment(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
     lo, hi = limits.band_low_c, limits.band_high_c
     band = f"{lo:g}-{hi:g} °C"
     dh_r = f"{limits.mkt_dh_over_r_k:.1f}"
-    per = ("device",)
+    per = ("shipment", "device")  # several trips can be selected: each logger per trip
+    on_trip = [f"{iq.tag(C, 'shipment')} != ''"]  # shipment readings only, whatever is selected
 
     trip = iq.select(
-        C, [f"mean({temp_c}) AS {temp_c}"], F, group_by=per, interval=True, fill="none"
+        C,
+        [f"mean({temp_c}) AS {temp_c}"],
+        F,
+        conditions=on_trip,
+        group_by=per,
+        interval=True,
+        fill="none",
     )
     mkt = iq.subquery(
         [f'{dh_r} / (0 - ln(mean("x"))) - 273.15 AS "mkt_c"'],
-        iq.select(C, [f'exp(-{dh_r} / ({temp_c} + 273.15)) AS "x"'], F, group_by=per),
+        iq.select(
+            C,
+            [f'exp(-{dh_r} / ({temp_c} + 273.15)) AS "x"'],
+            F,
+            conditions=on_trip,
+            group_by=per,
+        ),
         C,
         group_by=per,
     )
@@ -610,47 +623,50 @@ def shipment(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
     below = f"(({lo:g} - {temp_c}) + abs({lo:g} - {temp_c})) / (2 * abs({lo:g} - {temp_c}))"
     out_of_range = iq.subquery(
         ['integral("outside", 1s) AS "out_of_range_s"'],
-        iq.select(C, [f'{above} + {below} AS "outside"'], F, group_by=per),
+        iq.select(C, [f'{above} + {below} AS "outside"'], F, conditions=on_trip, group_by=per),
         C,
         group_by=per,
     )
     extremes = [
-        iq.select(C, [f"{fn}({temp_c}) AS {temp_c}"], F, group_by=per) for fn in ("min", "max")
+        iq.select(C, [f"{fn}({temp_c}) AS {temp_c}"], F, conditions=on_trip, group_by=per)
+        for fn in ("min", "max")
     ]
     battery = iq.select(
-        C, [f"mean({battery_pct}) AS {battery_pct}"], F, group_by=per, interval=True, fill="none"
+        C,
+        [f"mean({battery_pct}) AS {battery_pct}"],
+        F,
+        conditions=on_trip,
+        group_by=per,
+        interval=True,
+        fill="none",
     )
     doors = iq.select(
         C,
         [f"count({door_open}) AS {door_open}"],
         F,
-        conditions=[f"{door_open} = true"],
+        conditions=[*on_trip, f"{door_open} = true"],
         group_by=per,
         interval=True,
         fill="0",
     )
-    logger = "${__field.labels.device}"
+    logger = "${__field.labels.shipment} ${__field.labels.device}"
 
     return (
         _dashboard(
             "vigil-shipment",
             "Vigil · Shipment",
-            "One truck's trip: temperature, mean kinetic temperature and time out of range. "
-            "Set the time range to cover the trip.",
+            "Trucks' trips: temperature, mean kinetic temperature and time out of range, per "
+            "shipment and logger. Set the time range to cover the trips.",
             "now-7d",
         )
         .with_variable(_tag_variable("site", "Site", iq.tag_values(C, "site")))
-        .with_variable(
-            _tag_variable(
-                "asset", "Truck", iq.tag_values(C, "asset", {"site": "site"}), multi=False
-            )
-        )
+        .with_variable(_tag_variable("asset", "Truck", iq.tag_values(C, "asset", {"site": "site"})))
         .with_variable(
             _tag_variable(
                 "shipment",
                 "Shipment",
                 iq.tag_values(C, "shipment", {"site": "site", "asset": "asset"}),
-                multi=False,
+                all_matches_anything=False,  # All: every trip listed, never untagged readings
             )
         )
         .with_variable(

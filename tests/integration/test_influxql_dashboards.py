@@ -83,7 +83,8 @@ def published(t0: int) -> dict[str, list[tuple[int, float]]]:
 TOPICS = {
     "lg-1": "vigil/north/coldroom-1/lg-1/telemetry",
     "lg-2": "vigil/north/coldroom-1/lg-2/telemetry",
-    "lg(3)": "trip/SH-0001/wh.south/truck-7/lg(3)/telemetry",  # the shipment tag from the topic
+    # the shipment tag from the topic: two trips, two hours each
+    "lg(3)": "trip/{shipment}/wh.south/truck-7/lg(3)/telemetry",
 }
 
 
@@ -100,7 +101,8 @@ def messages(t0: int) -> list[tuple[str, bytes]]:
                 entry["power_ok"] = not 40 <= i < 42
             entries.append(entry)
         for k in range(0, len(entries), 60):
-            out.append((TOPICS[device], orjson.dumps({"readings": entries[k : k + 60]})))
+            topic = TOPICS[device].format(shipment="SH-0001" if k < 120 else "SH-0002")
+            out.append((topic, orjson.dumps({"readings": entries[k : k + 60]})))
     out.append(("vigil/north/coldroom-1/lg-1/telemetry", b"{not json"))  # a dead letter
     return out
 
@@ -267,8 +269,6 @@ def scenario(influxdb1: InfluxDB1) -> Iterator[Scenario]:
 
 Selection = str  # "one", "several", "all"
 SELECTIONS = ("one", "several", "all")
-FIXED = {"vigil-shipment": {"site": "wh.south", "asset": "truck-7", "shipment": "SH-0001"}}
-"""Single-value variables pick what a regulator would (Grafana would pick the first)."""
 
 
 def variables(sc: Scenario, uid: str, selection: Selection) -> dict[str, Var]:
@@ -286,14 +286,10 @@ def variables(sc: Scenario, uid: str, selection: Selection) -> dict[str, Var]:
         result = sc.run(q)
         options = sorted({row[1] for s in result.get("series", []) for row in s["values"]})
         multi = bool(v.get("multi"))
-        fixed = FIXED.get(uid, {}).get(name)
         current: str | list[str]
-        if fixed is not None or not multi:
+        if not multi:  # Grafana picks the first value
             assert options, f"{uid}: variable {name} has no values ({q})"
-            current = fixed if fixed is not None else options[0]
-            assert current in options, (name, options)
-            if multi:
-                current = [current]
+            current = options[0]
         elif selection == "all":
             current = ALL
         elif selection == "one":
@@ -426,10 +422,21 @@ def test_temperature_panels_return_the_published_series_and_the_excursion_max(
     assert value("Lowest temperature") == pytest.approx(4.0)
     assert value("Readings outside band") == 40
     assert value("Loggers reporting") == 3
-    trip = _series(run_panel(sc, "vigil-shipment", "Trip temperature"))
-    assert set(trip) == {"lg(3)"}  # the truck's logger, found through its shipment tag
+    # the truck's logger, found through its shipment tags: one series per trip (All)
+    trips = run_panel(sc, "vigil-shipment", "Trip temperature")["series"]
+    assert sorted((s["tags"]["shipment"], s["tags"]["device"]) for s in trips) == [
+        ("SH-0001", "lg(3)"),
+        ("SH-0002", "lg(3)"),
+    ]
+    first = next(s for s in trips if s["tags"]["shipment"] == "SH-0001")
+    assert next((t, v) for t, v in first["values"] if v is not None) == (
+        sc.t0,
+        pytest.approx(6.0),
+    )
     highest = run_panel(sc, "vigil-shipment", "Highest temperature")["series"]
-    assert [s["values"][0][1] for s in highest] == [pytest.approx(6.4)]
+    assert [s["values"][0][1] for s in highest] == [pytest.approx(6.4)] * 2
+    one = run_panel(sc, "vigil-shipment", "Highest temperature", "one")  # the first site
+    assert "series" not in one  # north has no truck
     # one value of each variable selected (the first: north, coldroom-1, lg-1)
     one = _series(run_panel(sc, "vigil-coldchain-overview", "Temperature by site / asset", "one"))
     assert set(one) == {"lg-1"}
@@ -446,7 +453,7 @@ def test_temperature_panels_return_the_published_series_and_the_excursion_max(
     [low] = run_panel(sc, "vigil-coldchain-overview", "Low battery")["series"]
     assert low["tags"]["device"] == "lg-1" and low["values"][0][1] == 15.0
     out = run_panel(sc, "vigil-shipment", "Time out of range")["series"]
-    assert [s["values"][0][1] for s in out] == [0]
+    assert [s["values"][0][1] for s in out] == [0, 0]
 
 
 def test_alert_annotation_spans_the_excursion_from_its_true_start_to_its_end(
