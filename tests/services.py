@@ -7,7 +7,9 @@ stopped and started again mid-test (broker restart, store outage) on the same po
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
+import json
 import os
 import shutil
 import socket
@@ -146,7 +148,6 @@ class VictoriaMetrics(Service):
 
     def export(self, match: str) -> list[dict[str, object]]:
         """All raw samples of the series matching `match` (a PromQL selector)."""
-        import json
 
         urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10).read()
         q = urllib.parse.urlencode({"match[]": match, "start": "0", "reduce_mem_usage": "1"})
@@ -296,7 +297,6 @@ class InfluxDB1(Service):
     ) -> tuple[int, dict[str, object]]:
         """(HTTP status, JSON answer) of /query, as Grafana's backend asks (epoch=ms by the
         caller); 400 is a parse error, 200 may still carry a per-statement error."""
-        import base64
         import json
 
         args = {"q": q, **({"db": db} if db else {}), **params}
