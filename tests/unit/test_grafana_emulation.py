@@ -51,7 +51,14 @@ def test_intervals_as_grafana_computes_them() -> None:
     assert format_interval(0) == "1ms"
 
 
-@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=5, unique=True))
+# Grafana's backend replaces "$timeFilter", "$interval"... anywhere in the text, also inside a
+# value the frontend put there: no value may hold one (device names do not)
+VALUE = st.text(min_size=1, max_size=12).filter(
+    lambda v: not any(m in v for m in ("$timeFilter", "$interval", "$__interval"))
+)
+
+
+@given(st.lists(VALUE, min_size=1, max_size=5, unique=True))
 def test_several_values_match_exactly_themselves(values: list[str]) -> None:
     v = {"x": Var("x", values, values, multi=True)}
     q = expand('"t" =~ /^$x$/', v, F, T)
