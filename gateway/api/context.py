@@ -17,6 +17,7 @@ from prometheus_client.metrics_core import Metric
 from alert_rules import AlertEvent, AlertStore, RuleLibrary, RulesConfig, RulesEngine
 from gateway.api.tokens import DEFAULT_TOKEN_TTL_S, LoginLimiter, TokenSigner, load_or_create_key
 from gateway.core.eventtime import in_store_range
+from gateway.core.i18n import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.metrics import Counters
 from gateway.core.ports import SourceStatus
@@ -99,6 +100,10 @@ class ApiContext:
     library: RuleLibrary | None = None
     """Product profiles when there is no engine (default: the built-in packs)."""
     gateway_name: str = "vigil"
+    language: str = DEFAULT_LANGUAGE
+    """gateway.language: the default when neither the request nor the user chose one."""
+    timezone: str = DEFAULT_TIMEZONE
+    """gateway.timezone: the zone times are displayed in."""
     stale_after_s: float = 300.0
     """A device with nothing received for this long shows as stale on /devices."""
     api_counts: dict[str, int] = field(default_factory=dict)

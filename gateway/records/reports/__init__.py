@@ -19,14 +19,20 @@ field, the MKT activation energy from its `mkt` rule (default 83.144 kJ/mol).
 thread (the alert store is bound to it) and builds and renders in a worker thread.
 """
 
+from gateway.records.reports.analysis import (
+    DeviceAnalysis,
+    Excursion,
+    SeriesStats,
+    analyse_device,
+    band_label,
+)
 from gateway.records.reports.csvfile import content_digest, to_csv
 from gateway.records.reports.pdf import to_pdf
 from gateway.records.reports.stats import (
     AlertAction,
     ReportAlert,
-    SeriesStats,
     ShipmentReport,
-    band_label,
+    Verdict,
     build_report,
     fmt_dur,
     fmt_ts,
@@ -37,9 +43,13 @@ from gateway.records.reports.stats import (
 
 __all__ = [
     "AlertAction",
+    "DeviceAnalysis",
+    "Excursion",
     "ReportAlert",
     "SeriesStats",
     "ShipmentReport",
+    "Verdict",
+    "analyse_device",
     "band_label",
     "build_report",
     "content_digest",
