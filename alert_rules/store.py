@@ -144,13 +144,24 @@ class AlertStore:
         rule: str | None = None,
         open_only: bool = False,
         limit: int = 1000,
+        severity: str | None = None,
+        until_ns: int | None = None,
+        active: bool | None = None,
     ) -> list[Alert]:
-        """Newest first. `since_ns` compares with raised_at (event time); `source` may end in *."""
+        """Newest first. `since_ns`/`until_ns` compare with raised_at (event time); `source`
+        may end in *."""
         w = Where().eq("state", None if state is None else str(state))
         if open_only:
             w.raw("state != 'normal'")
+        if active is not None:
+            w.raw("active = ?", int(active))
         where, args = (
-            w.eq_or_prefix("source", source).ge("raised_at", since_ns).eq("rule", rule).build()
+            w.eq_or_prefix("source", source)
+            .ge("raised_at", since_ns)
+            .lt("raised_at", until_ns)
+            .eq("rule", rule)
+            .eq("severity", severity)
+            .build()
         )
         args.append(limit)
         sql = f"SELECT * FROM alerts{where} ORDER BY raised_at DESC, id DESC LIMIT ?"

@@ -24,7 +24,7 @@ from pydantic import (
 from alert_rules.config import RulesConfig, RulesConfigError
 from collectors import CollectorConfig
 from collectors.mqtt import MqttBrokerConfig, MqttCollectorConfig
-from gateway.core.i18n import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE, check_zone
+from gateway.core.i18n import DEFAULT_TIMEZONE, check_zone
 from gateway.notifiers.config import NotifiersConfig
 from gateway.pipeline.influx_sink import InfluxConfig
 
@@ -54,7 +54,7 @@ class GatewayConfig(Strict):
     data_dir: Path = Path("./data")
     metrics_interval_s: float = Field(10.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    language: Literal["zh-CN", "en"] = DEFAULT_LANGUAGE
+    language: Literal["zh-CN", "en"] = "zh-CN"
     """Default language of the web console, reports and notifications; a user's own choice
     and a request's `lang=` / Accept-Language win over it."""
     timezone: str = DEFAULT_TIMEZONE

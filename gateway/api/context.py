@@ -6,7 +6,9 @@ the API reads them and writes only alert actions, shipments and users through th
 
 from __future__ import annotations
 
+import bisect
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from gateway.core.i18n import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.metrics import Counters
 from gateway.core.ports import SourceStatus
-from gateway.core.reading import Reading
+from gateway.core.reading import FieldValue, Reading
 from gateway.core.schema import ALARM_KPI, ALERT, CYCLE, GATEWAY
 from gateway.pipeline.journal import Journal
 from gateway.records import Records
@@ -76,6 +78,65 @@ class LiveReadings:
             return list(self._latest.values())
 
 
+class ReadingHistory:
+    """Recent readings per series (measurement, device) for the console's trend charts: a
+    JournalWriter listener, bounded per series and in series (memory), seeded from the journal.
+    Older readings stay in the journal, InfluxDB and, for shipments, the shipment registry."""
+
+    def __init__(self, per_series: int = 20_000, max_series: int = 2_000) -> None:
+        self.per_series = per_series
+        self.max_series = max_series
+        self._series: dict[tuple[str, str], deque[tuple[int, dict[str, FieldValue]]]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, readings: Sequence[Reading]) -> None:
+        with self._lock:
+            for r in readings:
+                if r.measurement in INTERNAL_MEASUREMENTS or not in_store_range(r.ts_ns):
+                    continue
+                key = (r.measurement, r.tags.get("device", ""))
+                q = self._series.get(key)
+                if q is None:
+                    if len(self._series) >= self.max_series:
+                        continue
+                    q = self._series[key] = deque(maxlen=self.per_series)
+                if q and q[-1][0] > r.ts_ns:  # a late reading: keep the deque in time order
+                    items = list(q)
+                    bisect.insort(items, (r.ts_ns, r.fields), key=lambda p: p[0])
+                    q.clear()
+                    q.extend(items[-self.per_series :])
+                else:
+                    q.append((r.ts_ns, r.fields))
+
+    def seed(self, journal: Journal, rows: int = 200_000) -> int:
+        """Fill from the journal's newest rows at startup (blocking: use a worker thread)."""
+        start = max(0, journal.last_id() - rows)
+        found = []
+        for jr in journal.read_after(start, rows):
+            try:
+                found.append(decode(jr.line, jr.received_ns))
+            except LineProtocolError:
+                continue
+        found.sort(key=lambda r: r.ts_ns)
+        self.observe(found)
+        return len(found)
+
+    def window(
+        self, device: str, since_ns: int, until_ns: int
+    ) -> dict[str, tuple[list[tuple[int, dict[str, FieldValue]]], bool]]:
+        """measurement → (readings of the device in [since, until], whether the buffer still
+        reaches back to `since`)."""
+        out = {}
+        with self._lock:
+            for (meas, dev), q in self._series.items():
+                if dev != device:
+                    continue
+                items = [p for p in q if since_ns <= p[0] <= until_ns]
+                full = len(q) < (q.maxlen or 0) or (bool(q) and q[0][0] <= since_ns)
+                out[meas] = (items, full)
+        return out
+
+
 def _no_sources() -> list[SourceStatus]:
     return []
 
@@ -96,6 +157,7 @@ class ApiContext:
     extra_metrics: Callable[[], Iterable[Metric]] | None = None
     """More Prometheus metric families for /metrics (supervisor restarts, sink state, ...)."""
     live: LiveReadings = field(default_factory=LiveReadings)
+    history: ReadingHistory = field(default_factory=ReadingHistory)
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     library: RuleLibrary | None = None
     """Product profiles when there is no engine (default: the built-in packs)."""

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import time
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from alert_rules.engine import source_of
-from gateway.api.deps import Principal, get_ctx, require
-from gateway.api.models import DeviceOut, ReadingOut, ns_to_dt
+from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, require
+from gateway.api.models import DeviceOut, FieldOut, ReadingOut, SeriesOut, dt_to_ns, ns_to_dt
+from gateway.core.i18n import gettext
 from gateway.core.ports import SourceStatus
-from gateway.core.reading import Reading
+from gateway.core.reading import FieldValue, Reading
+from gateway.core.schema import FIELD_LABELS, unit_of
 from gateway.records.users import Perm
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
@@ -34,15 +38,17 @@ def reading_out(r: Reading) -> ReadingOut:
 @router.get("/devices", response_model=list[DeviceOut], summary="Devices, newest reading, state")
 async def devices(
     request: Request,
-    _: Annotated[Principal, Depends(require(Perm.READ))],
+    p: Annotated[Principal, Depends(require(Perm.READ))],
     site: Annotated[str | None, Query(max_length=200)] = None,
     asset: Annotated[str | None, Query(max_length=200)] = None,
+    lang: LangQuery = None,
 ) -> list[DeviceOut]:
     """Every device that sent readings or that a collector polls, and every collector connection.
 
     State: `alarm` when an annunciated alert is open on the device's source, `offline` when its
     collector cannot reach it, `stale` when nothing arrived for `stale_after_s`, else `ok`."""
     ctx = get_ctx(request)
+    d = display_of(request, p, lang)
     by_device: dict[str, list[Reading]] = {}
     for r in ctx.live.snapshot():
         dev = r.tags.get("device", "")
@@ -75,9 +81,23 @@ async def devices(
             tags.update(r.tags)
         src = source_of(newest.tags) if newest is not None else dev
         states = open_by_source.get(src, [])
+        meta_units = st.units if st is not None else {}
+        meta_labels = st.labels if st is not None else {}
+        values = [
+            FieldOut(
+                measurement=r.measurement,
+                field=k,
+                value=v,
+                unit=meta_units.get(k) or unit_of(k),
+                label=meta_labels.get(k) or gettext(FIELD_LABELS.get(k, k), d.lang),
+            )
+            for r in sorted(rs, key=lambda r: r.measurement)
+            for k, v in sorted(r.fields.items())
+        ]
         out.append(
             DeviceOut(
                 device=dev,
+                values=values,
                 source=src,
                 state=_state(states, st, received, now, stale_ns),
                 measurements=sorted({r.measurement for r in rs}),
@@ -154,3 +174,85 @@ async def latest_readings(
     ]
     rs.sort(key=lambda r: (r.measurement, r.tags.get("device", "")))
     return [reading_out(r) for r in rs[:limit]]
+
+
+def _thin(
+    pts: list[tuple[int, dict[str, FieldValue]]], n: int
+) -> list[tuple[int, dict[str, FieldValue]]]:
+    """At most about n points: every k-th, plus each bucket's extremes of every field, so a
+    short excursion is never thinned away."""
+    if len(pts) <= n:
+        return pts
+    k = -(-len(pts) // max(1, n // 3))
+    keep: set[int] = set()
+    for start in range(0, len(pts), k):
+        keep.add(start)
+        chunk = range(start, min(start + k, len(pts)))
+        names = {f for i in chunk for f, v in pts[i][1].items() if _number(v) is not None}
+        for f in names:
+            vals = [(_number(pts[i][1].get(f)), i) for i in chunk]
+            present = [(v, i) for v, i in vals if v is not None]
+            if present:
+                keep.add(min(present)[1])
+                keep.add(max(present)[1])
+    return [pts[i] for i in sorted(keep)]
+
+
+def _number(v: object) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def series_out(
+    device: str,
+    measurement: str,
+    pts: list[tuple[int, dict[str, FieldValue]]],
+    complete: bool,
+    points: int,
+    lang: str,
+) -> SeriesOut:
+    pts = _thin(sorted(pts, key=lambda p: p[0]), points)
+    names = sorted({f for _, fs in pts for f, v in fs.items() if _number(v) is not None})
+    return SeriesOut(
+        device=device,
+        measurement=measurement,
+        ts=[ns_to_dt(ts) for ts, _ in pts],
+        fields={f: [_number(fs.get(f)) for _, fs in pts] for f in names},
+        units={f: unit_of(f) for f in names},
+        labels={f: gettext(FIELD_LABELS.get(f, f), lang) for f in names},
+        complete=complete,
+    )
+
+
+def history_series(
+    request: Request, device: str, since_ns: int, until_ns: int, points: int
+) -> list[SeriesOut]:
+    """A device's recent readings per measurement, from the API's reading history."""
+    lang = display_of(request, None).lang
+    found = get_ctx(request).history.window(device, since_ns, until_ns)
+    return [
+        series_out(device, meas, pts, complete, points, lang)
+        for meas, (pts, complete) in sorted(found.items())
+    ]
+
+
+@router.get(
+    "/readings/history",
+    response_model=list[SeriesOut],
+    summary="A device's readings over a time range, per measurement (for trend charts)",
+)
+async def readings_history(
+    request: Request,
+    _: Annotated[Principal, Depends(require(Perm.READ))],
+    device: Annotated[str, Query(min_length=1, max_length=200)],
+    since: Annotated[datetime | None, Query(description="default: 6 hours before until")] = None,
+    until: Annotated[datetime | None, Query(description="default: now")] = None,
+    points: Annotated[int, Query(ge=10, le=20_000)] = 2000,
+) -> list[SeriesOut]:
+    """Event time; thinned to about `points` per series keeping each bucket's extremes. The
+    gateway holds the newest readings of each series (`complete` false when the range starts
+    before them); the journal, InfluxDB and shipment records keep the rest."""
+    end = dt_to_ns(until) if until is not None else time.time_ns()
+    start = dt_to_ns(since) if since is not None else end - 6 * 3600 * 1_000_000_000
+    return history_series(request, device, start, end, points)

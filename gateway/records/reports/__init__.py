@@ -33,12 +33,14 @@ from gateway.records.reports.stats import (
     ReportAlert,
     ShipmentReport,
     Verdict,
+    actions_of,
     build_report,
     fmt_dur,
     fmt_ts,
     gather_alerts,
     profile_limits,
     report_for,
+    with_signatures,
 )
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "SeriesStats",
     "ShipmentReport",
     "Verdict",
+    "actions_of",
     "analyse_device",
     "band_label",
     "build_report",
@@ -60,4 +63,5 @@ __all__ = [
     "report_for",
     "to_csv",
     "to_pdf",
+    "with_signatures",
 ]

@@ -162,7 +162,7 @@ def _chart(r: ShipmentReport, width: float, height: float, lang: str, tz: str, f
     return d
 
 
-def _numbered(header: Callable[[Canvas, int, int], None]) -> type[Canvas]:
+def numbered_canvas(header: Callable[[Canvas, int, int], None]) -> type[Canvas]:
     """A canvas that draws the header and 'page n of m' once the page count is known."""
 
     class NumberedCanvas(Canvas):
@@ -501,5 +501,5 @@ def to_pdf(r: ShipmentReport, lang: str = "en", tz: str = "UTC") -> bytes:
             table(acts, [34 * mm, 22 * mm, 28 * mm, 28 * mm, 24 * mm, 44 * mm]),
             Spacer(1, 2 * mm),
         ]
-    doc.build(story, canvasmaker=_numbered(header))
+    doc.build(story, canvasmaker=numbered_canvas(header))
     return buf.getvalue()

@@ -228,14 +228,16 @@ def gather_alerts(store: Any, shipment: Shipment, limit: int = 10_000) -> list[R
         )
         if not mine:
             continue
-        actions = tuple(
-            AlertAction(
-                h["kind"], h["old_state"], h["new_state"], h["wall_ns"], h["by"], h["reason"]
-            )
-            for h in store.history(a.id)
-        )
-        out.append(ReportAlert(a.to_dict(), actions))
+        out.append(ReportAlert(a.to_dict(), tuple(actions_of(store, a.id))))
     return out
+
+
+def actions_of(store: Any, alert_id: int) -> list[AlertAction]:
+    """Every transition and action of an alert (the alert store's log), oldest first."""
+    return [
+        AlertAction(h["kind"], h["old_state"], h["new_state"], h["wall_ns"], h["by"], h["reason"])
+        for h in store.history(alert_id)
+    ]
 
 
 SUMMARY_LABEL = N_("all devices (worst)")
