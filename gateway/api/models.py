@@ -396,6 +396,15 @@ class SeriesOut(BaseModel):
     units: dict[str, str]
     labels: dict[str, str]
     complete: bool = Field(description="false: older readings are no longer held for charts")
+    limits: dict[str, list[BandOut]] = Field(
+        default_factory=dict, description="per field, the limits of the rules bound to it"
+    )
+
+
+class BandOut(BaseModel):
+    op: str
+    limit: float
+    label: str
 
 
 # -- shipments --------------------------------------------------------------------------------
@@ -420,6 +429,10 @@ class ApproveIn(SignatureIn):
     comment: Comment | None = None
 
 
+class RejectIn(SignatureIn):
+    reason: Reason
+
+
 class SignatureOut(BaseModel):
     name: str
     username: str
@@ -437,7 +450,7 @@ class ShipmentOut(BaseModel):
     origin: str
     destination: str
     note: str
-    status: Literal["active", "stopped", "approved"]
+    status: Literal["active", "stopped", "approved", "rejected"]
     started_at: datetime
     started_by: str
     stopped_at: datetime | None
@@ -445,6 +458,8 @@ class ShipmentOut(BaseModel):
     stop_reason: str | None
     readings: int
     signature: SignatureOut | None
+    rejection: SignatureOut | None = None
+    rejection_reason: str | None = None
 
 
 class ShipmentActionOut(BaseModel):

@@ -128,7 +128,7 @@ async def me(request: Request, p: Annotated[Principal, Depends(require(Perm.READ
     )
 
 
-@router.put("/api/v1/me/language", response_model=UserOut, summary="Choose one's language")
+@router.post("/api/v1/me/language", response_model=UserOut, summary="Choose one's language")
 async def set_language(
     request: Request,
     body: LanguageIn,

@@ -10,12 +10,22 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from alert_rules.engine import source_of
+from alert_rules.limits import profile_limits
 from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, require
-from gateway.api.models import DeviceOut, FieldOut, ReadingOut, SeriesOut, dt_to_ns, ns_to_dt
+from gateway.api.models import (
+    BandOut,
+    DeviceOut,
+    FieldOut,
+    ReadingOut,
+    SeriesOut,
+    dt_to_ns,
+    ns_to_dt,
+)
 from gateway.core.i18n import gettext
 from gateway.core.ports import SourceStatus
 from gateway.core.reading import FieldValue, Reading
 from gateway.core.schema import FIELD_LABELS, unit_of
+from gateway.records.reports import band_label
 from gateway.records.users import Perm
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
@@ -228,13 +238,29 @@ def series_out(
 def history_series(
     request: Request, device: str, since_ns: int, until_ns: int, points: int
 ) -> list[SeriesOut]:
-    """A device's recent readings per measurement, from the API's reading history."""
+    """A device's recent readings per measurement, from the API's reading history, with the
+    limits of the rules bound to the device's series."""
+    ctx = get_ctx(request)
     lang = display_of(request, None).lang
-    found = get_ctx(request).history.window(device, since_ns, until_ns)
-    return [
-        series_out(device, meas, pts, complete, points, lang)
-        for meas, (pts, complete) in sorted(found.items())
-    ]
+    found = ctx.history.window(device, since_ns, until_ns)
+    tags = {
+        r.measurement: r.tags for r in ctx.live.snapshot() if r.tags.get("device", "") == device
+    }
+    library = ctx.rule_library()
+    out = []
+    for meas, (pts, complete) in sorted(found.items()):
+        s = series_out(device, meas, pts, complete, points, lang)
+        if library is not None and meas in tags:
+            specs = [c.spec for c in library.rules_for(meas, dict(tags[meas]))]
+            for f in s.fields:
+                bands = profile_limits("bound", f, specs).bands
+                if bands:
+                    unit = s.units.get(f, "")
+                    s.limits[f] = [
+                        BandOut(op=b.op, limit=b.limit, label=band_label(b, unit)) for b in bands
+                    ]
+        out.append(s)
+    return out
 
 
 @router.get(

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, require
 from gateway.api.models import (
     ApproveIn,
+    RejectIn,
     SeriesOut,
     ShipmentActionOut,
     ShipmentIn,
@@ -56,7 +57,18 @@ def shipment_out(s: Shipment, readings: int) -> ShipmentOut:
             signed_at=ns_to_dt(s.approved_at_ns),
             content_sha256=s.approved_digest,
         )
+    rej = None
+    if s.rejected_at_ns is not None:
+        rej = SignatureOut(
+            name=s.rejected_name or "",
+            username=s.rejected_by or "",
+            meaning=s.rejection_meaning or "",
+            signed_at=ns_to_dt(s.rejected_at_ns),
+            content_sha256=None,
+        )
     return ShipmentOut(
+        rejection=rej,
+        rejection_reason=s.rejection_reason,
         id=s.id,
         asset=s.asset,
         site=s.site,
@@ -88,7 +100,7 @@ async def list_shipments(
     request: Request,
     _: Annotated[Principal, Depends(require(Perm.READ))],
     status_: Annotated[
-        Literal["active", "stopped", "approved"] | None, Query(alias="status")
+        Literal["active", "stopped", "approved", "rejected"] | None, Query(alias="status")
     ] = None,
     asset: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
@@ -204,8 +216,8 @@ async def approve_shipment(
     s = _get(request, shipment_id)
     if s.active:
         raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {s.id} is still active")
-    if s.approved_at_ns is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {s.id} is already approved")
+    if s.approved_at_ns is not None or s.rejected_at_ns is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {s.id} is already {s.status}")
     await verify_signature(request, p, body.password, "shipment", s.id)
     alerts = gather_alerts(ctx.alert_store, s)
     report = await asyncio.to_thread(
@@ -230,6 +242,48 @@ async def approve_shipment(
         new.to_dict(),
         body.comment,
         sig,
+        p.client,
+    )
+    return ShipmentActionOut(
+        shipment=shipment_out(new, ctx.shipments.reading_count(new.id)), audit_seq=row.seq
+    )
+
+
+@router.post(
+    "/shipments/{shipment_id}/reject",
+    response_model=ShipmentActionOut,
+    summary="Reject the shipment report (QA, electronically signed: password, meaning, reason)",
+)
+async def reject_shipment(
+    request: Request,
+    shipment_id: ShipmentId,
+    body: RejectIn,
+    p: Annotated[Principal, Depends(require(Perm.REPORT_SIGN))],
+) -> ShipmentActionOut:
+    ctx = get_ctx(request)
+    s = _get(request, shipment_id)
+    if s.active:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {s.id} is still active")
+    if s.approved_at_ns is not None or s.rejected_at_ns is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {s.id} is already {s.status}")
+    await verify_signature(request, p, body.password, "shipment", s.id)
+    now = time.time_ns()
+    try:
+        old, new = ctx.shipments.reject(
+            s.id, p.user.username, p.user.name, body.meaning, body.reason, now_ns=now
+        )
+    except ShipmentError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    row = await asyncio.to_thread(
+        ctx.audit.record,
+        p.user.username,
+        "shipment.reject",
+        "shipment",
+        s.id,
+        old.to_dict(),
+        new.to_dict(),
+        body.reason,
+        Signature(p.user.name, p.user.username, body.meaning, now),
         p.client,
     )
     return ShipmentActionOut(
