@@ -1,8 +1,9 @@
 """Keep the translation catalogs: `python scripts/i18n.py extract|compile|check` (`make i18n`).
 
-extract  collects every msgid (Python `_()`, `N_()`, `gettext()`; the web console's `_()` in
-         app.js and `data-i18n*` attributes in index.html; `message:` templates of the rule
-         packs) into gateway/locale/vigil.pot and merges it into each language's .po
+extract  collects every msgid (Python `_()`, `N_()`, `gettext()`; the web console's `_()`,
+         `fmt()` and `_m()` in app.js and `data-i18n*` attributes in index.html; `message:`
+         templates of the rule packs) into gateway/locale/vigil.pot and merges it into each
+         language's .po
 compile  writes the .mo files next to the .po files (committed: an installed package needs them)
 check    exits 1 when the .pot is out of date, a zh-CN msgid lacks a translation (or its
          translation names other placeholders), or a .mo differs from its .po
@@ -28,7 +29,7 @@ LOCALE = ROOT / "gateway" / "locale"
 POT = LOCALE / "vigil.pot"
 LANGS = {"zh_CN": "zh-CN", "en": "en"}
 SOURCES = ("gateway", "alert_rules", "collectors")
-KEYWORDS = {"_": None, "N_": None, "gettext": (1,)}
+KEYWORDS = {"_": None, "_m": None, "fmt": (1,), "N_": None, "gettext": (1,)}
 
 _ATTR = re.compile(r'data-i18n(?:-[a-z]+)?="([^"]+)"')
 
@@ -74,7 +75,7 @@ def template() -> Catalog:
             keywords=KEYWORDS,
             comment_tags=("Translators:",),
         )
-        for filename, lineno, message, comments, context in found:
+        for filename, lineno, message, comments, _context in found:
             if not message or isinstance(message, tuple):
                 continue
             cat.add(message, None, [(f"{src}/{filename}", lineno)], auto_comments=comments)

@@ -166,6 +166,48 @@ def zone_label(tz: tzinfo | str | None, at_ns: int | None = None) -> str:
     return name if name == off else f"{name} ({off})"
 
 
+WORDS = (
+    # ISA-18.2 alert states and what happens to alerts
+    N_("normal"),
+    N_("unacknowledged"),
+    N_("acknowledged"),
+    N_("rtn_unacknowledged"),
+    N_("shelved"),
+    N_("suppressed"),
+    N_("out_of_service"),
+    N_("raised"),
+    N_("reactivated"),
+    N_("cleared"),
+    N_("acked"),
+    N_("unshelved"),
+    N_("closed"),
+    N_("escalated"),
+    N_("realarmed"),
+    N_("unsuppressed"),
+    N_("in_service"),
+    # priorities, roles, device and shipment states
+    N_("critical"),
+    N_("high"),
+    N_("medium"),
+    N_("low"),
+    N_("viewer"),
+    N_("operator"),
+    N_("qa"),
+    N_("admin"),
+    N_("ok"),
+    N_("alarm"),
+    N_("offline"),
+    N_("stale"),
+    N_("active"),
+    N_("stopped"),
+    N_("approved"),
+    N_("rejected"),
+    N_("running"),
+    N_("complete"),
+    N_("yes"),
+    N_("no"),
+)
+"""Values the console, reports and notifications show translated (stored in English)."""
 LIST_SEPARATOR = N_("; ")
 """Between the items of a list argument (a full-width semicolon in Chinese)."""
 _DUR_UNITS = ((N_("{n}d"), 86_400), (N_("{n}h"), 3_600), (N_("{n}m"), 60), (N_("{n}s"), 1))

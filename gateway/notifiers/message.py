@@ -17,6 +17,7 @@ from alert_rules.model import AlertEvent, EventKind
 from gateway.core.i18n import N_, fmt_time, gettext, render_json
 
 SUBJECT_MAX = 250
+YES, NO = N_("yes"), N_("no")
 PLACE_TAGS = ("site", "asset", "device", "line", "equipment", "batch", "phase", "shipment")
 
 
@@ -190,7 +191,7 @@ def text_body(event: AlertEvent, gateway: str, lang: str = "en", tz: str | None 
             else:
                 v = fmt_time(times[key], tz)
         elif isinstance(v, bool):
-            v = gettext("yes" if v else "no", lang)
+            v = gettext(YES if v else NO, lang)
         elif key in _TRANSLATED and lang != "en":
             v = gettext(str(v), lang)
         rows.append((lbl, v))

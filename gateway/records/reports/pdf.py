@@ -308,8 +308,10 @@ def to_pdf(r: ShipmentReport, lang: str = "en", tz: str = "UTC") -> bytes:
             )
     story.append(table(sig_rows, [45 * mm, 45 * mm, 55 * mm, 35 * mm]))
     now = content_digest(r)
-    if s.approved_digest is None:
+    if s.approved_at_ns is None:
         state = _("not signed") if not s.active else _("not signed (shipment still active)")
+    elif s.approved_digest is None:
+        state = _("signed (no content digest was recorded)")
     elif s.approved_digest == now:
         state = _("signed; the data are unchanged since the signature")
     else:
