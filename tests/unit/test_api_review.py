@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from gateway.api import create_app
+from gateway.core.ports import SourceStatus
+from gateway.core.reading import Reading
 from gateway.records.users import Role
 from simulators.plc.spec import FaultSpec
 from tests.api_rig import AUTOCLAVE_CYCLE_S, PASSWORDS, Rig, autoclave, coldchain, make_rig
@@ -186,3 +188,29 @@ async def test_audit_pages_back(client: httpx.AsyncClient, rig: Rig) -> None:
         await client.get(f"/api/v1/audit?newest_first=true&limit=2&before_seq={older}", headers=h)
     ).json()
     assert [r["seq"] for r in page2] == [older - 1, older - 2]
+
+
+async def test_register_map_units_and_labels_win(rig: Rig) -> None:
+    rig.feed(
+        [
+            Reading(
+                "process",
+                {"line": "L1", "equipment": "ac-9", "device": "AC-09"},
+                {"chamber_temp_c": 121.3, "jacket": 210.0},
+                time.time_ns(),
+                time.time_ns(),
+            )
+        ]
+    )
+    rig.ctx.sources = lambda: [
+        SourceStatus(
+            "plcs", "modbus", "modbus://127.0.0.1:502/1", "AC-09", True,
+            units={"jacket": "kPa"}, labels={"chamber_temp_c": "腔体温度"},
+        )
+    ]  # fmt: skip
+    transport = httpx.ASGITransport(app=create_app(rig.ctx))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        devices = (await c.get("/api/v1/devices?lang=en", headers=rig.headers(Role.VIEWER))).json()
+    [dev] = [d for d in devices if d["device"] == "AC-09"]
+    values = {v["field"]: (v["label"], v["unit"]) for v in dev["values"]}
+    assert values == {"chamber_temp_c": ("腔体温度", "°C"), "jacket": ("jacket", "kPa")}
