@@ -80,13 +80,21 @@ class LiveReadings:
 
 class ReadingHistory:
     """Recent readings per series (measurement, device) for the console's trend charts: a
-    JournalWriter listener, bounded per series and in series (memory), seeded from the journal.
-    Older readings stay in the journal, InfluxDB and, for shipments, the shipment registry."""
+    JournalWriter listener, seeded from the journal. Memory is bounded: at most `per_series`
+    readings a series, `max_series` series and `max_points` readings in all (the longest series
+    gives up its oldest first), a few hundred bytes each. Older readings stay in the journal,
+    InfluxDB and, for shipments, the shipment registry."""
 
-    def __init__(self, per_series: int = 20_000, max_series: int = 2_000) -> None:
+    def __init__(
+        self, per_series: int = 20_000, max_series: int = 2_000, max_points: int = 300_000
+    ) -> None:
         self.per_series = per_series
         self.max_series = max_series
+        self.max_points = max_points
         self._series: dict[tuple[str, str], deque[tuple[int, dict[str, FieldValue]]]] = {}
+        self._total = 0
+        self._dropped: dict[tuple[str, str], int] = {}
+        """Per series, the newest event time given up: older windows are incomplete."""
         self._lock = threading.Lock()
 
     def observe(self, readings: Sequence[Reading]) -> None:
@@ -100,6 +108,9 @@ class ReadingHistory:
                     if len(self._series) >= self.max_series:
                         continue
                     q = self._series[key] = deque(maxlen=self.per_series)
+                before = len(q)
+                if len(q) == q.maxlen:
+                    self._drop(key, q[0][0])
                 if q and q[-1][0] > r.ts_ns:  # a late reading: keep the deque in time order
                     items = list(q)
                     bisect.insort(items, (r.ts_ns, r.fields), key=lambda p: p[0])
@@ -107,8 +118,17 @@ class ReadingHistory:
                     q.extend(items[-self.per_series :])
                 else:
                     q.append((r.ts_ns, r.fields))
+                self._total += len(q) - before
+            while self._total > self.max_points:
+                key, longest = max(self._series.items(), key=lambda kv: len(kv[1]))
+                for _ in range(max(1, len(longest) // 10)):
+                    self._drop(key, longest.popleft()[0])
+                    self._total -= 1
 
-    def seed(self, journal: Journal, rows: int = 200_000) -> int:
+    def _drop(self, key: tuple[str, str], ts_ns: int) -> None:
+        self._dropped[key] = max(ts_ns, self._dropped.get(key, ts_ns))
+
+    def seed(self, journal: Journal, rows: int = 100_000) -> int:
         """Fill from the journal's newest rows at startup (blocking: use a worker thread)."""
         start = max(0, journal.last_id() - rows)
         found = []
@@ -132,8 +152,8 @@ class ReadingHistory:
                 if dev != device:
                     continue
                 items = [p for p in q if since_ns <= p[0] <= until_ns]
-                full = len(q) < (q.maxlen or 0) or (bool(q) and q[0][0] <= since_ns)
-                out[meas] = (items, full)
+                dropped = self._dropped.get((meas, dev))
+                out[meas] = (items, dropped is None or dropped < since_ns)
         return out
 
 

@@ -15,7 +15,6 @@ when they show them. Argument values are numbers, strings, `Time` (shown in the 
 from __future__ import annotations
 
 import gettext as _gettext
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -321,11 +320,6 @@ def _load(v: Any) -> Any:
     if isinstance(v, list):
         return [_load(x) for x in v]
     return v
-
-
-def placeholders(template: str) -> set[str]:
-    """The `{name}` placeholders of a template (for catalog checks)."""
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 def render_json(doc: Any, lang: str, tz: tzinfo | str | None, fallback: str = "") -> str:

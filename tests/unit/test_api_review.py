@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from gateway.api import create_app
+from gateway.api.context import ReadingHistory
 from gateway.core.ports import SourceStatus
 from gateway.core.reading import Reading
 from gateway.records.users import Role
@@ -214,3 +215,24 @@ async def test_register_map_units_and_labels_win(rig: Rig) -> None:
     [dev] = [d for d in devices if d["device"] == "AC-09"]
     values = {v["field"]: (v["label"], v["unit"]) for v in dev["values"]}
     assert values == {"chamber_temp_c": ("腔体温度", "°C"), "jacket": ("jacket", "kPa")}
+
+
+def test_reading_history_is_bounded() -> None:
+    h = ReadingHistory(per_series=50, max_series=3, max_points=120)
+    for dev in ("a", "b", "c", "d"):
+        h.observe(
+            [
+                Reading("coldchain", {"device": dev}, {"temp_c": float(i)}, i * S, i * S)
+                for i in range(100)
+            ]
+        )
+    found = {dev: h.window(dev, 0, 200 * S) for dev in ("a", "b", "c", "d")}
+    assert found["d"] == {}  # a fourth series is not kept
+    sizes = [len(found[d]["coldchain"][0]) for d in ("a", "b", "c")]
+    assert max(sizes) <= 50 and sum(sizes) <= 120
+    pts, complete = found["c"]["coldchain"]
+    assert pts[-1][0] == 99 * S and not complete  # the newest stay; the start is gone
+    late = Reading("coldchain", {"device": "c"}, {"temp_c": -1.0}, 98 * S + 1, 0)
+    h.observe([late])
+    ts = [t for t, _f in h.window("c", 0, 200 * S)["coldchain"][0]]
+    assert ts == sorted(ts) and 98 * S + 1 in ts
