@@ -21,7 +21,7 @@ from gateway.config import ConfigError, VigilConfig, load_config
 from gateway.core.i18n import normalize
 from gateway.records import AUDIT_FILE, SHIPMENTS_FILE, USERS_FILE
 from gateway.records.audit import AuditTrail
-from gateway.records.reports import fmt_ts, gather_alerts, report_for, to_csv, to_pdf
+from gateway.records.reports import BOM, fmt_ts, gather_alerts, report_for, to_csv, to_pdf
 from gateway.records.shipments import ShipmentRegistry
 from gateway.records.users import UserError, UserStore
 
@@ -291,9 +291,10 @@ def report_shipment(
         audit.close()
     language = normalize(lang) or cfg.gateway.language
     zone = cfg.gateway.timezone
-    body = (
-        to_pdf(report, language, zone) if fmt == "pdf" else to_csv(report, language, zone).encode()
-    )
+    if fmt == "pdf":
+        body = to_pdf(report, language, zone)
+    else:
+        body = (BOM + to_csv(report, language, zone)).encode()
     if out is not None and str(out) == "-":
         sys.stdout.buffer.write(body)
         sys.stdout.flush()

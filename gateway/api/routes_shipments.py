@@ -28,6 +28,7 @@ from gateway.core.lineprotocol import LineProtocolError, parse_line
 from gateway.core.reading import FieldValue
 from gateway.records.audit import Signature
 from gateway.records.reports import (
+    BOM,
     SeriesStats,
     ShipmentReport,
     band_label,
@@ -313,7 +314,7 @@ async def shipment_report(
     name = f"shipment-{report.shipment.id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "csv":
-        body = to_csv(report, d.lang, d.tz)
+        body = BOM + to_csv(report, d.lang, d.tz)
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
     pdf = await asyncio.to_thread(to_pdf, report, d.lang, d.tz)
     return Response(pdf, media_type="application/pdf", headers=headers)

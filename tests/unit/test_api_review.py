@@ -170,6 +170,7 @@ async def test_batch_report_pdf_and_csv(client: httpx.AsyncClient, rig: Rig) -> 
     readings = (await client.get(f"/api/v1/cycles/{c['id']}/readings", headers=h)).json()
     assert readings and "chamber_temp_c" in readings[0]["fields"]
     r = await client.get(f"/api/v1/cycles/{c['id']}/report?format=csv&lang=en", headers=h)
+    assert r.text.startswith("\ufeffsection,key,value")  # Excel and WPS read it as UTF-8
     rows = list(csv.reader(io.StringIO(r.text)))
     assert ["verdict", "text", "Failed"] in rows
     assert any(row[:2] == ["phases", "hold"] for row in rows)

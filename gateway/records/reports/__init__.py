@@ -26,7 +26,7 @@ from gateway.records.reports.analysis import (
     analyse_device,
     band_label,
 )
-from gateway.records.reports.csvfile import content_digest, to_csv
+from gateway.records.reports.csvfile import BOM, content_digest, to_csv
 from gateway.records.reports.pdf import to_pdf
 from gateway.records.reports.stats import (
     AlertAction,
@@ -44,6 +44,7 @@ from gateway.records.reports.stats import (
 )
 
 __all__ = [
+    "BOM",
     "AlertAction",
     "DeviceAnalysis",
     "Excursion",

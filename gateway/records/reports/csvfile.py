@@ -19,6 +19,9 @@ from gateway.records.reports.stats import (
 )
 
 TimeFmt = Callable[[int | None], str]
+BOM = "\ufeff"
+"""Put before a CSV file that people open: spreadsheet programs (Excel, WPS) then read it as
+UTF-8, so Chinese text is not garbled."""
 
 
 def time_format(tz: str | None) -> TimeFmt:
