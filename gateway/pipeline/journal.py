@@ -204,8 +204,7 @@ class Journal:
             )
         rows = []
         for r in readings:
-            r.line = encode(r)
-            rows.append((r.received_ns, 1 if r.ts_from_receive else 0, r.line))
+            rows.append((r.received_ns, 1 if r.ts_from_receive else 0, encode(r)))
         with self._wlock:
             return self._append(rows, dead)
 
