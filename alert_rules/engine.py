@@ -42,6 +42,7 @@ from alert_rules.lifecycle import AlertManager
 from alert_rules.model import ActionResult, AlertEvent
 from alert_rules.store import AlertStore
 from alert_rules.units import to_ns
+from gateway.core.i18n import Text
 from gateway.core.reading import Reading
 
 _TS = attrgetter("ts_ns")
@@ -84,7 +85,7 @@ class _Point:
         at: int,
         value: float | None,
         peak: float | None,
-        message: str,
+        message: Text,
     ) -> None:
         tags = {k: v for k, v in ctx.tags.items() if k in ALERT_TAGS}
         self.mgr.activate(

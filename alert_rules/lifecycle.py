@@ -30,6 +30,7 @@ from alert_rules.model import (
 )
 from alert_rules.store import AlertStore
 from alert_rules.units import fmt_duration, to_ns
+from gateway.core.i18n import Text
 
 S = AlertState
 _HIDDEN = (S.SHELVED, S.SUPPRESSED, S.OUT_OF_SERVICE)
@@ -135,7 +136,7 @@ class AlertManager:
         at: int,
         value: float | None,
         peak: float | None,
-        message: str,
+        message: Text,
         series: str,
         tags: dict[str, str],
     ) -> None:
@@ -159,7 +160,8 @@ class AlertManager:
                 raised_at=at,
                 activated_at=at,
                 detected_at=wall,
-                message=message,
+                message=str(message),
+                text=message.to_json(),
                 value=value,
                 peak=peak,
                 retrospective=retro,
@@ -176,7 +178,8 @@ class AlertManager:
                 EventKind.RAISED, alert, None, at, wall, excursion_start_ns=started, value=value
             )
             return
-        alert.value, alert.peak, alert.message = value, peak, message
+        alert.value, alert.peak = value, peak
+        alert.message, alert.text = str(message), message.to_json()
         if alert.active:  # state restored from an older snapshot: nothing new happened
             self.store.update_alert(alert)
             return

@@ -98,6 +98,9 @@ class Alert:
     series: str = ""
     field: str = ""
     tags: dict[str, str] = dc_field(default_factory=dict)
+    text: dict[str, Any] | None = None
+    """`message` as a gateway.core.i18n.Text document, rendered in the reader's language;
+    `message` is its English text (None for alerts stored before texts were kept)."""
 
     @property
     def open(self) -> bool:

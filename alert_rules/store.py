@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     latching INTEGER NOT NULL, activations INTEGER NOT NULL, tier INTEGER NOT NULL,
     escalated_at INTEGER, acked_by TEXT, acked_at INTEGER, shelved_by TEXT, shelved_at INTEGER,
     shelved_until INTEGER, shelve_reason TEXT, closed_by TEXT, closed_at INTEGER,
-    close_reason TEXT, series TEXT NOT NULL, field TEXT NOT NULL, tags TEXT NOT NULL
+    close_reason TEXT, series TEXT NOT NULL, field TEXT NOT NULL, tags TEXT NOT NULL,
+    text TEXT
 );
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state);
 CREATE INDEX IF NOT EXISTS alerts_source ON alerts(source, raised_at);
@@ -69,6 +70,8 @@ def _to_row(a: Alert) -> list[Any]:
         v = getattr(a, c)
         if c == "tags":
             v = json.dumps(v, sort_keys=True)
+        elif c == "text":
+            v = None if v is None else json.dumps(v, ensure_ascii=False, separators=(",", ":"))
         elif c in _BOOL:
             v = int(v)
         elif c in ("severity", "state"):
@@ -82,6 +85,7 @@ def _from_row(row: sqlite3.Row) -> Alert:
     d["severity"] = Priority(d["severity"])
     d["state"] = AlertState(d["state"])
     d["tags"] = json.loads(d["tags"])
+    d["text"] = json.loads(d["text"]) if d.get("text") else None
     for c in _BOOL:
         d[c] = bool(d[c])
     return Alert(**d)
@@ -100,6 +104,9 @@ class AlertStore:
         )
         self.db.row_factory = sqlite3.Row
         self.db.executescript(_SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(alerts)")}
+        if "text" not in columns:  # a store from before alert texts were kept
+            self.db.execute("ALTER TABLE alerts ADD COLUMN text TEXT")
         self.db.commit()
 
     def close(self) -> None:
@@ -137,13 +144,24 @@ class AlertStore:
         rule: str | None = None,
         open_only: bool = False,
         limit: int = 1000,
+        severity: str | None = None,
+        until_ns: int | None = None,
+        active: bool | None = None,
     ) -> list[Alert]:
-        """Newest first. `since_ns` compares with raised_at (event time); `source` may end in *."""
+        """Newest first. `since_ns`/`until_ns` compare with raised_at (event time); `source`
+        may end in *."""
         w = Where().eq("state", None if state is None else str(state))
         if open_only:
             w.raw("state != 'normal'")
+        if active is not None:
+            w.raw("active = ?", int(active))
         where, args = (
-            w.eq_or_prefix("source", source).ge("raised_at", since_ns).eq("rule", rule).build()
+            w.eq_or_prefix("source", source)
+            .ge("raised_at", since_ns)
+            .lt("raised_at", until_ns)
+            .eq("rule", rule)
+            .eq("severity", severity)
+            .build()
         )
         args.append(limit)
         sql = f"SELECT * FROM alerts{where} ORDER BY raised_at DESC, id DESC LIMIT ?"

@@ -18,9 +18,10 @@ import typer
 
 from alert_rules import AlertStore
 from gateway.config import ConfigError, VigilConfig, load_config
+from gateway.core.i18n import normalize
 from gateway.records import AUDIT_FILE, SHIPMENTS_FILE, USERS_FILE
 from gateway.records.audit import AuditTrail
-from gateway.records.reports import fmt_ts, gather_alerts, report_for, to_csv, to_pdf
+from gateway.records.reports import BOM, fmt_ts, gather_alerts, report_for, to_csv, to_pdf
 from gateway.records.shipments import ShipmentRegistry
 from gateway.records.users import UserError, UserStore
 
@@ -257,8 +258,12 @@ def report_shipment(
         typer.Option("--out", "-o", help="file (default shipment-ID.FORMAT; - for stdout)"),
     ] = None,
     config: ConfigOpt = None,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help="zh-CN or en (default: gateway.language)")
+    ] = None,
 ) -> None:
-    """Write a shipment report: statistics, time out of range, alerts, chart, signature."""
+    """Write a shipment report: verdict, statistics, excursions, completeness, alerts, chart,
+    signatures; in gateway.language (or --lang), times in gateway.timezone."""
 
     if fmt not in ("pdf", "csv"):
         typer.echo("error: --format must be pdf or csv", err=True)
@@ -279,9 +284,17 @@ def report_shipment(
     alerts = gather_alerts(store, shipment)
     if store is not None:
         store.close()
-    report = report_for(registry, shipment, alerts, _library(cfg))
+    audit = AuditTrail(data / AUDIT_FILE) if (data / AUDIT_FILE).exists() else None
+    report = report_for(registry, shipment, alerts, _library(cfg), audit=audit)
     registry.close()
-    body: bytes = to_pdf(report) if fmt == "pdf" else to_csv(report).encode()
+    if audit is not None:
+        audit.close()
+    language = normalize(lang) or cfg.gateway.language
+    zone = cfg.gateway.timezone
+    if fmt == "pdf":
+        body = to_pdf(report, language, zone)
+    else:
+        body = (BOM + to_csv(report, language, zone)).encode()
     if out is not None and str(out) == "-":
         sys.stdout.buffer.write(body)
         sys.stdout.flush()

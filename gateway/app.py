@@ -99,7 +99,12 @@ class Gateway:
                 broker.url, broker.client_id, lambda cid: client_for(broker, client_id=cid)
             )
             self.notifier = Notifier(
-                cfg.notifiers, link, gateway=cfg.gateway.name, counters=self.counters
+                cfg.notifiers,
+                link,
+                gateway=cfg.gateway.name,
+                counters=self.counters,
+                language=cfg.gateway.language,
+                timezone=cfg.gateway.timezone,
             )
             if self.alerting is not None:
                 self.alerting.event_sinks.append(self.notifier.submit)
@@ -114,10 +119,12 @@ class Gateway:
                 sources=self.sources,
                 extra_metrics=self._extra_metrics,
                 gateway_name=cfg.gateway.name,
+                language=cfg.gateway.language,
+                timezone=cfg.gateway.timezone,
                 # operator actions (ack, shelve, close) reach notifiers and InfluxDB too
                 on_alert_events=self.alerting.publish if self.alerting else None,
             )
-            self.writer.listeners.append(self.api.live.observe)
+            self.writer.listeners += [self.api.live.observe, self.api.history.observe]
         self.sink = (
             InfluxSink(cfg.influx, self.journal, self.counters, self.writer.committed)
             if cfg.influx
@@ -134,6 +141,7 @@ class Gateway:
         if self.api is not None:
             api = self.api
             await asyncio.to_thread(api.live.seed, self.journal)
+            await asyncio.to_thread(api.history.seed, self.journal)
             cfg = self.config.api
             sup.spawn("api", lambda: serve_api(api, cfg.host, cfg.port, stop))
         if self.notifier is not None:

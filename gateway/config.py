@@ -11,11 +11,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from alert_rules.config import RulesConfig, RulesConfigError
 from collectors import CollectorConfig
 from collectors.mqtt import MqttBrokerConfig, MqttCollectorConfig
+from gateway.core.i18n import DEFAULT_TIMEZONE, check_zone
 from gateway.notifiers.config import NotifiersConfig
 from gateway.pipeline.completeness import CompletenessConfig
 from gateway.pipeline.influx_sink import InfluxConfig
@@ -46,6 +55,16 @@ class GatewayConfig(Strict):
     data_dir: Path = Path("./data")
     metrics_interval_s: float = Field(10.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    language: Literal["zh-CN", "en"] = "zh-CN"
+    """Default language of the web console, reports and notifications; a user's own choice
+    and a request's `lang=` / Accept-Language win over it."""
+    timezone: str = DEFAULT_TIMEZONE
+    """IANA zone every displayed time is shown in (storage is UTC)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        return check_zone(v)
 
 
 class ApiConfig(Strict):

@@ -13,6 +13,10 @@ command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromi
 # InfluxDB 1.x (Debian: 1.6, InfluxQL): the dashboards' queries and the v1 write path are tested
 # against a real influxd that the tests start on loopback ports
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
+# pdftotext: the report tests read PDFs as a person's viewer would
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+# a TrueType font with Chinese glyphs, embedded in PDF reports (and used by the browser)
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 for extra in "$@"; do
   command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
 done

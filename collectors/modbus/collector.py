@@ -256,6 +256,7 @@ class ModbusCollector:
                     },
                 )
             )
+        self._meta = {d.spec.name: config.field_meta_for(d.spec) for d in self._devices}
         self._pending: list[Reading] = []
         self._pending_dead: list[DeadLetter] = []
         self._wake = asyncio.Event()
@@ -278,6 +279,7 @@ class ModbusCollector:
                 d.status.since_ns,
                 d.status.last_error,
                 d.status.last_reading_received_ns,
+                *self._meta[d.spec.name],
             )
             for d in self._devices
         ]

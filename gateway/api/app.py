@@ -25,6 +25,7 @@ from gateway.api import (
 from gateway.api.context import ApiContext
 from gateway.api.prom import make_registry
 from gateway.api.routes_health import VERSION
+from gateway.core.i18n import catalog, normalize
 
 log = logging.getLogger("vigil.api")
 
@@ -97,6 +98,19 @@ def create_app(ctx: ApiContext) -> FastAPI:
         @app.get("/", include_in_schema=False)
         async def index() -> FileResponse:
             return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+        @app.get("/favicon.ico", include_in_schema=False)
+        async def favicon() -> FileResponse:
+            return FileResponse(WEB_DIR / "favicon.svg", media_type="image/svg+xml")
+
+    @app.get("/i18n/{lang}.json", include_in_schema=False)
+    async def messages(lang: str) -> JSONResponse:
+        """The web console's translations (gettext catalog of the language, msgid → text);
+        open, since the log-in page needs them."""
+        code = normalize(lang)
+        if code is None:
+            return JSONResponse({"detail": f"no language {lang!r}"}, status_code=404)
+        return JSONResponse({"language": code, "messages": catalog(code)})
 
     return app
 

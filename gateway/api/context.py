@@ -6,7 +6,9 @@ the API reads them and writes only alert actions, shipments and users through th
 
 from __future__ import annotations
 
+import bisect
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +19,11 @@ from prometheus_client.metrics_core import Metric
 from alert_rules import AlertEvent, AlertStore, RuleLibrary, RulesConfig, RulesEngine
 from gateway.api.tokens import DEFAULT_TOKEN_TTL_S, LoginLimiter, TokenSigner, load_or_create_key
 from gateway.core.eventtime import in_store_range
+from gateway.core.i18n import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.metrics import Counters
 from gateway.core.ports import SourceStatus
-from gateway.core.reading import Reading
+from gateway.core.reading import FieldValue, Reading
 from gateway.core.schema import RESERVED_MEASUREMENTS
 from gateway.pipeline.journal import Journal
 from gateway.records import Records
@@ -75,6 +78,85 @@ class LiveReadings:
             return list(self._latest.values())
 
 
+class ReadingHistory:
+    """Recent readings per series (measurement, device) for the console's trend charts: a
+    JournalWriter listener, seeded from the journal. Memory is bounded: at most `per_series`
+    readings a series, `max_series` series and `max_points` readings in all (the longest series
+    gives up its oldest first), a few hundred bytes each. Older readings stay in the journal,
+    InfluxDB and, for shipments, the shipment registry."""
+
+    def __init__(
+        self, per_series: int = 20_000, max_series: int = 2_000, max_points: int = 300_000
+    ) -> None:
+        self.per_series = per_series
+        self.max_series = max_series
+        self.max_points = max_points
+        self._series: dict[tuple[str, str], deque[tuple[int, dict[str, FieldValue]]]] = {}
+        self._total = 0
+        self._dropped: dict[tuple[str, str], int] = {}
+        """Per series, the newest event time given up: older windows are incomplete."""
+        self._lock = threading.Lock()
+
+    def observe(self, readings: Sequence[Reading]) -> None:
+        with self._lock:
+            for r in readings:
+                if r.measurement in INTERNAL_MEASUREMENTS or not in_store_range(r.ts_ns):
+                    continue
+                key = (r.measurement, r.tags.get("device", ""))
+                q = self._series.get(key)
+                if q is None:
+                    if len(self._series) >= self.max_series:
+                        continue
+                    q = self._series[key] = deque(maxlen=self.per_series)
+                before = len(q)
+                if len(q) == q.maxlen:
+                    self._drop(key, q[0][0])
+                if q and q[-1][0] > r.ts_ns:  # a late reading: keep the deque in time order
+                    items = list(q)
+                    bisect.insort(items, (r.ts_ns, r.fields), key=lambda p: p[0])
+                    q.clear()
+                    q.extend(items[-self.per_series :])
+                else:
+                    q.append((r.ts_ns, r.fields))
+                self._total += len(q) - before
+            while self._total > self.max_points:
+                key, longest = max(self._series.items(), key=lambda kv: len(kv[1]))
+                for _ in range(max(1, len(longest) // 10)):
+                    self._drop(key, longest.popleft()[0])
+                    self._total -= 1
+
+    def _drop(self, key: tuple[str, str], ts_ns: int) -> None:
+        self._dropped[key] = max(ts_ns, self._dropped.get(key, ts_ns))
+
+    def seed(self, journal: Journal, rows: int = 100_000) -> int:
+        """Fill from the journal's newest rows at startup (blocking: use a worker thread)."""
+        start = max(0, journal.last_id() - rows)
+        found = []
+        for jr in journal.read_after(start, rows):
+            try:
+                found.append(decode(jr.line, jr.received_ns))
+            except LineProtocolError:
+                continue
+        found.sort(key=lambda r: r.ts_ns)
+        self.observe(found)
+        return len(found)
+
+    def window(
+        self, device: str, since_ns: int, until_ns: int
+    ) -> dict[str, tuple[list[tuple[int, dict[str, FieldValue]]], bool]]:
+        """measurement → (readings of the device in [since, until], whether the buffer still
+        reaches back to `since`)."""
+        out = {}
+        with self._lock:
+            for (meas, dev), q in self._series.items():
+                if dev != device:
+                    continue
+                items = [p for p in q if since_ns <= p[0] <= until_ns]
+                dropped = self._dropped.get((meas, dev))
+                out[meas] = (items, dropped is None or dropped < since_ns)
+        return out
+
+
 def _no_sources() -> list[SourceStatus]:
     return []
 
@@ -95,10 +177,15 @@ class ApiContext:
     extra_metrics: Callable[[], Iterable[Metric]] | None = None
     """More Prometheus metric families for /metrics (supervisor restarts, sink state, ...)."""
     live: LiveReadings = field(default_factory=LiveReadings)
+    history: ReadingHistory = field(default_factory=ReadingHistory)
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     library: RuleLibrary | None = None
     """Product profiles when there is no engine (default: the built-in packs)."""
     gateway_name: str = "vigil"
+    language: str = DEFAULT_LANGUAGE
+    """gateway.language: the default when neither the request nor the user chose one."""
+    timezone: str = DEFAULT_TIMEZONE
+    """gateway.timezone: the zone times are displayed in."""
     stale_after_s: float = 300.0
     """A device with nothing received for this long shows as stale on /devices."""
     api_counts: dict[str, int] = field(default_factory=dict)

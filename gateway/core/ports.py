@@ -6,7 +6,7 @@ never on the journal, the app or the API.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.core.reading import DeadLetter, Reading
@@ -50,6 +50,10 @@ class SourceStatus:
     last_error: str = ""
     last_seen_ns: int = 0
     """When data last came from it (wall clock); 0: never."""
+    units: dict[str, str] = field(default_factory=dict)
+    """Units of its fields where its configuration names them (a register map's `unit`)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Labels of its fields where its configuration names them (a register map's `label`)."""
 
 
 class Collector(Protocol):

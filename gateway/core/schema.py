@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.core.i18n import N_
+
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
@@ -134,3 +136,47 @@ raise the gateway's own health alerts)."""
 MEASUREMENTS: dict[str, Measurement] = {
     m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI, COMPLETENESS)
 }
+
+
+# -- how values are shown ---------------------------------------------------------------------
+UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("_c", "°C"),
+    ("_rh_pct", "%RH"),
+    ("_pct", "%"),
+    ("_kpa", "kPa"),
+    ("_mbar", "mbar"),
+    ("_ubar", "µbar"),
+    ("_pa", "Pa"),
+    ("_m3", "/m³"),
+    ("_g", "g"),
+    ("_min", "min"),
+    ("_s", "s"),
+    ("_vpm", "/min"),
+)
+"""The unit a field name's suffix states (`chamber_temp_c` is in °C); a register map's `unit`
+wins."""
+FIELD_UNITS = {"rh_pct": "%RH"}
+FIELD_LABELS = {
+    "temp_c": N_("Temperature"),
+    "rh_pct": N_("Relative humidity"),
+    "battery_pct": N_("Battery"),
+    "door_open": N_("Door open"),
+    "power_ok": N_("Mains power"),
+    "chamber_temp_c": N_("Chamber temperature"),
+    "chamber_pressure_kpa": N_("Chamber pressure"),
+    "dp_pa": N_("Differential pressure"),
+    "particles_05um_m3": N_("Particles ≥0.5 µm"),
+    "particles_5um_m3": N_("Particles ≥5 µm"),
+    "shelf_temp_c": N_("Shelf temperature"),
+    "condenser_temp_c": N_("Condenser temperature"),
+    "fill_weight_g": N_("Fill weight"),
+    "f0_min": N_("F0 (PLC)"),
+}
+"""Labels of the logger protocol's fields and the known process fields (msgids)."""
+
+
+def unit_of(field: str) -> str:
+    """The unit of a field by its name: known fields, then the suffix; '' when none says."""
+    if field in FIELD_UNITS:
+        return FIELD_UNITS[field]
+    return next((unit for suffix, unit in UNIT_SUFFIXES if field.endswith(suffix)), "")

@@ -21,6 +21,10 @@ class Delivery:
     """Coalescing key: a newer delivery with the same key replaces a waiting one (MQTT state)."""
     attempts: int = 0
     cache: dict[str, object] = field(default_factory=dict)
+    lang: str = "en"
+    """Language of the texts (the Notifier's, from gateway.language)."""
+    tz: str | None = None
+    """Zone of displayed times (gateway.timezone); None: UTC."""
     """Rendered body/message, kept across retries so a retry sends the same bytes."""
 
 

@@ -231,8 +231,12 @@ class Notifier:
         gateway: str = "vigil",
         env: Mapping[str, str] | None = None,
         counters: Counters | None = None,
+        language: str = "en",
+        timezone: str | None = None,
     ) -> None:
         env = os.environ if env is None else env
+        self.language = language
+        self.timezone = timezone
         problems = config.env_problems(env)
         if mqtt is None and any(isinstance(c, MqttChannel) for c in config.channels.values()):
             problems.append("notifiers.channels: an mqtt channel needs the gateway's mqtt broker")
@@ -282,6 +286,7 @@ class Notifier:
         for name, recipients in plan.items():
             ch = self.channels[name]
             d = Delivery(event, recipients, uuid.uuid4().hex, now, ch.sender.key(event))
+            d.lang, d.tz = self.language, self.timezone
             if self._closed:
                 ch.stats.dropped += 1
                 log.error(

@@ -1,7 +1,9 @@
 """What a notification says: one JSON document (webhook body, MQTT state) and a mail text.
 
 All notifiers render the same fields, so a person reading an e-mail, an SMS gateway reading
-the webhook and a dashboard reading the retained MQTT state see the same facts.
+the webhook and a dashboard reading the retained MQTT state see the same facts. Texts are in
+`lang` (zh-CN or en; the gateway passes gateway.language) with times in zone `tz`
+(gateway.timezone); the defaults (English, `tz` None) give the canonical English texts in UTC.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alert_rules.model import AlertEvent, EventKind
+from gateway.core.i18n import N_, fmt_time, gettext, render_json
 
 SUBJECT_MAX = 250
+YES, NO = N_("yes"), N_("no")
 PLACE_TAGS = ("site", "asset", "device", "line", "equipment", "batch", "phase", "shipment")
 
 
@@ -29,43 +33,64 @@ def _num(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-def where(event: AlertEvent) -> str:
+def where(event: AlertEvent, lang: str = "en") -> str:
     """`fridge-3/lg-1 at wh1` (cold chain), `room-b2/pc-1 at L1` (process), else the source."""
     a = event.alert
     tags = a.tags
     for scope, parts in (("site", ("asset", "device")), ("line", ("equipment", "device"))):
         if tags.get(scope):
             what = "/".join(tags[p] for p in parts if tags.get(p))
-            return f"{what} at {tags[scope]}" if what else tags[scope]
+            if not what:
+                return tags[scope]
+            return gettext("{what} at {place}", lang).format(what=what, place=tags[scope])
     return a.source
 
 
-def label(event: AlertEvent) -> str:
-    sev = str(event.alert.severity).upper()
+def label(event: AlertEvent, lang: str = "en") -> str:
+    if lang == "en":
+        sev = str(event.alert.severity).upper()
+        kind = str(event.kind).upper().replace("_", " ")
+    else:
+        sev, kind = gettext(str(event.alert.severity), lang), gettext(str(event.kind), lang)
     if event.kind is EventKind.RAISED:
         text = sev
     elif event.kind is EventKind.ESCALATED:
-        text = f"{sev} ESCALATED tier {event.alert.tier}"
+        text = gettext("{severity} ESCALATED tier {tier}", lang).format(
+            severity=sev, tier=event.alert.tier
+        )
     else:
-        text = f"{sev} {str(event.kind).upper().replace('_', ' ')}"
+        text = f"{sev} {kind}"
     if event.alert.retrospective:
-        text += ", retrospective"
+        text += gettext(", retrospective", lang)
     return f"[{text}]"
 
 
-def subject(event: AlertEvent) -> str:
+def message_text(event: AlertEvent, lang: str = "en", tz: str | None = None) -> str:
+    """The alert's message in `lang`, times in `tz` (None: the stored English text)."""
+    a = event.alert
+    if lang == "en" and tz is None:
+        return a.message
+    return render_json(a.text, lang, tz, a.message)
+
+
+def subject(event: AlertEvent, lang: str = "en", tz: str | None = None) -> str:
     """One line, e.g. `[CRITICAL] vaccine_2_8.freeze_alarm fridge-3/lg-1 at wh1: temp_c ≤ ...`."""
     a = event.alert
-    text = f"{label(event)} {a.rule} {where(event)}: {a.message}"
+    text = f"{label(event, lang)} {a.rule} {where(event, lang)}: {message_text(event, lang, tz)}"
     if event.by:
-        text += f" (by {event.by})"
+        text += gettext(" (by {by})", lang).format(by=event.by)
     text = " ".join(text.split())
     return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 1] + "…"
 
 
 def payload(
-    event: AlertEvent, gateway: str, recipients: tuple[str, ...] | None = None
+    event: AlertEvent,
+    gateway: str,
+    recipients: tuple[str, ...] | None = None,
+    lang: str = "en",
+    tz: str | None = None,
 ) -> dict[str, Any]:
+    """Times are ISO 8601 UTC for programs; `message` and `subject` are in `lang`."""
     a = event.alert
     out: dict[str, Any] = {
         "gateway": gateway,
@@ -83,8 +108,9 @@ def payload(
         "field": a.field or None,
         "value": _num(a.value),
         "peak": _num(a.peak),
-        "message": a.message,
-        "subject": subject(event),
+        "message": message_text(event, lang, tz),
+        "subject": subject(event, lang, tz),
+        "lang": lang,
         "started_at": iso(a.started_at),
         "raised_at": iso(a.raised_at),
         "ended_at": iso(a.ended_at),
@@ -112,44 +138,72 @@ def to_json(doc: dict[str, Any]) -> bytes:
 
 
 _TEXT_FIELDS = (
-    ("Event", "event"),
-    ("Alert id", "alert_id"),
-    ("Rule", "rule"),
-    ("Severity", "severity"),
-    ("State", "state"),
-    ("Source", "source"),
-    *((t.capitalize(), t) for t in PLACE_TAGS),
-    ("Value", "value"),
-    ("Peak", "peak"),
-    ("Message", "message"),
-    ("Started at (UTC)", "started_at"),
-    ("Raised at (UTC)", "raised_at"),
-    ("Ended at (UTC)", "ended_at"),
-    ("Cleared at (UTC)", "cleared_at"),
-    ("Retrospective", "retrospective"),
-    ("Escalation tier", "tier"),
-    ("By", "by"),
-    ("Reason", "reason"),
-    ("Gateway", "gateway"),
+    (N_("Event"), "event"),
+    (N_("Alert id"), "alert_id"),
+    (N_("Rule"), "rule"),
+    (N_("Severity"), "severity"),
+    (N_("State"), "state"),
+    (N_("Source"), "source"),
+    (N_("Site"), "site"),
+    (N_("Asset"), "asset"),
+    (N_("Device"), "device"),
+    (N_("Line"), "line"),
+    (N_("Equipment"), "equipment"),
+    (N_("Batch"), "batch"),
+    (N_("Phase"), "phase"),
+    (N_("Shipment"), "shipment"),
+    (N_("Value"), "value"),
+    (N_("Peak"), "peak"),
+    (N_("Message"), "message"),
+    (N_("Started at"), "started_at"),
+    (N_("Raised at"), "raised_at"),
+    (N_("Ended at"), "ended_at"),
+    (N_("Cleared at"), "cleared_at"),
+    (N_("Retrospective"), "retrospective"),
+    (N_("Escalation tier"), "tier"),
+    (N_("By"), "by"),
+    (N_("Reason"), "reason"),
+    (N_("Gateway"), "gateway"),
 )
+_TRANSLATED = ("event", "severity", "state")
 
 
-def text_body(event: AlertEvent, gateway: str) -> str:
-    """Plain-text mail body: the subject, then one `Label: value` line per known fact."""
-    doc = payload(event, gateway)
-    lines = [doc["subject"], ""]
-    width = max(len(lbl) for lbl, _ in _TEXT_FIELDS) + 2
-    for lbl, key in _TEXT_FIELDS:
+def text_body(event: AlertEvent, gateway: str, lang: str = "en", tz: str | None = None) -> str:
+    """Plain-text mail body: the subject, then one `Label: value` line per known fact; times in
+    `tz` with the zone named (None: UTC)."""
+    doc = payload(event, gateway, lang=lang, tz=tz)
+    a = event.alert
+    times = {
+        "started_at": a.started_at,
+        "raised_at": a.raised_at,
+        "ended_at": a.ended_at,
+        "cleared_at": a.cleared_at,
+    }
+    rows = []
+    for msgid, key in _TEXT_FIELDS:
         v = doc.get(key)
         if v is None or v == "":
             continue
-        if isinstance(v, bool):
-            v = "yes" if v else "no"
-        lines.append(f"{lbl + ':':<{width}}{v}")
+        lbl = gettext(msgid, lang)
+        if key in times:
+            if tz is None:
+                lbl = f"{lbl} (UTC)"
+            else:
+                v = fmt_time(times[key], tz)
+        elif isinstance(v, bool):
+            v = gettext(YES if v else NO, lang)
+        elif key in _TRANSLATED and lang != "en":
+            v = gettext(str(v), lang)
+        rows.append((lbl, v))
+    width = max(len(lbl) for lbl, _v in rows) + 2 if rows else 0
+    lines = [doc["subject"], ""] + [f"{lbl + ':':<{width}}{v}" for lbl, v in rows]
     if event.alert.retrospective:
         lines += [
             "",
-            "This alarm was found in data uploaded late (e.g. a logger's buffer): "
-            "the times above are when it happened, not when it was noticed.",
+            gettext(
+                "This alarm was found in data uploaded late (e.g. a logger's buffer): "
+                "the times above are when it happened, not when it was noticed.",
+                lang,
+            ),
         ]
     return "\n".join(lines) + "\n"

@@ -66,7 +66,9 @@ class MqttSender:
         event = delivery.event
         topic = delivery.key or self.key(event)
         body = (
-            b"" if event.new_state is AlertState.NORMAL else to_json(payload(event, self.gateway))
+            b""
+            if event.new_state is AlertState.NORMAL
+            else to_json(payload(event, self.gateway, lang=delivery.lang, tz=delivery.tz))
         )
         client = await self._connect()
         try:

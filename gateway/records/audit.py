@@ -260,10 +260,12 @@ class AuditTrail:
         entity_id: str | None = None,
         limit: int = 1000,
         newest_first: bool = False,
+        before_seq: int | None = None,
     ) -> list[AuditRow]:
         where, args = (
             Where()
             .raw("seq > ?", after_seq)
+            .lt("seq", before_seq)
             .eq("actor", actor)
             .eq("entity", entity)
             .eq("entity_id", entity_id)
