@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.core.sqlite import Where, connect, transaction
+from gateway.core.sqlite import Where, connect, connect_readonly, transaction
 
 GENESIS = "0" * 64
 
@@ -160,6 +160,16 @@ class AuditTrail:
         self._lock = threading.Lock()
         self._db = connect(self.path, synchronous="FULL")
         self._db.executescript(_SCHEMA)
+
+    @classmethod
+    def open_readonly(cls, path: Path | str, *, immutable: bool = False) -> AuditTrail:
+        """The trail opened for reading only (verification of a live file or of a backup):
+        nothing is created or changed in it."""
+        trail = cls.__new__(cls)
+        trail.path = Path(path)
+        trail._lock = threading.Lock()
+        trail._db = connect_readonly(trail.path, immutable=immutable)
+        return trail
 
     def close(self) -> None:
         with self._lock:
