@@ -439,3 +439,14 @@ class HealthOut(BaseModel):
 class ReadyOut(BaseModel):
     ready: bool
     reasons: list[str]
+
+
+class ReloadOut(BaseModel):
+    """The result of POST /api/v1/config/reload."""
+
+    ok: bool
+    changed: list[str] = Field(description="sections applied: rules, notifiers, collectors, mqtt")
+    rules: list[str] = Field(description="rule ids changed, added or removed")
+    started: list[str] = Field(description="collectors started (new or changed)")
+    stopped: list[str] = Field(description="collectors stopped (changed or removed)")
+    problems: list[str] = Field(description="why it was refused (the running config is kept)")

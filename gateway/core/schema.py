@@ -66,11 +66,25 @@ GATEWAY = Measurement(
         "restarts",
         "notifications_dropped",
         "journal_fill",
+        "clock_skew_s",
+        "clock_synced",
+        "backup_failed",
+        "archive_bytes",
     ),
 )
 """`journal_fill`: share of journal.max_bytes in use (a ratio; at least 1.0 while readings wait
 for room). Also written at once when it crosses 80 %, 95 % or 100 %, for the gateway_health
-rules."""
+rules. `clock_skew_s`: the gateway clock minus its devices' (median over devices, seconds);
+`clock_synced`: 1 when the system says its clock is synchronised, 0 when not (absent where the
+system cannot tell); `backup_failed`: 1 after a failed scheduled backup, 0 after a good one;
+`archive_bytes`: the archive segments on disk."""
+AUDIT_HEAD = Measurement(
+    "audit_head",
+    tags=("gateway",),
+    fields=("audit_seq", "audit_hash", "journal_batch", "journal_hash"),
+)
+"""The newest audit row and journal chain link, written at least hourly: an anchor outside the
+gateway, against which `vigil audit verify --anchor influx` detects deleted newest rows."""
 ALARM_KPI = Measurement(
     "alarm_kpi",
     tags=("gateway",),
@@ -91,10 +105,12 @@ ALARM_KPI = Measurement(
 """ISA-18.2 alarm-system KPIs of the rules engine (alert_rules/kpi.py), every `kpi_interval`."""
 KPI_MEASUREMENT = ALARM_KPI.name
 
-RESERVED_MEASUREMENTS = frozenset({ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name})
+RESERVED_MEASUREMENTS = frozenset(
+    {ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name, AUDIT_HEAD.name}
+)
 """Written by the gateway about itself: no collector may write them (a device could otherwise
 raise the gateway's own health alerts)."""
 
 MEASUREMENTS: dict[str, Measurement] = {
-    m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI)
+    m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI, AUDIT_HEAD)
 }

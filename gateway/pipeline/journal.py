@@ -714,3 +714,18 @@ class History:
                         yield JournalRow(rid, received, line)
         finally:
             db.close()
+
+
+def link_of(journal_path: Path, archive: Archive, seq: int) -> tuple[str | None, int]:
+    """(hash of link `seq` from the journal or its archive, or None; the head batch)."""
+    head, _ = read_head(journal_path)
+    db = connect_readonly(journal_path)
+    try:
+        row = db.execute("SELECT hash FROM chain WHERE seq = ?", (seq,)).fetchone()
+    finally:
+        db.close()
+    if row:
+        return str(row[0]), head
+    for item in archive.iter_links(after_seq=seq - 1, before_seq=seq + 1):
+        return item.link.hash, head
+    return None, head

@@ -367,4 +367,9 @@ def test_the_periodic_gateway_point_carries_journal_fill() -> None:
     assert point.fields["journal_fill"] == 0.42
     from gateway.core.schema import GATEWAY
 
+    optional = {"clock_skew_s", "clock_synced", "backup_failed"}  # only once known
+    assert set(point.fields) == set(GATEWAY.fields) - optional
+    c.clock_skew_s, c.clock_synced, c.backup_failed = 1.5, False, True
+    point = c.point("gw-1", restarts=0)
     assert set(point.fields) == set(GATEWAY.fields)
+    assert (point.fields["clock_synced"], point.fields["backup_failed"]) == (0.0, 1.0)
