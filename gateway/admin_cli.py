@@ -20,6 +20,8 @@ from alert_rules import AlertStore
 from gateway.anchor import Anchor, AnchorError, check_audit, check_journal, from_file, from_influx
 from gateway.config import ConfigError, VigilConfig, load_config
 from gateway.pipeline.archive import Archive
+from gateway.pipeline.chain import head_line
+from gateway.pipeline.journal import read_head
 from gateway.records import AUDIT_FILE, SHIPMENTS_FILE, USERS_FILE
 from gateway.records.audit import AuditTrail
 from gateway.records.reports import fmt_ts, gather_alerts, report_for, to_csv, to_pdf
@@ -319,6 +321,8 @@ def report_shipment(
         store.close()
     report = report_for(registry, shipment, alerts, _library(cfg))
     registry.close()
+    if cfg.journal_path.exists():
+        report.journal_chain = head_line(*read_head(cfg.journal_path))
     body: bytes = to_pdf(report) if fmt == "pdf" else to_csv(report).encode()
     if out is not None and str(out) == "-":
         sys.stdout.buffer.write(body)

@@ -10,6 +10,7 @@ from the anchored one means the chain was rewritten.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,6 @@ from typing import Any
 
 from influxdb_client import InfluxDBClient
 
-from gateway.backup import anchor_from_file
 from gateway.core.schema import AUDIT_HEAD
 from gateway.pipeline.archive import Archive
 from gateway.pipeline.influx_sink import InfluxConfig
@@ -41,10 +41,16 @@ class Anchor:
 
 def from_file(path: Path) -> Anchor:
     """A backup (its folder or MANIFEST.json) or any JSON with the same `audit_head`."""
+    if path.is_dir():
+        path = path / "MANIFEST.json"
     try:
-        data = anchor_from_file(path)
-    except Exception as e:
-        raise AnchorError(str(e)) from None
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise AnchorError(f"{path}: cannot read: {e.strerror}") from None
+    except ValueError:
+        raise AnchorError(f"{path}: not JSON (a backup's MANIFEST.json, or an anchor)") from None
+    if not isinstance(data, dict) or "audit_head" not in data:
+        raise AnchorError(f"{path}: no audit_head in it")
     jh = data.get("journal_head") or {}
     return Anchor(
         f"{path} ({data.get('created', 'undated')})",

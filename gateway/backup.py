@@ -355,18 +355,3 @@ def run_scheduled(
     if not report.ok:
         raise BackupError("the new backup does not verify: " + "; ".join(report.problems))
     return result, report, rotate(dest, gateway, keep)
-
-
-def anchor_from_file(path: Path) -> dict[str, Any]:
-    """An anchor (audit and journal heads) from a backup manifest or a saved anchor file."""
-    if path.is_dir():
-        path = path / MANIFEST
-    try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise BackupError(f"{path}: cannot read: {e.strerror}") from None
-    except ValueError:
-        raise BackupError(f"{path}: not JSON (a backup's {MANIFEST} or an anchor file)") from None
-    if "audit_head" not in data:
-        raise BackupError(f"{path}: no audit_head in it")
-    return data

@@ -90,12 +90,11 @@ def check_config(file: Path) -> None:
 @app.command()
 def demo(
     seconds: Annotated[float | None, typer.Option(help="stop after this long")] = None,
-    speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 60.0,
     plain: Annotated[bool, typer.Option(help="print lines instead of a live view")] = False,
 ) -> None:
-    """Run everything on embedded defaults: broker, simulators, gateway, live view."""
+    """Run everything on embedded defaults, live: broker, simulators, gateway, live view."""
 
-    asyncio.run(run_demo(seconds=seconds, speed=speed, plain=plain or not sys.stdout.isatty()))
+    asyncio.run(run_demo(seconds=seconds, plain=plain or not sys.stdout.isatty()))
 
 
 @app.command()

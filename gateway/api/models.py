@@ -257,10 +257,13 @@ class CycleDetailOut(CycleOut):
         description="per participant rule (`f0`, `hold`): passed, reasons, f0_min, hold_s, "
         "gaps, ...; times in it (`*_ns`) are UTC nanoseconds"
     )
+    journal_chain: str = Field(
+        "", description="the journal chain position and head this summary was read at"
+    )
 
     @classmethod
-    def of(cls, c: Cycle) -> CycleDetailOut:
-        return cls(**CycleOut.of(c).model_dump(), results=c.results)
+    def of(cls, c: Cycle, journal_chain: str = "") -> CycleDetailOut:
+        return cls(**CycleOut.of(c).model_dump(), results=c.results, journal_chain=journal_chain)
 
 
 # -- auth and users ---------------------------------------------------------------------------

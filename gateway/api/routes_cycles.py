@@ -12,6 +12,7 @@ from fastapi import status as http
 from alert_rules.cycles import CycleStore
 from gateway.api.deps import Principal, get_ctx, require
 from gateway.api.models import INT64_MAX, CycleDetailOut, CycleOut, dt_to_ns
+from gateway.pipeline.chain import head_line
 from gateway.records.users import Perm
 
 router = APIRouter(prefix="/api/v1/cycles", tags=["cycles"])
@@ -75,4 +76,4 @@ async def get_cycle(
     c = store.get_cycle(cycle_id) if store is not None else None
     if c is None:
         raise HTTPException(http.HTTP_404_NOT_FOUND, f"no cycle {cycle_id}")
-    return CycleDetailOut.of(c)
+    return CycleDetailOut.of(c, head_line(*get_ctx(request).journal.head()))

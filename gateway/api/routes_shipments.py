@@ -20,6 +20,7 @@ from gateway.api.models import (
     ns_to_dt,
 )
 from gateway.api.signing import verify_signature
+from gateway.pipeline.chain import head_line
 from gateway.records.audit import Signature
 from gateway.records.reports import content_digest, gather_alerts, report_for, to_csv, to_pdf
 from gateway.records.shipments import Shipment, ShipmentError
@@ -239,6 +240,7 @@ async def shipment_report(
     s = _get(request, shipment_id)
     alerts = gather_alerts(ctx.alert_store, s)
     report = await asyncio.to_thread(report_for, ctx.shipments, s, alerts, ctx.rule_library())
+    report.journal_chain = head_line(*ctx.journal.head())
     name = f"shipment-{s.id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "csv":

@@ -78,6 +78,12 @@ def rows_hash(
     )
 
 
+def head_line(seq: int, head_hash: str) -> str:
+    """The journal position a report was computed from, as printed on it: a regulator finds
+    the same batch and hash with `vigil journal verify` or in the `audit_head` anchors."""
+    return f"journal chain batch {seq}, head {head_hash}"
+
+
 @dataclass(frozen=True, slots=True)
 class ChainResult:
     ok: bool

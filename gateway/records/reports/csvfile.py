@@ -158,6 +158,8 @@ def to_csv(r: ShipmentReport) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["report", "title", f"vigil shipment report {r.shipment.id}"])
     w.writerow(["report", "generated_at", fmt_ts(r.generated_at_ns)])
+    if r.journal_chain:
+        w.writerow(["report", "journal_chain", r.journal_chain])
     for k, v in signature_rows(r):
         w.writerow(["signature", k, v])
     return buf.getvalue() + _csv_body(r)

@@ -125,6 +125,7 @@ def to_pdf(r: ShipmentReport) -> bytes:
     story: list[Any] = [
         Paragraph(_pdf_text(f"Shipment report {s.id}"), ss["Title"]),
         p(f"Generated {fmt_ts(r.generated_at_ns)} by vigil. Times are UTC."),
+        *([p(f"Computed from {r.journal_chain}.")] if r.journal_chain else []),
         Spacer(1, 4 * mm),
     ]
     info = [

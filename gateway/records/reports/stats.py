@@ -91,6 +91,9 @@ class ShipmentReport:
     alerts: list[ReportAlert]
     curves: dict[str, list[tuple[int, float]]]
     """device → (ts_ns, °C) for the chart, downsampled."""
+    journal_chain: str = ""
+    """The journal chain position and head at report time (chain.head_line); not part of the
+    signed content, which must not change as the journal grows."""
 
     @property
     def signature_status(self) -> str:
