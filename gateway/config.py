@@ -221,18 +221,20 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _kind(raw: dict[str, Any], index: object) -> object:
-    try:
-        return raw["collectors"][index].get("kind")
-    except (IndexError, TypeError, AttributeError, KeyError):
-        return None
-
-
-def _channel_kind(raw: dict[str, Any], name: object) -> object:
-    try:
-        return raw["notifiers"]["channels"][name].get("kind")
-    except (IndexError, TypeError, AttributeError, KeyError):
-        return None
+def _without_tags(loc: tuple[int | str, ...], raw: Any) -> tuple[int | str, ...]:
+    """The key path without the discriminator values pydantic puts in it (a collector's,
+    channel's or rule's `kind`): the path as the user wrote it."""
+    out: list[int | str] = []
+    value: Any = raw
+    for part in loc:
+        if isinstance(value, dict) and part not in value and part == value.get("kind"):
+            continue
+        out.append(part)
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            value = None
+    return tuple(out)
 
 
 def _unwrap(annotation: Any, raw: Any) -> type[BaseModel] | None:
@@ -330,16 +332,7 @@ def parse_config(
     except ValidationError as e:
         problems = []
         for err in e.errors():
-            loc = tuple(err["loc"])
-            # pydantic puts the discriminator value (a collector or channel kind) in the path
-            if len(loc) > 2 and loc[0] == "collectors" and loc[2] == _kind(raw, loc[1]):
-                loc = loc[:2] + loc[3:]
-            if (
-                len(loc) > 3
-                and loc[:2] == ("notifiers", "channels")
-                and loc[3] == _channel_kind(raw, loc[2])
-            ):
-                loc = loc[:3] + loc[4:]
+            loc = _without_tags(tuple(err["loc"]), raw)
             problems.append(_problem(err, loc, raw, source))
         raise ConfigError(problems) from None
     cfg._base_dir = base_dir or Path.cwd()
