@@ -222,19 +222,22 @@ def verify_backup(backup: Path) -> VerifyReport:
         elif _sha256(path) != f["sha256"]:
             rep.problems.append(f"{f['path']}: SHA-256 differs from the manifest (file changed)")
     rep.lines.append(f"{len(manifest['files'])} files, SHA-256 checked")
+    bad: set[str] = set()
     for store in sorted((backup / STORES_DIR).glob("*.sqlite")):
-        db = connect_readonly(store, immutable=True)
         try:
-            result = db.execute("PRAGMA integrity_check").fetchone()[0]
+            db = connect_readonly(store, immutable=True)
+            try:
+                result = db.execute("PRAGMA integrity_check").fetchone()[0]
+            finally:
+                db.close()
         except sqlite3.DatabaseError as e:
             result = str(e)
-        finally:
-            db.close()
         if result != "ok":
+            bad.add(store.name)
             rep.problems.append(f"{store.name}: SQLite integrity check: {result}")
     rep.lines.append("SQLite integrity checked")
     audit_path = backup / STORES_DIR / AUDIT_FILE
-    if audit_path.exists():
+    if audit_path.exists() and AUDIT_FILE not in bad:
         audit = AuditTrail.open_readonly(audit_path, immutable=True)
         res = audit.verify()
         audit.close()
@@ -249,7 +252,7 @@ def verify_backup(backup: Path) -> VerifyReport:
                 f"{head['seq']} {head['hash']}"
             )
     journal = backup / STORES_DIR / JOURNAL_FILE
-    if journal.exists():
+    if journal.exists() and JOURNAL_FILE not in bad:
         chain = verify_chain(journal, Archive(backup / ARCHIVE_DIR))
         (rep.lines if chain.ok else rep.problems).append(chain.describe())
         jh = manifest["journal_head"]
