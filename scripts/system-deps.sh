@@ -10,6 +10,8 @@ python3 -m venv --help >/dev/null 2>&1 && python3 -c "import ensurepip" 2>/dev/n
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 # headless browser for the live-page test (driven by playwright with executable_path)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+# systemd-analyze checks the service unit (tests/integration/test_operations.py)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 for extra in "$@"; do
   command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
 done
