@@ -206,3 +206,37 @@ async def test_a_failed_scheduled_backup_raises_an_alert(tmp_path: Path) -> None
             10,
         )
         assert len(list((tmp_path / "backups").iterdir())) == 1
+
+
+async def test_upgrade_from_the_previous_release_data_dir(tmp_path: Path) -> None:
+    """A data directory of vigil 0.1.0 (tests/fixtures/release-0.1.0): the journal is migrated
+    to the chained schema, every store keeps what it held, new readings chain on."""
+    import sqlite3
+
+    data = tmp_path / "data"
+    data.mkdir()
+    fixtures = Path(__file__).parents[1] / "fixtures" / "release-0.1.0"
+    for dump in fixtures.glob("*.sql"):
+        db = sqlite3.connect(data / f"{dump.stem}.sqlite")
+        db.executescript(dump.read_text())
+        db.close()
+    path = write_config(tmp_path, high=8.0)
+    async with running(path) as gw:
+        assert gw.journal.count("readings") == 40
+        assert gw.journal.count("dead_letters") == 1
+        assert gw.journal.cursor("influx") == 30
+        assert gw.alerting is not None
+        assert gw.alerting.store.list_alerts(limit=100)  # the 0.1.0 alerts are still there
+        assert gw.records.shipments.get("SH-1") is not None
+        assert gw.records.users.get("qa1") is not None
+        await gw.writer.submit([reading(5.0, time.time_ns())])
+        await apoll(lambda: gw.journal.count("readings") > 40, 10)
+        assert gw.records.audit.verify().ok
+    res = verify_chain(data / "journal.sqlite", gw.journal.archive)
+    db = sqlite3.connect(data / "journal.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    total = db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+    new = db.execute("SELECT COUNT(*) FROM readings WHERE id > 40 AND line LIKE 'coldchain%'")
+    assert new.fetchone()[0] == 1
+    db.close()
+    assert res.ok and res.readings == total > 41, res.describe()
