@@ -3,7 +3,7 @@
 The journal keeps `retention_hours` of forwarded readings; older ones move here instead of being
 deleted, because GSP wants monitoring records kept for years (`retention.records_years`, at least
 5). A segment is one SQLite file per UTC day of commit (`YYYY/journal-YYYY-MM-DD.sqlite`) holding
-the journal's chain links with their rows zlib-compressed in one blob per link (~8x smaller than
+the journal's chain links with their rows zlib-compressed in one blob per link (~5x smaller than
 the journal), so the hash chain goes on verifying across journal and archive (chain.py).
 
 Once a day is over its segment is sealed: its file's SHA-256 goes into `manifest.jsonl`, one JSON
