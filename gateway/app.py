@@ -38,7 +38,7 @@ from gateway import backup
 from gateway.api import ApiContext, build_context, serve_api
 from gateway.api.context import ReloadOutcome
 from gateway.config import ConfigError, VigilConfig, load_config
-from gateway.core.metrics import Counters
+from gateway.core.metrics import FILL_LEVELS, Counters
 from gateway.core.ports import Collector, RetentionHold, SourceStatus
 from gateway.core.reading import Reading
 from gateway.core.schema import AUDIT_HEAD, GATEWAY
@@ -141,8 +141,8 @@ class Gateway:
         )
 
     def _add_collector(self, c: Any) -> str:
-        self._collector_seq += 1
         name = f"collector:{c.name or c.kind}:{self._collector_seq}"
+        self._collector_seq += 1
         self.collectors[name] = collectors.build(c, self.writer, self.counters)
         self._collector_cfgs[name] = c.model_dump(mode="json")
         return name
@@ -243,14 +243,16 @@ class Gateway:
         log.info("gateway stopped", extra={"seconds": round(time.monotonic() - started, 2)})
 
     async def _housekeeping(self) -> None:
-        """Every metrics interval: journal size and alarms, retention, the vigil_gateway point."""
+        """Every metrics interval: journal size and alarms, retention, the vigil_gateway point.
+        The journal is pruned every minute, and at every interval while it is past its first
+        fill alarm (whole commits leave it, so it frees room in steps)."""
         interval = self.config.gateway.metrics_interval_s
         next_prune = 0.0
         while True:
             await asyncio.sleep(interval)
             self.refresh_counters()
             now = time.monotonic()
-            if now >= next_prune:
+            if now >= next_prune or self.writer.fill >= FILL_LEVELS[0]:
                 await asyncio.to_thread(self.journal.prune)
                 next_prune = now + 60
             point = self.counters.point(self.config.gateway.name, self.supervisor.restarts)

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1/config", tags=["config"])
             "description": "refused: the file does not validate, or a "
             "change needs a restart; the running config is kept",
         },
-        503: {"description": "no gateway behind this API"},
+        409: {"description": "no gateway behind this API: nothing to reload"},
     },
 )
 async def reload_config(
@@ -32,7 +32,7 @@ async def reload_config(
     old and new config (a refusal too)."""
     ctx = get_ctx(request)
     if ctx.reload_config is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no gateway to reload")
+        raise HTTPException(status.HTTP_409_CONFLICT, "no gateway behind this API to reload")
     outcome = await ctx.reload_config(
         f"user:{p.user.username}", "POST /api/v1/config/reload", p.client
     )

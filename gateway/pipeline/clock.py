@@ -9,7 +9,9 @@ Every event time a device does not stamp comes from the gateway clock, and the e
   (receive time - device time) within the window (its freshest reading: network and buffering
   only ever add to the difference), then the median over devices. Positive: the gateway clock is
   ahead of its devices'. Buffered uploads do not move it; one device with a wrong clock does not
-  either.
+  either. A device counts only once it has been heard over at least half the window: a burst of
+  replayed old messages (a broker delivering a backlog after an outage) looks like a clock ahead
+  for as long as it lasts, a clock error does not go away.
 
 Both become fields of the `vigil_gateway` reading (`clock_synced`, `clock_skew_s`) that the
 built-in `gateway_health` rules turn into alerts.
@@ -72,7 +74,8 @@ class ClockWatch:
             if not q:
                 del self._offsets[device]
                 continue
-            minima.append(min(off for _t, off in q))
+            if q[-1][0] - q[0][0] >= self.window_ns // 2:
+                minima.append(min(off for _t, off in q))
         if len(minima) < self.min_devices:
             return None
         return statistics.median(minima) / 1e9

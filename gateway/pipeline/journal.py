@@ -131,6 +131,12 @@ INTERIOR_SHARE = 1.01
 """B-tree interior pages: about 1 % on top of the leaf pages (measured: 0.2-0.3 %)."""
 
 
+def _link_bytes() -> int:
+    # record: header (8 serial types) + seq, ids, count, time (5 integers, <= 8 bytes each)
+    # + two 64-character hex hashes
+    return math.ceil(cell_bytes(9 + 5 * 8 + 2 * 64))
+
+
 def _varint(n: int) -> int:
     for i in range(1, 9):
         if n < 1 << (7 * i):
@@ -162,6 +168,9 @@ def cell_bytes(payload: int, page: int = PAGE_SIZE) -> float:
     cell = local + _varint(payload) + ROWID_BYTES + 2 + (4 if overflow else 0)
     return (overflow * page + page / max(1, usable // cell)) * INTERIOR_SHARE
 
+
+LINK_BYTES = _link_bytes()
+"""The `chain` row one commit adds (kept out of the room for readings)."""
 
 _READING_BYTES: list[float] = []
 
@@ -330,8 +339,11 @@ class Journal:
 
     def room(self) -> int:
         """Bytes that may still be written: the budget left, less RESERVE_PAGES (estimates are
-        amortised over pages, SQLite allocates whole ones). Negative when over."""
-        return self.max_bytes - self.used_bytes() - RESERVE_PAGES * self._page_size
+        amortised over pages, SQLite allocates whole ones) and the commit's chain link.
+        Negative when over."""
+        return (
+            self.max_bytes - self.used_bytes() - RESERVE_PAGES * self._page_size - LINK_BYTES
+        )
 
     # -- writing ------------------------------------------------------------------------------
     def append(self, readings: Sequence[Reading], dead: Sequence[DeadLetter]) -> int:

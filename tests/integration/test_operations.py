@@ -57,11 +57,11 @@ def test_backup_under_load_restores_every_reading_committed_before_it(
 ) -> None:
     gw = make_gateway(mosquitto.url, victoria.url)
     gw.start()
-    msgs, _ = logger_messages(2500, devices=20, batch=10)
+    msgs, _ = logger_messages(20_000, devices=20, batch=10)
     pub = Publisher(mosquitto.port, client_id="ops-load")
-    done = threading.Event()
+    done, enough = threading.Event(), threading.Event()
     loader = threading.Thread(
-        target=lambda: (pub.publish_all(msgs, rate=400), done.set()), daemon=True
+        target=lambda: (pub.publish_all(msgs, rate=400, stop=enough), done.set()), daemon=True
     )
     loader.start()
     try:
@@ -72,6 +72,7 @@ def test_backup_under_load_restores_every_reading_committed_before_it(
         assert result.returncode == 0, result.stderr
         assert not done.is_set(), "the load should still be running during the backup"
         assert "journal head batch" in result.stdout
+        enough.set()
         poll(done.is_set, 60, what="the load to finish")
         # the anchors went out to InfluxDB through the sink (numbers; VictoriaMetrics drops the
         # string hashes)

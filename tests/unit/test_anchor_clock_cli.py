@@ -125,17 +125,15 @@ def test_backup_and_restore_refuse_non_empty_targets(
 
 
 def offsets(watch: ClockWatch, device: str, now: int, offs_s: list[float]) -> None:
-    watch.observe(
-        [
-            Reading("coldchain", {"device": device}, {"t": 1.0}, now - int(o * 1e9), now)
-            for o in offs_s
-        ]
-    )
+    """One batch per offset, a minute apart, the last one received at `now`."""
+    for k, o in enumerate(offs_s):
+        at = now - (len(offs_s) - 1 - k) * 60 * 10**9
+        watch.observe([Reading("coldchain", {"device": device}, {"t": 1.0}, at - int(o * 1e9), at)])
 
 
 @given(
     clock=st.floats(-3600, 3600),
-    delays=st.lists(st.lists(st.floats(0, 30), min_size=1, max_size=5), min_size=3, max_size=9),
+    delays=st.lists(st.lists(st.floats(0, 30), min_size=5, max_size=8), min_size=3, max_size=9),
     upload_age=st.floats(600, 86_400),
 )
 def test_skew_is_the_device_clock_offset_whatever_the_delays_and_uploads(
@@ -146,19 +144,23 @@ def test_skew_is_the_device_clock_offset_whatever_the_delays_and_uploads(
     now = T0
     watch = ClockWatch(window_s=600, min_devices=3)
     for i, ds in enumerate(delays):
-        offsets(watch, f"d{i}", now, [clock + d for d in ds] + [clock + upload_age])
+        offsets(watch, f"d{i}", now, [clock + upload_age] + [clock + d for d in ds])
     skew = watch.skew_s(now)
     assert skew is not None
     assert clock - 1e-6 <= skew <= clock + max(min(ds) for ds in delays) + 1e-6
 
 
-def test_skew_needs_enough_devices_and_forgets_old_ones() -> None:
-    watch = ClockWatch(window_s=60, min_devices=2)
-    offsets(watch, "a", T0, [5])
-    assert watch.skew_s(T0) is None
-    offsets(watch, "b", T0, [7])
+def test_skew_needs_enough_devices_heard_long_enough_and_forgets_old_ones() -> None:
+    watch = ClockWatch(window_s=300, min_devices=2)
+    offsets(watch, "a", T0, [5, 5, 5, 5])
+    assert watch.skew_s(T0) is None  # one device
+    offsets(watch, "b", T0, [7, 7, 7, 7])
     assert watch.skew_s(T0) == 6
-    assert watch.skew_s(T0 + 61 * 10**9) is None  # both out of the window
+    assert watch.skew_s(T0 + 301 * 10**9) is None  # both out of the window
+    burst = ClockWatch(window_s=300, min_devices=2)  # a backlog replayed in seconds
+    for dev in ("a", "b", "c"):
+        burst.observe([Reading("coldchain", {"device": dev}, {"t": 1.0}, T0 - 3600 * 10**9, T0)])
+    assert burst.skew_s(T0) is None
 
 
 def test_next_backup_is_at_the_local_time_of_its_zone(tmp_path: Path) -> None:
