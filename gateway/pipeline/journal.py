@@ -341,9 +341,7 @@ class Journal:
         """Bytes that may still be written: the budget left, less RESERVE_PAGES (estimates are
         amortised over pages, SQLite allocates whole ones) and the commit's chain link.
         Negative when over."""
-        return (
-            self.max_bytes - self.used_bytes() - RESERVE_PAGES * self._page_size - LINK_BYTES
-        )
+        return self.max_bytes - self.used_bytes() - RESERVE_PAGES * self._page_size - LINK_BYTES
 
     # -- writing ------------------------------------------------------------------------------
     def append(self, readings: Sequence[Reading], dead: Sequence[DeadLetter]) -> int:
