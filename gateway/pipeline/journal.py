@@ -512,19 +512,31 @@ class Journal:
         cutoff = now_ns - self.retention_ns
         moved = links = 0
         last: Link | None = None
-        while True:
-            batch = self._eligible(int(taken), cutoff)
-            if not batch:
-                break
-            self._move(batch)
-            moved += sum(link.count for link in batch)
-            links += len(batch)
-            last = batch[-1]
+        try:
+            while True:
+                batch = self._eligible(int(taken), cutoff)
+                if not batch:
+                    break
+                self._move(batch)
+                moved += sum(link.count for link in batch)
+                links += len(batch)
+                last = batch[-1]
+        except (OSError, sqlite3.Error) as e:
+            # nothing is deleted from the journal unless the archive took it; it fills up and
+            # the journal alarms say so
+            log.error(
+                "cannot write the archive: readings stay in the journal",
+                extra={"archive": str(self.archive.root), "error": f"{type(e).__name__}: {e}"},
+            )
         dead = self._db.execute(
             "DELETE FROM dead_letters WHERE received_ns < ?", (now_ns - self.dead_retention_ns,)
         ).rowcount
         oldest = self._db.execute("SELECT MIN(committed_ns) FROM chain").fetchone()[0]
-        sealed = self.archive.seal_before(day_of(oldest if oldest is not None else now_ns))
+        try:
+            sealed = self.archive.seal_before(day_of(oldest if oldest is not None else now_ns))
+        except OSError as e:
+            sealed = []
+            log.error("cannot seal the archive's finished days", extra={"error": str(e)})
         if last is not None or dead or sealed:
             report = PruneReport(
                 moved,

@@ -294,3 +294,14 @@ def test_encoded_line_round_trip_in_archive() -> None:
         b"\x00\x01\x00",
         lines,
     )
+
+
+def test_an_unwritable_archive_keeps_the_readings_in_the_journal(tmp_path: Path) -> None:
+    blocker = tmp_path / "archive"
+    blocker.write_text("a file where the archive folder should be")
+    j = Journal(tmp_path / "journal.sqlite", retention_s=0, archive_dir=blocker / "sub")
+    fill(j, [3, 3])
+    assert j.prune(j._head[2] + 1) == 0
+    assert j.count("readings") == 6  # nothing deleted that the archive did not take
+    j.close()
+    assert verify_chain(tmp_path / "journal.sqlite", Archive(blocker / "sub")).ok
