@@ -10,7 +10,10 @@ from the anchored one means the chain was rewritten.
 
 from __future__ import annotations
 
+import base64
 import json
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,7 +69,10 @@ def _flux_str(s: str) -> str:
 
 
 def from_influx(cfg: InfluxConfig, gateway: str) -> Anchor:
-    """The newest `audit_head` of `gateway` in InfluxDB (Flux: InfluxDB 2.x, 1.8+ with Flux)."""
+    """The newest `audit_head` of `gateway` in InfluxDB: with InfluxQL from a version 1 target
+    (`influx.version: 1`), with Flux from a version 2 one (InfluxDB 2.x, 1.8+ with Flux)."""
+    if cfg.version == 1:
+        return _from_influxql(cfg, gateway)
     flux = (
         f"from(bucket: {_flux_str(cfg.bucket)}) |> range(start: 0)"
         f" |> filter(fn: (r) => r._measurement == {_flux_str(AUDIT_HEAD.name)}"
@@ -98,6 +104,45 @@ def from_influx(cfg: InfluxConfig, gateway: str) -> Anchor:
         str(values["audit_hash"]),
         int(values["journal_batch"]) if "journal_batch" in values else None,
         str(values["journal_hash"]) if "journal_hash" in values else None,
+    )
+
+
+def _from_influxql(cfg: InfluxConfig, gateway: str) -> Anchor:
+    """InfluxDB 1.x: `SELECT ... ORDER BY time DESC LIMIT 1` over /query."""
+    name = gateway.replace("\\", "\\\\").replace("'", "\\'")
+    q = (
+        'SELECT "audit_seq", "audit_hash", "journal_batch", "journal_hash"'
+        f" FROM \"{AUDIT_HEAD.name}\" WHERE \"gateway\" = '{name}' ORDER BY time DESC LIMIT 1"
+    )
+    args = {"q": q, "db": cfg.database, "epoch": "ms"}
+    if cfg.retention_policy:
+        args["rp"] = cfg.retention_policy
+    req = urllib.request.Request(f"{cfg.url.rstrip('/')}/query?{urllib.parse.urlencode(args)}")
+    if cfg.username:
+        basic = base64.b64encode(f"{cfg.username}:{cfg.password}".encode()).decode()
+        req.add_header("Authorization", f"Basic {basic}")
+    elif cfg.token:
+        req.add_header("Authorization", f"Token {cfg.token}")
+    try:
+        with urllib.request.urlopen(req, timeout=cfg.timeout_s) as r:
+            body = json.load(r)
+    except (OSError, ValueError) as e:
+        raise AnchorError(f"InfluxDB {cfg.url}: {type(e).__name__}: {e}") from None
+    try:
+        series = body["results"][0].get("series") or []
+        row = dict(zip(series[0]["columns"], series[0]["values"][0], strict=True))
+    except (KeyError, IndexError, TypeError):
+        raise AnchorError(
+            f"InfluxDB {cfg.url}: no {AUDIT_HEAD.name} of gateway {gateway!r} in database "
+            f"{cfg.database!r} ({body.get('results', body)})"
+        ) from None
+    stamp = datetime.fromtimestamp(row["time"] / 1000, UTC).isoformat()
+    return Anchor(
+        f"InfluxDB {cfg.url} database {cfg.database} ({stamp})",
+        int(row["audit_seq"]),
+        str(row["audit_hash"]),
+        int(row["journal_batch"]) if row.get("journal_batch") is not None else None,
+        str(row["journal_hash"]) if row.get("journal_hash") is not None else None,
     )
 
 

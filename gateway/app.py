@@ -47,6 +47,7 @@ from gateway.core.systemd import notify, watchdog_interval_s
 from gateway.notifiers import MqttLink, Notifier
 from gateway.pipeline.alerting import Alerting
 from gateway.pipeline.clock import ClockWatch, sync_status
+from gateway.pipeline.completeness import CompletenessTracker, CompletenessWriter
 from gateway.pipeline.influx_sink import InfluxSink
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.writer import JournalWriter, Listener
@@ -117,6 +118,14 @@ class Gateway:
             self.alerting = Alerting(engine, self.writer, cfg.gateway.name)
             self.alerting.extra_readings.append(engine.drain_readings)  # cycle summaries
             self.writer.listeners.append(self.alerting.on_committed)
+        self.completeness: CompletenessWriter | None = None
+        if cfg.completeness.enabled and cfg.rules.enabled and self.alerting is not None:
+            # the record_gap rules bound to each device give its GSP cadence
+            tracker = CompletenessTracker(
+                cfg.completeness, self.alerting.engine.library, cfg.gateway.name
+            )
+            self.completeness = CompletenessWriter(tracker, self._submit_internal)
+            self.writer.listeners.append(self.completeness.on_committed)
         self.notifier: Notifier | None = self._build_notifier(cfg)
         self.api: ApiContext | None = None
         if cfg.api.enabled:
@@ -176,6 +185,9 @@ class Gateway:
         if self.alerting is not None:
             await self.alerting.replay(self.journal)
             sup.spawn("rules", self.alerting.run)
+        if self.completeness is not None:
+            await asyncio.to_thread(self.completeness.seed, self.journal)
+            sup.spawn("completeness", self.completeness.run)
         sup.spawn("journal-writer", self.writer.run)
         if self.sink is not None:
             sup.spawn("sink:influx", self.sink.run)
@@ -224,7 +236,16 @@ class Gateway:
             await self.notifier.close(timeout=2.5)
             await sup.stop(["notifiers"], timeout=0.5)
         await sup.stop(
-            ["housekeeping", "anchor", "retention", "clock", "backup", "watchdog", "sink:influx"],
+            [
+                "housekeeping",
+                "completeness",
+                "anchor",
+                "retention",
+                "clock",
+                "backup",
+                "watchdog",
+                "sink:influx",
+            ],
             timeout=1,
         )
         if self.sink is not None:
@@ -484,6 +505,8 @@ class Gateway:
         if "rules" in changed and self.alerting is not None:
             library = await asyncio.to_thread(new.rules.library, new.base_dir)
             rules_changed = self.alerting.engine.reload(new.rules, library)
+            if self.completeness is not None:  # devices seen from now on get the new cadence
+                self.completeness.tracker.library = library
         if "notifiers" in changed or "mqtt" in changed:
             await self._swap_notifier(new)
         started, stopped = await self._swap_collectors(new)
@@ -533,6 +556,9 @@ class Gateway:
                 self.supervisor.spawn(name, self.collectors[name].run)
                 started.append(name)
         return started, stopped
+
+    async def _submit_internal(self, readings: list[Reading]) -> None:
+        await self.writer.submit(readings, internal=True)
 
     def sources(self) -> list[SourceStatus]:
         """Every collector's devices and connections, online or not."""

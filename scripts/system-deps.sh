@@ -12,6 +12,9 @@ command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 # systemd-analyze checks the service unit (tests/integration/test_operations.py)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# InfluxDB 1.x (Debian: 1.6, InfluxQL): the dashboards' queries and the v1 write path are tested
+# against a real influxd that the tests start on loopback ports
+command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
 for extra in "$@"; do
   command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
 done
@@ -29,3 +32,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts a system mosquitto on 1883 where an init system runs; the tests start their own.
+# The packaged influxdb service would listen on every interface (:8086): the tests do not need it.
+if [[ " ${need[*]} " == *" influxdb "* ]] && command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now influxdb >/dev/null 2>&1 || true
+fi

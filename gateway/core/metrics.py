@@ -99,6 +99,7 @@ class Counters:
             "restarts": float(restarts),
             "notifications_dropped": float(self.notifications_dropped),
             "journal_fill": float(self.journal_fill),
+            "readings": float(self.readings_parsed),
             "archive_bytes": float(self.archive_bytes),
         }
         if self.clock_skew_s is not None:

@@ -240,3 +240,46 @@ async def test_upgrade_from_the_previous_release_data_dir(tmp_path: Path) -> Non
     assert new.fetchone()[0] == 1
     db.close()
     assert res.ok and res.readings == total > 41, res.describe()
+
+
+async def test_anchors_in_influxdb_1x_detect_3_truncated_audit_rows(
+    tmp_path: Path, influxdb1: Any
+) -> None:
+    """The anchor goes out through the real sink to a real InfluxDB 1.x and comes back with
+    InfluxQL: `vigil audit verify --anchor influx` counts the rows cut off the end."""
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    influxdb1.create_database("anchors")
+    influx = {"version": 1, "url": influxdb1.url, "database": "anchors", "flush_interval_s": 0.1}
+    path = write_config(tmp_path, high=8.0, extra={"influx": influx})
+    async with running(path) as gw:
+        for i in range(9):
+            await asyncio.to_thread(gw.records.audit.record, "qa1", "note", "test", str(i))
+        head = gw.records.audit.head()
+        await gw.writer.submit([gw.anchor_reading()], internal=True)
+
+        def anchored() -> bool:
+            _status, body = influxdb1.query(
+                'SELECT last("audit_seq") FROM "audit_head"', db="anchors"
+            )
+            series = body["results"][0].get("series")  # type: ignore[index]
+            return bool(series) and series[0]["values"][0][1] == head[0]
+
+        await apoll(lambda: asyncio.to_thread(anchored), 20, interval=0.2, what="the anchor")
+    runner = CliRunner()
+    env = {"VIGIL_CONFIG": None, "VIGIL_DATA_DIR": None}
+    result = runner.invoke(app, ["audit", "verify", "-c", str(path), "--anchor", "influx"], env=env)
+    assert result.exit_code == 0 and f"audit row {head[0]} matches InfluxDB" in result.output
+    db = sqlite3.connect(tmp_path / "data" / "audit.sqlite")
+    db.execute("DROP TRIGGER audit_no_delete")
+    db.execute("DELETE FROM audit WHERE seq > ?", (head[0] - 3,))
+    db.commit()
+    db.close()
+    result = runner.invoke(app, ["audit", "verify", "-c", str(path), "--anchor", "influx"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "audit trail TRUNCATED" in result.output
+    assert "the newest 3 rows are missing" in result.output
