@@ -112,7 +112,7 @@ def _from_influxql(cfg: InfluxConfig, gateway: str) -> Anchor:
     name = gateway.replace("\\", "\\\\").replace("'", "\\'")
     q = (
         'SELECT "audit_seq", "audit_hash", "journal_batch", "journal_hash"'
-        f" FROM \"{AUDIT_HEAD.name}\" WHERE \"gateway\" = '{name}' ORDER BY time DESC LIMIT 1"
+        f' FROM "{AUDIT_HEAD.name}" WHERE "gateway" = \'{name}\' ORDER BY time DESC LIMIT 1'
     )
     args = {"q": q, "db": cfg.database, "epoch": "ms"}
     if cfg.retention_policy:
