@@ -228,6 +228,26 @@ class AlertStore:
             )
         ]
 
+    def prune(self, before_ns: int) -> tuple[int, int]:
+        """Delete what the records floor lets go: alerts back to normal whose last change was
+        before `before_ns`, with their log, and log rows that old of any alert not open.
+        Returns (alerts, log rows) deleted; the caller commits."""
+        done = (
+            "state = 'normal' AND MAX(raised_at, COALESCE(cleared_at, 0), COALESCE(closed_at, 0),"
+            " COALESCE(acked_at, 0)) < ?"
+        )
+        log_rows = self.db.execute(
+            f"DELETE FROM alert_log WHERE alert_id IN (SELECT id FROM alerts WHERE {done})",
+            (before_ns,),
+        ).rowcount
+        alerts = self.db.execute(f"DELETE FROM alerts WHERE {done}", (before_ns,)).rowcount
+        log_rows += self.db.execute(
+            "DELETE FROM alert_log WHERE wall_ns < ? AND alert_id NOT IN"
+            " (SELECT id FROM alerts WHERE state != 'normal')",
+            (before_ns,),
+        ).rowcount
+        return int(alerts), int(log_rows)
+
     def state_counts(self) -> dict[str, int]:
         return {
             r[0]: r[1]

@@ -17,6 +17,7 @@ from gateway.api import (
     routes_alerts,
     routes_audit,
     routes_auth,
+    routes_config,
     routes_cycles,
     routes_devices,
     routes_health,
@@ -43,7 +44,7 @@ vigil's operator, QA and regulator API (DESIGN §3).
 `/health`, `/ready`, `/metrics` and `POST /auth/login` are open; everything under `/api/v1/`
 needs `Authorization: Bearer <token>`. Roles: **viewer** (read-only, for regulators),
 **operator** (acknowledge, shelve, shipments), **qa** (also close alerts and approve shipment
-reports with an electronic signature), **admin** (users; read).
+reports with an electronic signature), **admin** (users, config reload; read).
 Every change is written to the hash-chained audit trail (`GET /api/v1/audit`).
 """
 
@@ -57,6 +58,7 @@ ROUTERS = (
     routes_devices.router,
     routes_shipments.router,
     routes_audit.router,
+    routes_config.router,
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,33 @@ def _no_sources() -> list[SourceStatus]:
 
 
 @dataclass
+class ReloadOutcome:
+    """What a config reload did, or why it was refused (the running config is then kept)."""
+
+    ok: bool
+    changed: list[str] = field(default_factory=list)
+    """Sections that changed: rules, notifiers, collectors, mqtt."""
+    rules: list[str] = field(default_factory=list)
+    """Rule ids changed, added or removed."""
+    started: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.ok:
+            return "refused: " + "; ".join(self.problems)
+        if not self.changed:
+            return "no change"
+        return f"applied: {', '.join(self.changed)}" + (
+            f" (rules {', '.join(self.rules)})" if self.rules else ""
+        )
+
+
+ReloadFn = Callable[[str, str, str | None], Awaitable[ReloadOutcome]]
+"""(actor, reason, client) → outcome: the gateway's reload, for POST /api/v1/config/reload."""
+
+
+@dataclass
 class ApiContext:
     """Everything the routes need. The alert store and engine belong to the event loop's thread
     (the store's SQLite connection is bound to it): routes call them from `async def` only."""
@@ -193,6 +220,8 @@ class ApiContext:
     on_alert_events: Callable[[Sequence[AlertEvent]], None] | None = None
     """Where operator actions' events go (Alerting.publish: notifiers, the `alert` measurement);
     the engine hands them back only in the ActionResult, not again from process()/tick()."""
+    reload_config: ReloadFn | None = None
+    """Re-read the config file (None: the API runs without a gateway, e.g. in tests)."""
 
     def __post_init__(self) -> None:
         if self.alert_store is None and self.engine is not None:

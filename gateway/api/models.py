@@ -277,10 +277,17 @@ class CycleDetailOut(CycleOut):
         description="per participant rule (`f0`, `hold`): passed, reasons, f0_min, hold_s, "
         "gaps, ...; times in it (`*_ns`) are UTC nanoseconds"
     )
+    journal_chain: str = Field(
+        "", description="the journal chain position and head this summary was read at"
+    )
 
     @classmethod
-    def of(cls, c: Cycle, lang: str = "en", tz: str | None = None) -> CycleDetailOut:
-        return cls(**CycleOut.of(c, lang, tz).model_dump(), results=c.results)
+    def of(
+        cls, c: Cycle, lang: str = "en", tz: str | None = None, journal_chain: str = ""
+    ) -> CycleDetailOut:
+        return cls(
+            **CycleOut.of(c, lang, tz).model_dump(), results=c.results, journal_chain=journal_chain
+        )
 
 
 # -- auth and users ---------------------------------------------------------------------------
@@ -555,3 +562,14 @@ class HealthOut(BaseModel):
 class ReadyOut(BaseModel):
     ready: bool
     reasons: list[str]
+
+
+class ReloadOut(BaseModel):
+    """The result of POST /api/v1/config/reload."""
+
+    ok: bool
+    changed: list[str] = Field(description="sections applied: rules, notifiers, collectors, mqtt")
+    rules: list[str] = Field(description="rule ids changed, added or removed")
+    started: list[str] = Field(description="collectors started (new or changed)")
+    stopped: list[str] = Field(description="collectors stopped (changed or removed)")
+    problems: list[str] = Field(description="why it was refused (the running config is kept)")

@@ -16,6 +16,7 @@ from alert_rules.cycles import Cycle, CycleStore
 from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, require
 from gateway.api.models import INT64_MAX, CycleDetailOut, CycleOut, SeriesOut, dt_to_ns
 from gateway.api.routes_devices import history_series
+from gateway.pipeline.chain import head_line
 from gateway.records.reports import BOM, ReportAlert, actions_of, with_signatures
 from gateway.records.reports.cycle import build_cycle_report, cycle_csv, cycle_pdf
 from gateway.records.users import Perm
@@ -81,7 +82,8 @@ async def get_cycle(
     lang: LangQuery = None,
 ) -> CycleDetailOut:
     d = display_of(request, p, lang)
-    return CycleDetailOut.of(_get(request, cycle_id), d.lang, d.tz)
+    chain = head_line(*get_ctx(request).journal.head())
+    return CycleDetailOut.of(_get(request, cycle_id), d.lang, d.tz, chain)
 
 
 def _get(request: Request, cycle_id: int) -> Cycle:

@@ -26,6 +26,7 @@ from gateway.api.signing import verify_signature
 from gateway.core.i18n import gettext
 from gateway.core.lineprotocol import LineProtocolError, parse_line
 from gateway.core.reading import FieldValue
+from gateway.pipeline.chain import head_line
 from gateway.records.audit import Signature
 from gateway.records.reports import (
     BOM,
@@ -323,9 +324,11 @@ async def shipment_report(
 async def _report(request: Request, s: Shipment) -> ShipmentReport:
     ctx = get_ctx(request)
     alerts = gather_alerts(ctx.alert_store, s)
-    return await asyncio.to_thread(
+    report = await asyncio.to_thread(
         report_for, ctx.shipments, s, alerts, ctx.rule_library(), None, ctx.audit
     )
+    report.journal_chain = head_line(*ctx.journal.head())
+    return report
 
 
 @router.get(

@@ -76,13 +76,27 @@ GATEWAY = Measurement(
         "notifications_dropped",
         "journal_fill",
         "readings",
+        "clock_skew_s",
+        "clock_synced",
+        "backup_failed",
+        "archive_bytes",
     ),
 )
 """Written every `gateway.metrics_interval_s`: the heartbeat the fleet dashboard judges a gateway
 online by. `readings`: device readings parsed since the gateway started.
 `journal_fill`: share of journal.max_bytes in use (a ratio; at least 1.0 while readings wait
 for room). Also written at once when it crosses 80 %, 95 % or 100 %, for the gateway_health
-rules."""
+rules. `clock_skew_s`: the gateway clock minus its devices' (median over devices, seconds);
+`clock_synced`: 1 when the system says its clock is synchronised, 0 when not (absent where the
+system cannot tell); `backup_failed`: 1 after a failed scheduled backup, 0 after a good one;
+`archive_bytes`: the archive segments on disk."""
+AUDIT_HEAD = Measurement(
+    "audit_head",
+    tags=("gateway",),
+    fields=("audit_seq", "audit_hash", "journal_batch", "journal_hash"),
+)
+"""The newest audit row and journal chain link, written at least hourly: an anchor outside the
+gateway, against which `vigil audit verify --anchor influx` detects deleted newest rows."""
 ALARM_KPI = Measurement(
     "alarm_kpi",
     tags=("gateway",),
@@ -128,13 +142,14 @@ longest from the last reading before it to the first after it (`longest_gap_s`),
 cadence in force at the window's start. Rewritten when late readings fill the window."""
 
 RESERVED_MEASUREMENTS = frozenset(
-    {ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name, COMPLETENESS.name}
+    {ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name, COMPLETENESS.name, AUDIT_HEAD.name}
 )
 """Written by the gateway about itself: no collector may write them (a device could otherwise
 raise the gateway's own health alerts)."""
 
 MEASUREMENTS: dict[str, Measurement] = {
-    m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI, COMPLETENESS)
+    m.name: m
+    for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI, COMPLETENESS, AUDIT_HEAD)
 }
 
 

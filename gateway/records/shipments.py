@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.core.lineprotocol import LineProtocolError, encode, parse_line
-from gateway.core.ports import JournalReader
+from gateway.core.ports import JournalReader, RetentionHold
 from gateway.core.reading import Reading
 from gateway.core.sqlite import Where, connect, transaction
 
@@ -479,6 +479,32 @@ class ShipmentRegistry:
                 (shipment_id,),
             ).fetchall()
         return rows
+
+    def prune(self, before_ns: int, hold: RetentionHold) -> tuple[int, int, list[str]]:
+        """Delete shipments stopped before `before_ns` (the records floor) with their readings,
+        unless `hold` keeps their readings. Returns (shipments, readings, held reasons)."""
+        old = self._rows(
+            f"SELECT {', '.join(_COLS)} FROM shipments"
+            " WHERE stopped_at_ns IS NOT NULL AND stopped_at_ns < ?",
+            (before_ns,),
+        )
+        gone = readings = 0
+        held: list[str] = []
+        for sh in old:
+            assert sh.stopped_at_ns is not None
+            why = hold.held(sh.started_at_ns, sh.stopped_at_ns)
+            if why:
+                held.append(f"{sh.id}: {why}")
+                continue
+            with self._lock, transaction(self._db) as db:
+                readings += db.execute(
+                    "DELETE FROM shipment_readings WHERE shipment_id = ?", (sh.id,)
+                ).rowcount
+                db.execute("DELETE FROM shipments WHERE id = ?", (sh.id,))
+            gone += 1
+        if gone:
+            self._reindex()
+        return gone, readings, held
 
     def reading_count(self, shipment_id: str) -> int:
         with self._lock:

@@ -272,6 +272,8 @@ def to_csv(r: ShipmentReport, lang: str = "en", tz: str | None = None) -> str:
     w.writerow(["report", "status", r.shipment.status])
     w.writerow(["report", "language", lang])
     w.writerow(["report", "time_zone", tz or "UTC"])
+    if r.journal_chain:
+        w.writerow(["report", "journal_chain", r.journal_chain])
     for k, v in signature_rows(r, tz):
         w.writerow(["signature", k, v])
     return buf.getvalue() + _csv_body(r, lang, tz)

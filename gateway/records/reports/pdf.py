@@ -282,6 +282,8 @@ def to_pdf(r: ShipmentReport, lang: str = "en", tz: str = "UTC") -> bytes:
         it,
         p(_("Times are shown in {zone}.").format(zone=zone_label(tz, s.started_at_ns)), body),
     ]
+    if r.journal_chain:  # where in the gateway's record these figures come from
+        story.append(p(_("Computed from {chain}.").format(chain=r.journal_chain), body))
 
     # signatures: the approval of this report, and every alert closed with a signature
     story.append(Paragraph(escape(_("Electronic signatures")), h2))

@@ -119,6 +119,9 @@ class ShipmentReport:
     excursions: list[ExcursionRow] = field(default_factory=list)
     verdict: Verdict = field(default_factory=lambda: Verdict(WITHIN_LIMITS, ()))
     humidity_limits: ProfileLimits | None = None
+    journal_chain: str = ""
+    """The journal chain position and head at report time (chain.head_line); not part of the
+    signed content, which must not change as the journal grows."""
 
     @property
     def signature_status(self) -> str:
