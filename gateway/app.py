@@ -28,7 +28,7 @@ from collectors.mqtt import client_for
 from gateway.api import ApiContext, build_context, serve_api
 from gateway.config import VigilConfig
 from gateway.core.metrics import Counters
-from gateway.core.ports import Collector, SourceStatus
+from gateway.core.ports import Collector, RetentionHold, SourceStatus
 from gateway.core.supervisor import Supervisor
 from gateway.notifiers import MqttLink, Notifier
 from gateway.pipeline.alerting import Alerting
@@ -36,6 +36,7 @@ from gateway.pipeline.influx_sink import InfluxSink
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.writer import JournalWriter, Listener
 from gateway.records import Records
+from gateway.records.budgets import BudgetTracker
 
 log = logging.getLogger("vigil.gateway")
 
@@ -68,10 +69,15 @@ class Gateway:
             listeners=self.listeners,
             gateway_name=cfg.gateway.name,
         )
-        self.records = Records.open(cfg.gateway.data_dir)
-        shipments = self.records.shipments
-        self.writer.enrichers.append(shipments.enrich)
-        self.writer.listeners.append(shipments.record)
+        self.records = Records.open(cfg.gateway.data_dir, traceability=cfg.traceability)
+        lots = self.records.lots
+        # first the geofences (they may start a shipment), then the tags
+        self.writer.enrichers.append(lots.enrich)
+        self.writer.enrichers.append(self.records.shipments.enrich)
+        self.writer.listeners.append(self.records.shipments.record)
+        self.writer.listeners.append(lots.record)
+        self.retention_hold: RetentionHold = self.records.retention_hold
+        """Asked by pruning before deleting readings (a lot's, until its expiry + 5 years)."""
         self.collectors: dict[str, Collector] = {
             f"collector:{c.name or c.kind}:{i}": collectors.build(c, self.writer, self.counters)
             for i, c in enumerate(cfg.collectors)
@@ -82,6 +88,7 @@ class Gateway:
             self.alerting = Alerting(engine, self.writer, cfg.gateway.name)
             self.alerting.extra_readings.append(engine.drain_readings)  # cycle summaries
             self.writer.listeners.append(self.alerting.on_committed)
+        self.budgets = BudgetTracker(lots, self.alerting.engine.library if self.alerting else None)
         self.notifier: Notifier | None = None
         if cfg.notifiers.enabled and cfg.notifiers.channels:
             broker = cfg.mqtt
@@ -135,6 +142,7 @@ class Gateway:
         if self.sink is not None:
             sup.spawn("sink:influx", self.sink.run)
         sup.spawn("housekeeping", self._housekeeping)
+        sup.spawn("lots", self._lots)
         for name, collector in self.collectors.items():
             sup.spawn(name, collector.run)
         log.info(
@@ -161,7 +169,7 @@ class Gateway:
         if self.notifier is not None:
             await self.notifier.close(timeout=2.5)
             await sup.stop(["notifiers"], timeout=0.5)
-        await sup.stop(["housekeeping", "sink:influx"], timeout=1)
+        await sup.stop(["housekeeping", "lots", "sink:influx"], timeout=1)
         if self.sink is not None:
             left = SHUTDOWN_S - 1.0 - (time.monotonic() - started)
             if left > 0.2:
@@ -190,6 +198,18 @@ class Gateway:
                 next_prune = now + 60
             point = self.counters.point(self.config.gateway.name, self.supervisor.restarts)
             await self.writer.submit([point], internal=True)
+
+    async def _lots(self) -> None:
+        """Legs opened at a past time get their readings from the journal; lots whose record
+        changed get their stability budgets worked out and written as `lot_budget` readings."""
+        lots = self.records.lots
+        while True:
+            await asyncio.sleep(self.config.traceability.budget_interval_s)
+            for leg in lots.take_backfills():
+                await asyncio.to_thread(lots.backfill, leg, self.journal)
+            readings = await asyncio.to_thread(self.budgets.readings)
+            if readings:
+                await self.writer.submit(readings, internal=True)
 
     def sources(self) -> list[SourceStatus]:
         """Every collector's devices and connections, online or not."""

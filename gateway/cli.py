@@ -14,9 +14,10 @@ import typer
 from dashboards.cli import app as dashboards_app
 from gateway.admin_cli import audit_app, report_app, user_app
 from gateway.app import Gateway
-from gateway.config import ConfigError, load_config
+from gateway.config import ConfigError, config_warnings, load_config
 from gateway.core.logs import setup_logging
 from gateway.demo import run_demo
+from gateway.lot_cli import lot_app, shipment_app
 from gateway.notifiers import NotifierSetupError
 from simulators.cli import simulate as run_simulation
 
@@ -62,14 +63,17 @@ def run(
 
 @app.command("check-config")
 def check_config(file: Path) -> None:
-    """Validate a config file: exit 0, or exit 2 listing every error."""
+    """Validate a config file: exit 0 (printing warnings), or exit 2 listing every error."""
     try:
-        load_config(file)
+        cfg = load_config(file)
     except ConfigError as e:
         for p in e.problems:
             typer.echo(p, err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"{file}: OK")
+    warnings = config_warnings(cfg, str(file))
+    for w in warnings:
+        typer.echo(f"warning: {w}")
+    typer.echo(f"{file}: OK" + (f" ({len(warnings)} warning(s))" if warnings else ""))
 
 
 @app.command()
@@ -101,6 +105,8 @@ app.add_typer(dashboards_app, name="dashboards", help="Grafana dashboards: expor
 app.add_typer(user_app, name="user", help="Users: add, list, disable, enable, set-password")
 app.add_typer(audit_app, name="audit", help="Audit trail: verify, show")
 app.add_typer(report_app, name="report", help="Reports: shipment ID --format pdf|csv")
+app.add_typer(lot_app, name="lot", help="Lots: create, list, show, leg, decide, report")
+app.add_typer(shipment_app, name="shipment", help="Shipments (transport legs): start, stop")
 
 
 def main() -> None:

@@ -14,10 +14,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from alert_rules.config import RulesConfig, RulesConfigError
-from collectors import CollectorConfig
+from collectors import CollectorConfig, device_patterns
 from collectors.mqtt import MqttBrokerConfig, MqttCollectorConfig
 from gateway.notifiers.config import NotifiersConfig
 from gateway.pipeline.influx_sink import InfluxConfig
+from gateway.records.lots import TraceabilityConfig
 
 
 class Strict(BaseModel):
@@ -62,6 +63,7 @@ class VigilConfig(Strict):
     api: ApiConfig = ApiConfig()
     rules: RulesConfig = Field(default_factory=RulesConfig)
     notifiers: NotifiersConfig = Field(default_factory=NotifiersConfig)
+    traceability: TraceabilityConfig = Field(default_factory=TraceabilityConfig)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     """The config file's folder: rule packs named in it are relative to it."""
 
@@ -186,6 +188,22 @@ def parse_config(
         except RulesConfigError as e:
             raise ConfigError([f"{source}: {line}" for line in e.errors]) from None
     return cfg
+
+
+def config_warnings(cfg: VigilConfig, source: str) -> list[str]:
+    """What is valid but probably not meant: devices no rule is bound to (they raise no alerts
+    unless a leg of a lot covers them). `vigil check-config` prints these and exits 0."""
+    if not cfg.rules.enabled:
+        return [f"{source}: rules.enabled: false: no device raises alerts"]
+    library = cfg.rules.library(cfg.base_dir)
+    out = []
+    for p in library.unbound(device_patterns(cfg.collectors)):
+        measurement = p.measurement or "any measurement"
+        out.append(
+            f"{source}: {p.where}: no rule is bound to {p.what} ({measurement}): its devices "
+            "raise no alerts except inside a leg of a lot; add a binding under rules.bindings"
+        )
+    return out
 
 
 def load_config(path: Path | str | None = None, env: dict[str, str] | None = None) -> VigilConfig:

@@ -19,9 +19,22 @@ class Measurement:
 
 COLDCHAIN = Measurement(
     "coldchain",
-    tags=("site", "asset", "device", "shipment"),
-    fields=("temp_c", "rh_pct", "battery_pct", "door_open", "power_ok"),
+    tags=("site", "asset", "device", "shipment", "lot", "profile"),
+    fields=(
+        "temp_c",
+        "rh_pct",
+        "battery_pct",
+        "door_open",
+        "power_ok",
+        "lat",
+        "lon",
+        "speed_kmh",
+    ),
 )
+"""`shipment`, `lot`, `profile` are added by the gateway to readings inside a leg of a lot
+(docs/traceability.md): the shipment (a transport leg) and the lots it carries, and the product
+profiles whose rules are bound for the leg's duration. `lat`, `lon` (WGS-84 degrees) and
+`speed_kmh` come from loggers with a GPS receiver."""
 PROCESS = Measurement(
     "process",
     tags=("line", "equipment", "device", "batch", "phase"),
@@ -90,11 +103,33 @@ ALARM_KPI = Measurement(
 )
 """ISA-18.2 alarm-system KPIs of the rules engine (alert_rules/kpi.py), every `kpi_interval`."""
 KPI_MEASUREMENT = ALARM_KPI.name
+LOT_BUDGET = Measurement(
+    "lot_budget",
+    tags=("lot", "profile", "budget", "device"),
+    fields=(
+        "consumed_s",
+        "allowed_s",
+        "remaining_s",
+        "share",
+        "count",
+        "allowed_count",
+        "mkt_c",
+        "limit_c",
+        "review",
+    ),
+)
+"""A lot's stability budget as consumed over all its legs (gateway/records/budgets.py), one series
+per lot and budget item (`budget`: a band's name, `freeze_thaw`, `mkt`, or `decision`); `device`
+is `<lot>/<budget>`, the series the rules engine keeps. `share` is consumed / allowed (1.0 is
+exhausted). Written at each configured share's crossing, at its exact event time, and when the
+consumption changes; `review` is 1 when new evidence arrived after the lot's release decision."""
 
-RESERVED_MEASUREMENTS = frozenset({ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name})
+RESERVED_MEASUREMENTS = frozenset(
+    {ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name, LOT_BUDGET.name}
+)
 """Written by the gateway about itself: no collector may write them (a device could otherwise
 raise the gateway's own health alerts)."""
 
 MEASUREMENTS: dict[str, Measurement] = {
-    m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI)
+    m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI, LOT_BUDGET)
 }

@@ -299,8 +299,8 @@ def test_deep_json_whole_payload_is_dead_lettered(depth: int, kind: str):
     if depth <= 1000:  # orjson reads up to 1024 levels
         assert reason in (
             "payload must be a JSON object, got list",
-            "no known field (expected "
-            "one of ['battery_pct', 'door_open', 'power_ok', 'rh_pct', 'temp_c'])",
+            "no known field (expected one of ['battery_pct', 'door_open', 'lat', 'lon', "
+            "'power_ok', 'rh_pct', 'speed_kmh', 'temp_c'])",
         )
     else:
         assert reason.startswith(("JSON nested too deep", "malformed JSON")), reason
