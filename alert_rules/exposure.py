@@ -3,9 +3,10 @@
 A series is one device's readings (event time ns, value), sorted by time. Each reading holds its
 value for its hold time (alert_rules/weighting.py: until the next reading, at most the logging
 interval and the gap limit); the last one too, whenever its leg stopped: a reading stands for
-the interval that follows it, so nothing depends on when a leg was closed. The held segments give the time spent in a band, the time-weighted mean and
-MKT (USP <1079.2> with hold times as weights), the excursions, the freeze events, and the instant
-at which a cumulative time reaches a level (a budget's 50 %, 80 %, exhausted).
+the interval that follows it, so nothing depends on when a leg was closed. The held segments
+give the time spent in a band, the time-weighted mean and MKT (USP <1079.2> with hold times as
+weights), the excursions, the freeze events, and the instant at which a cumulative time reaches
+a level (a budget's 50 %, 80 %, exhausted).
 
 Pure: the caller gives the readings.
 """
