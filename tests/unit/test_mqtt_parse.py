@@ -52,6 +52,21 @@ def test_single_reading_iso():
     assert r.tags == TAGS and r.measurement == "coldchain" and not r.ts_from_receive
 
 
+def test_gps_fields_of_the_logger_protocol():
+    readings, dead = parse(
+        b'{"readings": [{"ts": 1700000000000, "temp_c": 5, "lat": 31.2304, "lon": 121.4737,'
+        b' "speed_kmh": 62.5}, {"ts": 1700000060000, "temp_c": 5, "lat": 999, "lon": 121.5},'
+        b' {"ts": 1700000120000, "temp_c": 5, "lon": -181}]}'
+    )
+    assert [r.fields for r in readings] == [
+        {"temp_c": 5.0, "lat": 31.2304, "lon": 121.4737, "speed_kmh": 62.5}
+    ]
+    assert [d.reason for d in dead] == [
+        "readings[1]: lat: 999 is outside -90..90",
+        "readings[2]: lon: -181 is outside -180..180",
+    ]
+
+
 def test_epoch_ms_and_status_fields():
     readings, dead = parse(
         b'{"ts": 1700000000123, "temp_c": 4, "door_open": true, "power_ok": false,'

@@ -4,8 +4,9 @@ What `GET /api/v1/lots/{lot}/chain`, the chain report (chain_csv.py, chain_pdf.p
 release decision are based on. Per leg and logger: readings, first and last, min, max, the
 time-weighted mean and MKT, time beyond each of the profile's limits, excursions and GSP record
 completeness (a record every 5 min on transport legs and cross-docks, 30 min in storage, 2 min
-while out of range: alert_rules/completeness.py). Every reading holds for its hold time
-(alert_rules/weighting.py), clipped to the leg's end, the same rule as in shipment reports and
+while out of range: alert_rules/completeness.py; on a leg still open, up to one slot ago).
+Every reading holds for its hold time (alert_rules/weighting.py: the logging interval, capped by
+the profile's gap limit, never "until the stop"), the same rule as in shipment reports and
 budgets. A leg's summary is its worst logger (highest MKT, longest time beyond each limit,
 lowest completeness); the chain's totals add the legs up (the MKT and mean over the chain take
 each leg's worst logger), plus the gaps between legs: time no leg accounts for.
@@ -162,12 +163,16 @@ def _device_stats(
     def beyond(v: float) -> bool:
         return any(b.beyond(v) for b in limits.bands)
 
-    cadence = GSP_RECORD_TRANSPORT_S if leg.kind in TRANSPORT_KINDS else GSP_RECORD_STORAGE_S
+    cadence = round(
+        (GSP_RECORD_TRANSPORT_S if leg.kind in TRANSPORT_KINDS else GSP_RECORD_STORAGE_S) * S
+    )
+    # a leg still open: the slot now running is not over, its record is not due yet
+    judged_until = until if leg.stopped_at_ns is not None else max(start, until - cadence)
     st.completeness = completeness(
         list(pts),
         start,
-        until,
-        round(cadence * S),
+        judged_until,
+        cadence,
         beyond if limits.bands else None,
         round(GSP_RECORD_OUT_OF_RANGE_S * S),
     )

@@ -189,7 +189,7 @@ def to_pdf(r: ChainReport, tz: str = "UTC") -> bytes:
     colour = colors.HexColor(VERDICT_COLOURS.get(r.verdict, "#777777"))
     verdict = Table(
         [[p(f"结论 Verdict: {VERDICT_TEXT.get(r.verdict, r.verdict)}", h2)]]
-        + [[p(f"• {reason}")] for reason in r.reasons],
+        + [[p(f"- {reason}")] for reason in r.reasons],
         colWidths=[182 * mm],
     )
     verdict.setStyle(
