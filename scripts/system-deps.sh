@@ -10,6 +10,9 @@ python3 -m venv --help >/dev/null 2>&1 && python3 -c "import ensurepip" 2>/dev/n
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 # headless browser for the live-page test (driven by playwright with executable_path)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+# report checks read PDFs back as text, Chinese (CID fonts, Adobe-GB1) included
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+[ -d /usr/share/poppler/cMap/Adobe-GB1 ] || need+=(poppler-data)
 for extra in "$@"; do
   command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
 done
