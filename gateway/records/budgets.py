@@ -45,6 +45,8 @@ class BudgetTracker:
         self.lots = lots
         self.library = library
         self._series: dict[str, _Series] = {}
+        lots.mark_recent_dirty()  # shares reached before a restart are written again (the
+        # engine skips what it has seen: same series, same or older event time)
 
     def readings(self, now_ns: int | None = None) -> list[Reading]:
         """The lot_budget readings of every lot that changed (blocking: use a worker thread)."""

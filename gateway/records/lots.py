@@ -33,6 +33,7 @@ the CLI with their user; geofence changes are audited here, by `geofence`).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
@@ -53,6 +54,8 @@ from gateway.core.sqlite import connect, transaction
 from gateway.records.audit import AuditTrail
 from gateway.records.geofence import SiteConfig, StageChange, StageTracker
 from gateway.records.shipments import Shipment, ShipmentError, ShipmentRegistry
+
+log = logging.getLogger("vigil.lots")
 
 S = 1_000_000_000
 LegKind = Literal["storage", "transport", "cross_dock", "destination"]
@@ -980,6 +983,10 @@ class LotRegistry:
                 )
                 self._audit("leg.start", c)
                 self._backfill.add(leg.id)  # another logger's earlier batch may hold its start
+                log.info(
+                    "leg started by its geofence",
+                    extra={"leg": leg.id, "asset": leg.asset, "at": _dt(change.at_ns)},
+                )
             if change.stop:
                 c = self.close_leg(
                     leg.id,
@@ -989,8 +996,16 @@ class LotRegistry:
                     automatic=True,
                 )
                 self._audit("leg.close", c)
+                log.info(
+                    "leg ended by its geofence",
+                    extra={"leg": leg.id, "asset": leg.asset, "at": _dt(change.at_ns)},
+                )
         except (LotError, LotNotFound) as e:
             # e.g. a lot on the truck is still on another shipment: a person must sort it out
+            log.warning(
+                "geofence change refused; the leg needs a person",
+                extra={"leg": leg.id, "stage": change.stage, "reason": str(e)},
+            )
             if self.audit is not None:
                 self.audit.record(
                     "geofence",
@@ -1169,6 +1184,13 @@ class LotRegistry:
         with self._lock:
             ids, self._backfill = self._backfill, set()
         return [g for g in (self.get_leg(i) for i in sorted(ids)) if g is not None]
+
+    def mark_recent_dirty(self) -> None:
+        """Mark the lots of legs open or closed in the last 30 days as changed (at startup:
+        what was worked out before a restart is worked out again)."""
+        index = self._index
+        with self._lock:
+            self._dirty.update(lot for legs in index.values() for g in legs for lot in g.lots)
 
     def take_dirty(self) -> set[str]:
         """Lots whose readings, legs or decisions changed since the last call."""
