@@ -113,7 +113,7 @@ class StageOut(BaseModel):
 class LegOut(BaseModel):
     id: str
     kind: str
-    status: Literal["planned", "active", "closed"]
+    status: Literal["planned", "active", "closed", "cancelled"]
     site: str | None
     asset: str
     devices: list[str]

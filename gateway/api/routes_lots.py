@@ -255,7 +255,9 @@ async def decide(
 async def list_legs(
     request: Request,
     _: Annotated[Principal, Depends(require(Perm.READ))],
-    status_: Annotated[Literal["planned", "active", "closed"] | None, Query(alias="status")] = None,
+    status_: Annotated[
+        Literal["planned", "active", "closed", "cancelled"] | None, Query(alias="status")
+    ] = None,
     asset: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> list[LegOut]:
@@ -353,7 +355,11 @@ async def start_leg(
     )
 
 
-@router.post("/legs/{leg_id}/close", response_model=LegActionOut, summary="Close a leg")
+@router.post(
+    "/legs/{leg_id}/close",
+    response_model=LegActionOut,
+    summary="Close a leg (its shipment stops with it); a planned leg is cancelled",
+)
 async def close_leg(
     request: Request,
     leg_id: LegId,

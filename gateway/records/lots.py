@@ -164,7 +164,7 @@ class Leg:
     @property
     def status(self) -> str:
         if self.started_at_ns is None:
-            return "planned"
+            return "planned" if self.stopped_at_ns is None else "cancelled"
         return "active" if self.stopped_at_ns is None else "closed"
 
     def contains(self, ts_ns: int) -> bool:
@@ -483,11 +483,13 @@ class LotRegistry:
     ) -> list[Leg]:
         terms, args = [], []
         if status == "planned":
-            terms.append("started_at_ns IS NULL")
+            terms.append("started_at_ns IS NULL AND stopped_at_ns IS NULL")
+        elif status == "cancelled":
+            terms.append("started_at_ns IS NULL AND stopped_at_ns IS NOT NULL")
         elif status == "active":
             terms.append("started_at_ns IS NOT NULL AND stopped_at_ns IS NULL")
         elif status == "closed":
-            terms.append("stopped_at_ns IS NOT NULL")
+            terms.append("started_at_ns IS NOT NULL AND stopped_at_ns IS NOT NULL")
         if asset is not None:
             terms.append("asset = ?")
             args.append(asset)
@@ -756,10 +758,20 @@ class LotRegistry:
             if self.get_leg(leg_id) is None and self.shipments.get(leg_id) is not None:
                 self.adopt_shipments()
             old = self.require_leg(leg_id)
-            if old.started_at_ns is None:
-                raise LotConflict(f"leg {leg_id} is only planned: it has not started")
             if old.stopped_at_ns is not None:
                 raise LotConflict(f"leg {leg_id} was already closed")
+            if old.started_at_ns is None:
+                if automatic:
+                    raise LotConflict(f"leg {leg_id} is only planned: it has not started")
+                # a plan that will not happen: cancelled, so its geofences start nothing
+                new = replace(old, stopped_at_ns=now, stopped_by=by, stop_reason=reason)
+                self._db.execute(
+                    "UPDATE legs SET stopped_at_ns = ?, stopped_by = ?, stop_reason = ? "
+                    "WHERE id = ?",
+                    (now, by, reason, leg_id),
+                )
+                self._reindex()
+                return LegChange(old, new)
             if automatic and stopped_at_ns is not None:
                 stop = stopped_at_ns
             else:

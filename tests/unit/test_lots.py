@@ -229,6 +229,20 @@ def test_a_geofence_starts_a_planned_leg_and_ends_it_with_stages(records: Record
         )
     with pytest.raises(LotError, match="only a geofence leg can be planned"):
         lots.open_leg(["L1"], "transport", "truck-1", "olga", planned=True)
+    mistake = lots.open_leg(
+        ["L1"],
+        "transport",
+        "truck-1",
+        "olga",
+        origin="wh",
+        destination="xd",
+        geofence=True,
+        planned=True,
+    ).new
+    cancelled = lots.close_leg(mistake.id, "olga", reason="wrong truck").new
+    assert cancelled.status == "cancelled" and [g.id for g in lots.list_legs("cancelled")] == [
+        mistake.id
+    ]
     plan = lots.open_leg(
         ["L1"],
         "transport",
