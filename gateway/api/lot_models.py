@@ -206,6 +206,17 @@ class DecisionOut(BaseModel):
         )
 
 
+def decision_out(r: ChainReport) -> DecisionOut | None:
+    """The lot's decision, and whether the evidence as of it, worked out again now, is the one
+    signed."""
+    if r.decision is None:
+        return None
+    unchanged = None
+    if r.decision_evidence_sha256 is not None:
+        unchanged = r.decision.evidence_sha256 == r.decision_evidence_sha256
+    return DecisionOut.of(r.decision, unchanged)
+
+
 class DecisionActionOut(BaseModel):
     lot: str
     decision: DecisionOut
@@ -440,9 +451,6 @@ class ChainOut(BaseModel):
     @classmethod
     def of(cls, r: ChainReport) -> ChainOut:
         t = r.totals
-        unchanged = None
-        if r.decision is not None and r.decision_evidence_sha256 is not None:
-            unchanged = r.decision.evidence_sha256 == r.decision_evidence_sha256
         return cls(
             lot=LotOut.of(r.lot, r.retention_until),
             verdict=r.verdict,
@@ -467,7 +475,7 @@ class ChainOut(BaseModel):
                 ],
             ),
             budget=None if r.use is None else BudgetOut.of(r.use),
-            decision=None if r.decision is None else DecisionOut.of(r.decision, unchanged),
+            decision=decision_out(r),
             lot_alert_ids=[int(ra.alert["id"]) for ra in r.lot_alerts],
             geofences=[
                 GeofenceOut(

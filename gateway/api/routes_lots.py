@@ -26,6 +26,7 @@ from gateway.api.lot_models import (
     LotOut,
     StageOut,
     TimeIn,
+    decision_out,
 )
 from gateway.api.models import dt_to_ns
 from gateway.api.signing import verify_signature
@@ -186,7 +187,7 @@ async def get_lot(
         legs=[LegOut.of(g) for g in ctx.lots.legs_of(lot_id)],
         verdict=report.verdict,
         budget=None if report.use is None else BudgetOut.of(report.use),
-        decision=ChainOut.of(report).decision,
+        decision=decision_out(report),
     )
 
 

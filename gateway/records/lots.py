@@ -74,8 +74,6 @@ BACKFILL_MARGIN_NS = 86_400 * S
 (a logger's clock may run ahead of the gateway's)."""
 MIN_RETENTION_YEARS = 5
 REFRESH_S = 1.0
-TAGS = ("lot", "profile")
-"""The tags a leg puts on its readings (a shipment adds `shipment`)."""
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -672,10 +670,17 @@ class LotRegistry:
                         f"lot {lot} is in {other.kind} leg {other.id} from "
                         f"{_dt(other.started_at_ns)} to {end}: a lot is in one place at a time"
                     )
+        moving = set(lots)
         for old, _new in closing.values():
             if old.kind == "transport" and self.shipments.get(old.id) is not None:
                 raise LotConflict(
                     f"lot is still on transport leg {old.id} (shipment): stop the shipment first"
+                )
+            staying = sorted(set(old.lots) - moving)
+            if staying:
+                raise LotConflict(
+                    f"{old.kind} leg {old.id} also holds lot(s) {', '.join(staying)}: close it, "
+                    "or move its lots together (give each lot its own leg to move it alone)"
                 )
         return list(closing.values())
 

@@ -135,6 +135,12 @@ def test_a_lot_is_in_one_place_at_a_time(records: Records) -> None:
     assert lots.require_leg(xd.id).status == "active"
     with pytest.raises(LotNotFound):
         lots.open_leg(["L9"], "storage", "room-b", "olga")
+    # a leg of two lots is not closed under the one that stays
+    make_lot(records, "L2")
+    make_lot(records, "L3")
+    lots.open_leg(["L2", "L3"], "storage", "room-c", "olga", site="wh")
+    with pytest.raises(LotConflict, match=r"also holds lot\(s\) L3"):
+        lots.open_leg(["L2"], "cross_dock", "dock-b", "olga", site="xd")
     with pytest.raises(LotError, match="needs at least one lot"):
         lots.open_leg([], "storage", "room-b", "olga")
     with pytest.raises(LotError, match="kind must be one of"):
