@@ -2,7 +2,7 @@
 
 The gateway calls `process(readings)` after each journal commit (arrival order, any batch size)
 and `tick(now_ns)` about once a second. Both return AlertEvents for notifiers and, through
-`alert_event_to_reading`, for the journal / InfluxDB. Production cycles (alert_rules/cycles.py)
+`alert_event_readings`, for the journal / InfluxDB. Production cycles (alert_rules/cycles.py)
 end inside `process()`; their `cycle` readings wait for `drain_readings()`.
 
 Event time: each series (measurement, device) is evaluated in timestamp order. A batch is sorted

@@ -64,6 +64,8 @@ class AlertManager:
         self.oos = store.out_of_service()
         self.suppressed = {k for k, a in self.open.items() if a.state is S.SUPPRESSED}
         self.events: list[AlertEvent] = []
+        self.excursion_starts: dict[tuple[str, str], int] = {}
+        """Start of each active alert's current excursion (a re-activation starts a new one)."""
 
     # -- helpers -----------------------------------------------------------------------------
     def take_events(self) -> list[AlertEvent]:
@@ -81,6 +83,8 @@ class AlertManager:
         reason: str | None = None,
         annunciate: bool | None = None,
         queue: bool = True,
+        excursion_start_ns: int | None = None,
+        value: float | None = None,
     ) -> AlertEvent:
         if annunciate is None:
             annunciate = alert.state in _ANNUNCIATED
@@ -88,7 +92,17 @@ class AlertManager:
             self.store.update_alert(alert)
         self.store.log(alert, kind, old, at_ns, wall_ns, by, reason, annunciate)
         event = AlertEvent(
-            kind, alert.copy(), old, alert.state, at_ns, wall_ns, by, reason, annunciate
+            kind,
+            alert.copy(),
+            old,
+            alert.state,
+            at_ns,
+            wall_ns,
+            by,
+            reason,
+            annunciate,
+            excursion_start_ns,
+            value,
         )
         if queue:  # operator actions hand their event back in the ActionResult instead
             self.events.append(event)
@@ -157,7 +171,10 @@ class AlertManager:
             self.store.insert_alert(alert)
             self.open[key] = alert
             self.by_id[alert.id] = alert
-            self._emit(EventKind.RAISED, alert, None, at, wall)
+            self.excursion_starts[key] = started
+            self._emit(
+                EventKind.RAISED, alert, None, at, wall, excursion_start_ns=started, value=value
+            )
             return
         alert.value, alert.peak, alert.message = value, peak, message
         if alert.active:  # state restored from an older snapshot: nothing new happened
@@ -174,7 +191,10 @@ class AlertManager:
             alert.state = S.UNACKNOWLEDGED
             alert.tier = 0
             alert.escalated_at = None
-        self._emit(EventKind.REACTIVATED, alert, old, at, wall)
+        self.excursion_starts[key] = started
+        self._emit(
+            EventKind.REACTIVATED, alert, old, at, wall, excursion_start_ns=started, value=value
+        )
 
     def clear(
         self,
@@ -186,9 +206,14 @@ class AlertManager:
         value: float | None,
         peak: float | None,
     ) -> None:
-        alert = self.open.get((rule.id, source))
+        key = (rule.id, source)
+        alert = self.open.get(key)
         if alert is None or not alert.active:
             return
+        # after a restart only the first excursion's start is on record
+        start = self.excursion_starts.pop(key, None)
+        if start is None:
+            start = alert.started_at if alert.activations == 1 else alert.activated_at
         old = alert.state
         alert.active = False
         alert.ended_at, alert.cleared_at = ended, at
@@ -199,7 +224,16 @@ class AlertManager:
         elif old is S.ACKNOWLEDGED and not alert.latching:
             alert.state = S.NORMAL
             self._finish(alert)
-        self._emit(EventKind.CLEARED, alert, old, at, ctx.wall_ns, annunciate=old in _ANNUNCIATED)
+        self._emit(
+            EventKind.CLEARED,
+            alert,
+            old,
+            at,
+            ctx.wall_ns,
+            annunciate=old in _ANNUNCIATED,
+            excursion_start_ns=start,
+            value=value,
+        )
 
     def set_suppressed(
         self, ctx: EvalContext, rule: CompiledRule, source: str, on: bool, at: int

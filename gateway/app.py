@@ -29,9 +29,11 @@ from gateway.api import ApiContext, build_context, serve_api
 from gateway.config import VigilConfig
 from gateway.core.metrics import Counters
 from gateway.core.ports import Collector, RetentionHold, SourceStatus
+from gateway.core.reading import Reading
 from gateway.core.supervisor import Supervisor
 from gateway.notifiers import MqttLink, Notifier
 from gateway.pipeline.alerting import Alerting
+from gateway.pipeline.completeness import CompletenessTracker, CompletenessWriter
 from gateway.pipeline.influx_sink import InfluxSink
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.writer import JournalWriter, Listener
@@ -89,6 +91,14 @@ class Gateway:
             self.alerting.extra_readings.append(engine.drain_readings)  # cycle summaries
             self.writer.listeners.append(self.alerting.on_committed)
         self.budgets = BudgetTracker(lots, self.alerting.engine.library if self.alerting else None)
+        self.completeness: CompletenessWriter | None = None
+        if cfg.completeness.enabled and cfg.rules.enabled and self.alerting is not None:
+            # the record_gap rules bound to each device give its GSP cadence
+            tracker = CompletenessTracker(
+                cfg.completeness, self.alerting.engine.library, cfg.gateway.name
+            )
+            self.completeness = CompletenessWriter(tracker, self._submit_internal)
+            self.writer.listeners.append(self.completeness.on_committed)
         self.notifier: Notifier | None = None
         if cfg.notifiers.enabled and cfg.notifiers.channels:
             broker = cfg.mqtt
@@ -138,6 +148,9 @@ class Gateway:
         if self.alerting is not None:
             await self.alerting.replay(self.journal)
             sup.spawn("rules", self.alerting.run)
+        if self.completeness is not None:
+            await asyncio.to_thread(self.completeness.seed, self.journal)
+            sup.spawn("completeness", self.completeness.run)
         sup.spawn("journal-writer", self.writer.run)
         if self.sink is not None:
             sup.spawn("sink:influx", self.sink.run)
@@ -169,7 +182,7 @@ class Gateway:
         if self.notifier is not None:
             await self.notifier.close(timeout=2.5)
             await sup.stop(["notifiers"], timeout=0.5)
-        await sup.stop(["housekeeping", "lots", "sink:influx"], timeout=1)
+        await sup.stop(["housekeeping", "completeness", "lots", "sink:influx"], timeout=1)
         if self.sink is not None:
             left = SHUTDOWN_S - 1.0 - (time.monotonic() - started)
             if left > 0.2:
@@ -199,6 +212,9 @@ class Gateway:
             point = self.counters.point(self.config.gateway.name, self.supervisor.restarts)
             await self.writer.submit([point], internal=True)
 
+    async def _submit_internal(self, readings: list[Reading]) -> None:
+        await self.writer.submit(readings, internal=True)
+
     async def _lots(self) -> None:
         """Legs opened at a past time get their readings from the journal; lots whose record
         changed get their stability budgets worked out and written as `lot_budget` readings."""
@@ -209,7 +225,7 @@ class Gateway:
                 await asyncio.to_thread(lots.backfill, leg, self.journal)
             readings = await asyncio.to_thread(self.budgets.readings)
             if readings:
-                await self.writer.submit(readings, internal=True)
+                await self._submit_internal(readings)
 
     def sources(self) -> list[SourceStatus]:
         """Every collector's devices and connections, online or not."""

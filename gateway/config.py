@@ -17,6 +17,7 @@ from alert_rules.config import RulesConfig, RulesConfigError
 from collectors import CollectorConfig, device_patterns
 from collectors.mqtt import MqttBrokerConfig, MqttCollectorConfig
 from gateway.notifiers.config import NotifiersConfig
+from gateway.pipeline.completeness import CompletenessConfig
 from gateway.pipeline.influx_sink import InfluxConfig
 from gateway.records.lots import TraceabilityConfig
 
@@ -63,6 +64,7 @@ class VigilConfig(Strict):
     api: ApiConfig = ApiConfig()
     rules: RulesConfig = Field(default_factory=RulesConfig)
     notifiers: NotifiersConfig = Field(default_factory=NotifiersConfig)
+    completeness: CompletenessConfig = Field(default_factory=CompletenessConfig)
     traceability: TraceabilityConfig = Field(default_factory=TraceabilityConfig)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     """The config file's folder: rule packs named in it are relative to it."""
@@ -97,6 +99,11 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "VIGIL_INFLUX_TOKEN": ("influx", "token"),
     "VIGIL_INFLUX_ORG": ("influx", "org"),
     "VIGIL_INFLUX_BUCKET": ("influx", "bucket"),
+    "VIGIL_INFLUX_VERSION": ("influx", "version"),
+    "VIGIL_INFLUX_DATABASE": ("influx", "database"),
+    "VIGIL_INFLUX_RETENTION_POLICY": ("influx", "retention_policy"),
+    "VIGIL_INFLUX_USERNAME": ("influx", "username"),
+    "VIGIL_INFLUX_PASSWORD": ("influx", "password"),
     "VIGIL_API_HOST": ("api", "host"),
     "VIGIL_API_PORT": ("api", "port"),
 }
@@ -122,7 +129,7 @@ def apply_env(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         section[path[1]] = env[var]
     influx = raw.get("influx")
     if not had_influx and isinstance(influx, dict) and "url" not in influx:
-        # An InfluxDB token or bucket without a URL means nothing: the journal stays the record.
+        # InfluxDB settings without a URL mean nothing: the journal stays the record.
         raw.pop("influx")
     return raw
 

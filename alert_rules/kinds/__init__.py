@@ -24,6 +24,7 @@ from alert_rules.kinds.phase_threshold import PhaseThresholdRule
 from alert_rules.kinds.power import PowerFailureRule
 from alert_rules.kinds.pressure_cascade import PressureCascadeRule
 from alert_rules.kinds.rate import RateOfChangeRule
+from alert_rules.kinds.record_gap import RecordGapRule
 from alert_rules.kinds.saturated_steam import SaturatedSteamRule
 from alert_rules.kinds.sensor_fault import SensorFaultRule
 from alert_rules.kinds.stale import StaleRule
@@ -39,6 +40,7 @@ RuleSpec = Annotated[
     | BatteryLowRule
     | PowerFailureRule
     | DoorOpenRule
+    | RecordGapRule
     # production (docs/production_rules.md)
     | PhaseThresholdRule
     | CycleRule
@@ -63,6 +65,7 @@ RULE_KINDS: dict[str, type[RuleBase]] = {
         BatteryLowRule,
         PowerFailureRule,
         DoorOpenRule,
+        RecordGapRule,
         PhaseThresholdRule,
         CycleRule,
         F0Rule,

@@ -48,14 +48,21 @@ PROCESS = Measurement(
         "condenser_temp_c",
         "fill_weight_g",
         "f0_min",
+        "product_temp_c",
+        "chamber_pressure_mbar",
     ),
     open_fields=True,
 )
 ALERT = Measurement(
     "alert",
-    tags=("rule", "severity", "source"),
-    fields=("state", "value", "message"),
+    tags=("rule", "severity", "source", "gateway"),
+    fields=("event", "state", "value", "peak", "message", "end_ms"),
 )
+"""One point per alert event, at its time (alert_rules/influx.py): `event` (raised, cleared,
+acked...), the `state` it left the alert in, `value` (raise and clear: the value that raised or
+cleared it), `message`. An excursion is also a point at its true start carrying `end_ms`: 0 while
+the alert is active, then the true end in epoch milliseconds (and `peak`), which Grafana draws as
+a region. `gateway`: the gateway that raised it."""
 CYCLE = Measurement(
     "cycle",
     tags=("line", "equipment", "device", "batch"),
@@ -79,9 +86,12 @@ GATEWAY = Measurement(
         "restarts",
         "notifications_dropped",
         "journal_fill",
+        "readings",
     ),
 )
-"""`journal_fill`: share of journal.max_bytes in use (a ratio; at least 1.0 while readings wait
+"""Written every `gateway.metrics_interval_s`: the heartbeat the fleet dashboard judges a gateway
+online by. `readings`: device readings parsed since the gateway started.
+`journal_fill`: share of journal.max_bytes in use (a ratio; at least 1.0 while readings wait
 for room). Also written at once when it crosses 80 %, 95 % or 100 %, for the gateway_health
 rules."""
 ALARM_KPI = Measurement(
@@ -99,10 +109,35 @@ ALARM_KPI = Measurement(
         "shelved",
         "suppressed",
         "out_of_service",
+        "open_critical",
+        "open_high",
+        "open_medium",
+        "open_low",
     ),
 )
-"""ISA-18.2 alarm-system KPIs of the rules engine (alert_rules/kpi.py), every `kpi_interval`."""
+"""ISA-18.2 alarm-system KPIs of the rules engine (alert_rules/kpi.py), every `kpi_interval`;
+`open_<severity>`: alerts not yet back to normal, by severity."""
 KPI_MEASUREMENT = ALARM_KPI.name
+COMPLETENESS = Measurement(
+    "completeness",
+    tags=("gateway", "source", "site", "asset", "line", "equipment", "device"),
+    fields=(
+        "share",
+        "slots",
+        "filled",
+        "missed",
+        "readings",
+        "gaps",
+        "longest_gap_s",
+        "cadence_s",
+    ),
+)
+"""Record completeness (China GSP cadence) per device and window (gateway/pipeline/
+completeness.py), at the window's start: `slots` recording slots, `filled` of them holding a
+reading, `share` = filled / slots, `missed` = slots - filled, `gaps` runs of empty slots, the
+longest from the last reading before it to the first after it (`longest_gap_s`), `cadence_s` the
+cadence in force at the window's start. Rewritten when late readings fill the window."""
+
 LOT_BUDGET = Measurement(
     "lot_budget",
     tags=("lot", "profile", "budget", "device"),
@@ -121,15 +156,17 @@ LOT_BUDGET = Measurement(
 """A lot's stability budget as consumed over all its legs (gateway/records/budgets.py), one series
 per lot and budget item (`budget`: a band's name, `freeze_thaw`, `mkt`, or `decision`); `device`
 is `<lot>/<budget>`, the series the rules engine keeps. `share` is consumed / allowed (1.0 is
-exhausted). Written at each configured share's crossing, at its exact event time, and when the
-consumption changes; `review` is 1 when new evidence arrived after the lot's release decision."""
+exhausted), written once for each configured share reached, at the event time it was reached;
+`mkt_c` the chain's MKT when it changes; `review` 1 when evidence arrived after the lot's release
+decision."""
 
 RESERVED_MEASUREMENTS = frozenset(
-    {ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name, LOT_BUDGET.name}
+    {ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name, COMPLETENESS.name, LOT_BUDGET.name}
 )
 """Written by the gateway about itself: no collector may write them (a device could otherwise
 raise the gateway's own health alerts)."""
 
 MEASUREMENTS: dict[str, Measurement] = {
-    m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI, LOT_BUDGET)
+    m.name: m
+    for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI, COMPLETENESS, LOT_BUDGET)
 }

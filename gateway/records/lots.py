@@ -1089,7 +1089,7 @@ class LotRegistry:
             covering = [g for g in legs if g.contains(ts) and g.covers(tags)]
             if not covering:
                 continue
-            row = _row(r)
+            row = _row(r, encode(r))
             rows.append(row)
             for g in covering:
                 lots_touched.update(g.lots)
@@ -1178,8 +1178,8 @@ class LotRegistry:
                 continue
             if not leg.covers(tags):
                 continue
-            r = Reading(measurement, tags, fields, ts, jr.received_ns, line=jr.line)
-            rows.append(_row(r))
+            r = Reading(measurement, tags, fields, ts, jr.received_ns)
+            rows.append(_row(r, jr.line))
             if is_shipment:
                 ship.append(
                     (leg.id, measurement, tags.get("device", ""), ts, jr.received_ns, jr.line)
@@ -1412,7 +1412,7 @@ def _leg_values(g: Leg) -> list[Any]:
     ]
 
 
-def _row(r: Reading) -> _Row:
+def _row(r: Reading, line: str) -> _Row:
     f = r.fields
     tags = r.tags
     return (
@@ -1425,5 +1425,5 @@ def _row(r: Reading) -> _Row:
         _num(f.get(FIELD)),
         _num(f.get("lat")),
         _num(f.get("lon")),
-        r.line or encode(r),
+        line,
     )

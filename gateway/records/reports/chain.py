@@ -3,7 +3,7 @@
 What `GET /api/v1/lots/{lot}/chain`, the chain report (chain_csv.py, chain_pdf.py) and QA's
 release decision are based on. Per leg and logger: readings, first and last, min, max, the
 time-weighted mean and MKT, time beyond each of the profile's limits, excursions and GSP record
-completeness (a record every 5 min on transport legs and cross-docks, 30 min in storage, 2 min
+completeness (a record every 5 min on transport legs, 30 min in storage and cross-docks, 2 min
 while out of range: alert_rules/completeness.py; on a leg still open, up to one slot ago).
 Every reading holds for its hold time (alert_rules/weighting.py: the logging interval, capped by
 the profile's gap limit, never "until the stop"), the same rule as in shipment reports and
@@ -57,8 +57,9 @@ from gateway.records.reports.stats import (
 )
 
 S = 1_000_000_000
-TRANSPORT_KINDS = frozenset({"transport", "cross_dock"})
-"""Legs recorded at the GSP transport cadence (5 min); the others at the storage one (30 min)."""
+TRANSPORT_KINDS = frozenset({"transport"})
+"""Legs recorded at the GSP transport cadence (5 min); the others, a cross-dock's warehouse area
+too, at the storage one (30 min), as the `record_gap` rule judges them (a `shipment` tag)."""
 
 
 @dataclass(slots=True)
