@@ -4,6 +4,11 @@
   A profile may `extend` others (e.g. every product profile extends `device_health`).
 * A binding gives a profile to the series whose tags match (site, asset, device, line,
   equipment; glob patterns), optionally overriding rule parameters for those series.
+* A reading inside a leg of a lot carries the tag `profile` (gateway/records/lots.py): the
+  product profiles of the lots it watches. Those profiles are bound to it as if by a binding, so
+  a profile's rules follow its lots onto any truck or room for the leg's duration.
+* A profile's stability `budget` (alert_rules/budget.py) gives the rules of its lots'
+  `lot_budget` readings.
 * RulesConfig is the `rules:` section of the gateway config; every error names its key.
 """
 
@@ -27,15 +32,20 @@ from pydantic import (
     model_validator,
 )
 
+from alert_rules.budget import StabilityBudget, budget_rules
 from alert_rules.kinds import RULE_KINDS, RuleBase, RuleSpec
 from alert_rules.limits import ProfileLimits, profile_limits
 from alert_rules.model import Priority
 from alert_rules.units import Duration, to_ns
+from gateway.core.ports import DevicePattern
+from gateway.core.schema import GATEWAY, LOT_BUDGET
 
 BUILTIN_PACKS_DIR = Path(__file__).parent / "packs"
 MATCH_KEYS = ("site", "asset", "device", "line", "equipment")
-GATEWAY_MEASUREMENT = "vigil_gateway"
+GATEWAY_MEASUREMENT = GATEWAY.name
 """The gateway's own readings (`journal_fill`, counters): only bindings naming it exactly see it."""
+PROFILE_TAG = "profile"
+"""Tag of a reading inside a leg: its lots' product profiles, comma-separated; bound to it."""
 GATEWAY_HEALTH_PROFILE = "gateway_health"
 """Built-in profile bound to GATEWAY_MEASUREMENT unless `rules.gateway_health` is false."""
 
@@ -86,6 +96,9 @@ class ProductProfile(BaseModel):
     description: str = ""
     extends: list[str] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
+    budget: StabilityBudget | None = None
+    """The product's stability budget over a lot's whole chain (alert_rules/budget.py);
+    inherited from the last profile in `extends` that has one."""
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ProductProfile:
@@ -128,6 +141,8 @@ class Binding(BaseModel):
         return [v] if isinstance(v, str) else v
 
     def matches(self, measurement: str, tags: dict[str, str]) -> bool:
+        if measurement == LOT_BUDGET.name:
+            return False  # a lot's budget gets the rules of its profile's budget, nothing else
         if measurement == GATEWAY_MEASUREMENT:
             # a catch-all binding must not put cold-chain rules (stale data...) on the gateway
             if self.measurement != GATEWAY_MEASUREMENT:
@@ -140,6 +155,26 @@ class Binding(BaseModel):
                 value = tags.get(key)
                 if value is None or not fnmatchcase(value, pattern):
                     return False
+        return True
+
+    def could_match(self, pattern: DevicePattern) -> bool:
+        """Whether some reading of the pattern can match (unknown values may match anything)."""
+        if pattern.measurement == GATEWAY_MEASUREMENT or pattern.measurement == LOT_BUDGET.name:
+            return False
+        if self.measurement is not None and pattern.measurement is not None:
+            if not fnmatchcase(pattern.measurement, self.measurement):
+                return False
+        for key in MATCH_KEYS:
+            want = getattr(self, key)
+            if want is None:
+                continue
+            if key not in pattern.tags:
+                if not pattern.open_tags:
+                    return False
+                continue
+            value = pattern.tags[key]
+            if value is not None and not fnmatchcase(value, want):
+                return False
         return True
 
 
@@ -247,11 +282,14 @@ class RuleLibrary:
         config: RulesConfig,
         profiles: dict[str, dict[str, tuple[str, RuleBase]]],
         descriptions: dict[str, str],
+        budgets: dict[str, StabilityBudget] | None = None,
     ) -> None:
         self.config = config
         self.profiles = profiles
         """profile → rule id → (profile that defined it, spec), inherited rules included."""
         self.descriptions = descriptions
+        self.budgets: dict[str, StabilityBudget] = budgets or {}
+        """profile → its stability budget (own or inherited)."""
         self._compiled: dict[tuple[str, str], CompiledRule] = {}
         self._cache: dict[tuple[Any, ...], list[CompiledRule]] = {}
         self.bindings: list[Binding] = list(config.bindings)
@@ -292,6 +330,7 @@ class RuleLibrary:
             where[name] = f"rules.profiles.{name}"
 
         resolved: dict[str, dict[str, tuple[str, RuleBase]]] = {}
+        budgets: dict[str, StabilityBudget] = {}
 
         def resolve(name: str, stack: tuple[str, ...]) -> dict[str, tuple[str, RuleBase]]:
             if name in resolved:
@@ -310,6 +349,10 @@ class RuleLibrary:
                     )
                 else:
                     out.update(resolve(parent, (*stack, parent)))
+                    if parent in budgets:
+                        budgets[name] = budgets[parent]
+            if prof.budget is not None:
+                budgets[name] = prof.budget
             for rule in prof.rules:
                 out[rule.id] = (name, rule)
             resolved[name] = out
@@ -317,7 +360,7 @@ class RuleLibrary:
 
         for name in raw:
             resolve(name, (name,))
-        lib = cls(config, resolved, {n: p.description for n, p in raw.items()})
+        lib = cls(config, resolved, {n: p.description for n, p in raw.items()}, budgets)
         for i, b in enumerate(config.bindings):
             for j, prof_name in enumerate(b.profile):
                 if prof_name not in resolved:
@@ -384,13 +427,23 @@ class RuleLibrary:
         return compiled
 
     def rules_for(self, measurement: str, tags: dict[str, str]) -> list[CompiledRule]:
-        """Rules bound to a series with these tags (cached per distinct tag combination)."""
-        key = (measurement, *(tags.get(k) for k in MATCH_KEYS))
+        """Rules bound to a series with these tags (cached per distinct tag combination): the
+        matching bindings' profiles and the profiles named by the reading's `profile` tag."""
+        key = (measurement, tags.get(PROFILE_TAG), *(tags.get(k) for k in MATCH_KEYS))
         hit = self._cache.get(key)
         if hit is not None:
             return hit
+        if measurement == LOT_BUDGET.name:
+            out = self._budget_rules(tags.get(PROFILE_TAG))
+            self._cache[key] = out
+            return out
         chosen: dict[str, CompiledRule] = {}
-        for b in self.bindings:
+        bindings = list(self.bindings)
+        leg_profiles = self.tagged_profiles(tags)
+        if leg_profiles and measurement != GATEWAY_MEASUREMENT:
+            # first, so that a configured binding's overrides of the same rule win
+            bindings.insert(0, Binding(profile=leg_profiles))
+        for b in bindings:
             if not b.matches(measurement, tags):
                 continue
             for prof_name in b.profile:
@@ -406,6 +459,32 @@ class RuleLibrary:
         out = list(chosen.values())
         self._cache[key] = out
         return out
+
+    def tagged_profiles(self, tags: dict[str, str]) -> list[str]:
+        """The known profiles a reading's `profile` tag names (unknown names are ignored)."""
+        value = tags.get(PROFILE_TAG)
+        if not value:
+            return []
+        return [p for p in value.split(",") if p in self.profiles]
+
+    def _budget_rules(self, profile_tag: str | None) -> list[CompiledRule]:
+        out: dict[str, CompiledRule] = {}
+        for name in (profile_tag or "").split(","):
+            if name not in self.profiles:
+                continue
+            for spec in budget_rules(self.budgets.get(name)):
+                rule = self.compile(name, spec)
+                out[rule.id] = rule
+        return list(out.values())
+
+    def budget(self, profile: str) -> StabilityBudget | None:
+        """The stability budget of a profile (own or inherited), None without one."""
+        return self.budgets.get(profile)
+
+    def unbound(self, patterns: Iterable[DevicePattern]) -> list[DevicePattern]:
+        """The patterns no configured binding can match: their devices get rules only while a
+        leg of a lot covers them (its `profile` tag)."""
+        return [p for p in patterns if not any(b.could_match(p) for b in self.config.bindings)]
 
     def limits(self, profile: str, field: str) -> ProfileLimits:
         """What `profile` says about `field`: its bands, range, MKT parameters and the longest a

@@ -46,7 +46,18 @@ from gateway.core.i18n import Text
 from gateway.core.reading import Reading
 
 _TS = attrgetter("ts_ns")
-ALERT_TAGS = ("site", "asset", "device", "shipment", "line", "equipment", "batch", "phase")
+ALERT_TAGS = (
+    "site",
+    "asset",
+    "device",
+    "shipment",
+    "lot",
+    "budget",
+    "line",
+    "equipment",
+    "batch",
+    "phase",
+)
 RESUME_MARGIN_NS = 60 * 1_000_000_000
 SNAPSHOT_CHUNK = 100
 """Series saved per tick during a snapshot round (~25 ms for MKT-heavy series)."""
@@ -54,9 +65,12 @@ SNAPSHOT_CHUNK = 100
 
 def source_of(tags: dict[str, str]) -> str:
     """The alert `source`: site/asset/device for cold chain, line/equipment/device for process,
-    the gateway's name for its own health (`vigil_gateway` readings carry only `gateway`)."""
-    if "site" in tags or "asset" in tags:
-        keys: tuple[str, ...] = ("site", "asset", "device")
+    lot/budget for a lot's stability budget, the gateway's name for its own health
+    (`vigil_gateway` readings carry only `gateway`)."""
+    if "lot" in tags and "budget" in tags and "asset" not in tags:
+        keys: tuple[str, ...] = ("lot", "budget")
+    elif "site" in tags or "asset" in tags:
+        keys = ("site", "asset", "device")
     elif "line" in tags or "equipment" in tags:
         keys = ("line", "equipment", "device")
     elif not tags.get("device") and tags.get("gateway"):
@@ -124,6 +138,7 @@ class _Series:
         "measurement",
         "name",
         "pending",
+        "profile",
         "rules",
         "site",
         "suppressors",
@@ -150,6 +165,8 @@ class _Series:
         self.asset: str | None = None
         self.line: str | None = None
         self.equipment: str | None = None
+        self.profile: str | None = None
+        """The `profile` tag bound: a leg's product profiles (alert_rules/config.py)."""
 
 
 class RulesEngine:
@@ -221,6 +238,7 @@ class RulesEngine:
             or tags.get("site") != s.site
             or tags.get("equipment") != s.equipment
             or tags.get("line") != s.line
+            or tags.get("profile") != s.profile
         ):
             self._bind(s, tags)
         return s
@@ -230,6 +248,7 @@ class RulesEngine:
         s.tags = dict(tags)
         s.site, s.asset = tags.get("site"), tags.get("asset")
         s.line, s.equipment = tags.get("line"), tags.get("equipment")
+        s.profile = tags.get("profile")
         source = source_of(tags)
         old = s.rules
         s.rules = {}

@@ -183,8 +183,9 @@ class CumulativeTimer:
     Window scope: raised when the beyond-time inside [t - window, t] reaches `duration`, cleared
     when it falls below again. The total only grows while beyond and only shrinks otherwise, so
     exact crossing times are found by bisection inside the interval that crossed.
-    Shipment scope (window=None): raised when the total since the shipment began reaches
-    `duration`, like an irreversible indicator; cleared when the shipment tag changes.
+    Shipment or lot scope (window=None): raised when the total since the scope began (the
+    `shipment` or `lot` tag last changed) reaches `duration`, like an irreversible indicator;
+    cleared, and counted from zero again, when that tag changes.
     """
 
     __slots__ = (

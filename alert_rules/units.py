@@ -42,7 +42,7 @@ def parse_duration(value: Any) -> float:
             pos = m.end()
         if pos == len(compact) and pos > 0:
             return total
-    raise ValueError(f"expected a duration such as 90, '90s', '15m', '10h' or '30d', got {value!r}")
+    raise ValueError("expected a duration such as 90, '90s', '15m', '10h' or '30d'")
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]

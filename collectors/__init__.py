@@ -16,7 +16,7 @@ from pydantic import Field
 from collectors.modbus import ModbusCollector, ModbusCollectorConfig
 from collectors.mqtt import MqttCollector, MqttCollectorConfig
 from gateway.core.metrics import Counters
-from gateway.core.ports import Collector, Ingest
+from gateway.core.ports import Collector, DevicePattern, Ingest
 
 CollectorConfig = Annotated[
     MqttCollectorConfig | ModbusCollectorConfig, Field(discriminator="kind")
@@ -37,4 +37,11 @@ def build(
     return KINDS[config.kind](config, ingest, counters)
 
 
-__all__ = ["KINDS", "CollectorConfig", "build"]
+def device_patterns(
+    configs: list[MqttCollectorConfig | ModbusCollectorConfig],
+) -> list[DevicePattern]:
+    """What each collector's devices can send, for `vigil check-config`'s unbound-device warning."""
+    return [p for i, c in enumerate(configs) for p in c.device_patterns(f"collectors[{i}]")]
+
+
+__all__ = ["KINDS", "CollectorConfig", "build", "device_patterns"]

@@ -52,6 +52,7 @@ from gateway.pipeline.influx_sink import InfluxSink
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.writer import JournalWriter, Listener
 from gateway.records import Records
+from gateway.records.budgets import BudgetTracker
 
 log = logging.getLogger("vigil.gateway")
 
@@ -63,13 +64,6 @@ RELOADABLE = ("rules", "notifiers", "collectors", "mqtt")
 """Config sections a reload applies; a change anywhere else needs a restart."""
 
 
-class NoHold:
-    """The retention hold when nothing holds readings beyond the records floor."""
-
-    def held(self, start_ns: int, end_ns: int) -> str | None:
-        return None
-
-
 @dataclass
 class Gateway:
     config: VigilConfig
@@ -77,8 +71,9 @@ class Gateway:
     supervisor: Supervisor = field(default_factory=Supervisor)
     listeners: list[Listener] = field(default_factory=list)
     """Called with each committed batch of readings (rules engine, live views)."""
-    hold: RetentionHold = field(default_factory=NoHold)
-    """Asked before readings or records past the records floor are deleted (lots)."""
+    hold: RetentionHold | None = None
+    """Asked before readings or records past the records floor are deleted; by default the
+    lots registry (a lot's legs are kept until its expiry plus retention_years)."""
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -102,11 +97,16 @@ class Gateway:
             listeners=self.listeners,
             gateway_name=cfg.gateway.name,
         )
-        self.records = Records.open(cfg.gateway.data_dir)
-        shipments = self.records.shipments
-        self.writer.enrichers.append(shipments.enrich)
-        self.writer.listeners.append(shipments.record)
+        self.records = Records.open(cfg.gateway.data_dir, traceability=cfg.traceability)
+        lots = self.records.lots
+        # first the geofences (they may start a shipment), then the tags
+        self.writer.enrichers.append(lots.enrich)
+        self.writer.enrichers.append(self.records.shipments.enrich)
+        self.writer.listeners.append(self.records.shipments.record)
+        self.writer.listeners.append(lots.record)
         self.writer.listeners.append(self.clock.observe)
+        self.retention_hold: RetentionHold = self.hold or self.records.retention_hold
+        """Asked by pruning before deleting readings (a lot's, until its expiry + 5 years)."""
         self.collectors: dict[str, Collector] = {}
         self._collector_cfgs: dict[str, Any] = {}
         self._collector_seq = 0
@@ -118,6 +118,7 @@ class Gateway:
             self.alerting = Alerting(engine, self.writer, cfg.gateway.name)
             self.alerting.extra_readings.append(engine.drain_readings)  # cycle summaries
             self.writer.listeners.append(self.alerting.on_committed)
+        self.budgets = BudgetTracker(lots, self.alerting.engine.library if self.alerting else None)
         self.completeness: CompletenessWriter | None = None
         if cfg.completeness.enabled and cfg.rules.enabled and self.alerting is not None:
             # the record_gap rules bound to each device give its GSP cadence
@@ -208,6 +209,7 @@ class Gateway:
             sup.spawn("clock", self._clock_loop)
         if self.config.gateway.backup is not None:
             sup.spawn("backup", self._backup_loop)
+        sup.spawn("lots", self._lots)
         for name, collector in self.collectors.items():
             sup.spawn(name, collector.run)
         watchdog = watchdog_interval_s()
@@ -249,6 +251,7 @@ class Gateway:
             [
                 "housekeeping",
                 "completeness",
+                "lots",
                 "anchor",
                 "retention",
                 "clock",
@@ -344,7 +347,9 @@ class Gateway:
                         },
                         "archive day sealed: readings moved out of the journal's hot window",
                     )
-        expired = await asyncio.to_thread(self.journal.archive.expire, now, keep_ns, self.hold)
+        expired = await asyncio.to_thread(
+            self.journal.archive.expire, now, keep_ns, self.retention_hold
+        )
         counts["archive_segments"] = expired.deleted_segments
         counts["archive_readings"] = expired.deleted_readings
         alerts = log_rows = 0
@@ -353,9 +358,14 @@ class Gateway:
             self.alerting.store.commit()
         counts["alerts"], counts["alert_log"] = alerts, log_rows
         ships, ship_readings, held = await asyncio.to_thread(
-            self.records.shipments.prune, now - keep_ns, self.hold
+            self.records.shipments.prune, now - keep_ns, self.retention_hold
         )
         counts["shipments"], counts["shipment_readings"] = ships, ship_readings
+        leg_readings, leg_held = await asyncio.to_thread(
+            self.records.lots.prune_readings, now - keep_ns
+        )
+        counts["leg_readings"] = leg_readings
+        held += leg_held
         if any(counts.values()):
             log.info("retention: records past the floor deleted", extra=counts)
             await asyncio.to_thread(
@@ -569,6 +579,18 @@ class Gateway:
 
     async def _submit_internal(self, readings: list[Reading]) -> None:
         await self.writer.submit(readings, internal=True)
+
+    async def _lots(self) -> None:
+        """Legs opened at a past time get their readings from the journal; lots whose record
+        changed get their stability budgets worked out and written as `lot_budget` readings."""
+        lots = self.records.lots
+        while True:
+            await asyncio.sleep(self.config.traceability.budget_interval_s)
+            for leg in lots.take_backfills():
+                await asyncio.to_thread(lots.backfill, leg, self.journal)
+            readings = await asyncio.to_thread(self.budgets.readings)
+            if readings:
+                await self._submit_internal(readings)
 
     def sources(self) -> list[SourceStatus]:
         """Every collector's devices and connections, online or not."""

@@ -14,9 +14,10 @@ import typer
 from dashboards.cli import app as dashboards_app
 from gateway.admin_cli import audit_app, report_app, user_app
 from gateway.app import Gateway
-from gateway.config import ConfigError, load_config
+from gateway.config import ConfigError, config_warnings, load_config
 from gateway.core.logs import setup_logging
 from gateway.demo import run_demo
+from gateway.lot_cli import lot_app, shipment_app
 from gateway.notifiers import NotifierSetupError
 from gateway.ops_cli import backup, journal_app, restore, service_app
 from simulators.cli import simulate as run_simulation
@@ -77,14 +78,17 @@ def run(
 
 @app.command("check-config")
 def check_config(file: Path) -> None:
-    """Validate a config file: exit 0, or exit 2 listing every error."""
+    """Validate a config file: exit 0 (printing warnings), or exit 2 listing every error."""
     try:
-        load_config(file)
+        cfg = load_config(file)
     except ConfigError as e:
         for p in e.problems:
             typer.echo(p, err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"{file}: OK")
+    warnings = config_warnings(cfg, str(file))
+    for w in warnings:
+        typer.echo(f"warning: {w}")
+    typer.echo(f"{file}: OK" + (f" ({len(warnings)} warning(s))" if warnings else ""))
 
 
 @app.command()
@@ -119,6 +123,8 @@ app.add_typer(journal_app, name="journal", help="Journal: verify its hash chain"
 app.add_typer(service_app, name="service", help="systemd service: install")
 app.command("backup")(backup)
 app.command("restore")(restore)
+app.add_typer(lot_app, name="lot", help="Lots: create, list, show, leg, decide, report")
+app.add_typer(shipment_app, name="shipment", help="Shipments (transport legs): start, stop")
 
 
 def main() -> None:

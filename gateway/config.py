@@ -27,13 +27,14 @@ from pydantic import (
 )
 
 from alert_rules.config import RulesConfig, RulesConfigError
-from collectors import KINDS, CollectorConfig
+from collectors import KINDS, CollectorConfig, device_patterns
 from collectors.mqtt import MqttBrokerConfig, MqttCollectorConfig
 from gateway.core.i18n import DEFAULT_TIMEZONE, check_zone
 from gateway.core.standards import GSP_RECORDS_YEARS
 from gateway.notifiers.config import NotifiersConfig
 from gateway.pipeline.completeness import CompletenessConfig
 from gateway.pipeline.influx_sink import InfluxConfig
+from gateway.records.lots import TraceabilityConfig
 
 
 class Strict(BaseModel):
@@ -150,6 +151,7 @@ class VigilConfig(Strict):
     rules: RulesConfig = Field(default_factory=RulesConfig)
     notifiers: NotifiersConfig = Field(default_factory=NotifiersConfig)
     completeness: CompletenessConfig = Field(default_factory=CompletenessConfig)
+    traceability: TraceabilityConfig = Field(default_factory=TraceabilityConfig)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     """The config file's folder: rule packs named in it are relative to it."""
 
@@ -353,6 +355,22 @@ def parse_config(
         except RulesConfigError as e:
             raise ConfigError([f"{source}: {line}" for line in e.errors]) from None
     return cfg
+
+
+def config_warnings(cfg: VigilConfig, source: str) -> list[str]:
+    """What is valid but probably not meant: devices no rule is bound to (they raise no alerts
+    unless a leg of a lot covers them). `vigil check-config` prints these and exits 0."""
+    if not cfg.rules.enabled:
+        return [f"{source}: rules.enabled: false: no device raises alerts"]
+    library = cfg.rules.library(cfg.base_dir)
+    out = []
+    for p in library.unbound(device_patterns(cfg.collectors)):
+        measurement = p.measurement or "any measurement"
+        out.append(
+            f"{source}: {p.where}: no rule is bound to {p.what} ({measurement}): its devices "
+            "raise no alerts except inside a leg of a lot; add a binding under rules.bindings"
+        )
+    return out
 
 
 def load_config(path: Path | str | None = None, env: dict[str, str] | None = None) -> VigilConfig:

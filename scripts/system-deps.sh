@@ -19,6 +19,7 @@ command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 # a TrueType font with Chinese glyphs, embedded in PDF reports (and used by the browser)
 [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+[ -d /usr/share/poppler/cMap/Adobe-GB1 ] || need+=(poppler-data)
 for extra in "$@"; do
   command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
 done

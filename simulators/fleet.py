@@ -21,6 +21,7 @@ from simulators.loggers import (
     MalformedBurst,
     Outgoing,
 )
+from simulators.route import Route, Waypoint
 from simulators.scenario import (
     AssetSpec,
     CompressorFailure,
@@ -130,7 +131,12 @@ class Fleet:
                     day_offset_s=day_offset_s,
                     faults=_asset_faults(asset),
                 )
-                sim = AssetSim(site.id, asset.id, asset.kind, model)
+                route = (
+                    Route([Waypoint(w.at, w.lat, w.lon) for w in asset.route])
+                    if asset.route
+                    else None
+                )
+                sim = AssetSim(site.id, asset.id, asset.kind, model, route)
                 self.assets.append(sim)
                 for dev in asset.devices:
                     config = LoggerConfig(

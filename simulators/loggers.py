@@ -28,6 +28,7 @@ from simulators.protocol import (
     malformed,
     topic,
 )
+from simulators.route import Route
 from simulators.thermal import AssetKind, ThermalModel, ThermalState, Window
 
 MessageKind = Literal["reading", "batch", "malformed"]
@@ -51,11 +52,20 @@ class Outgoing:
 class AssetSim:
     """An asset's thermal model shared by its loggers (they see the same air)."""
 
-    def __init__(self, site: str, asset: str, kind: AssetKind, model: ThermalModel) -> None:
+    def __init__(
+        self,
+        site: str,
+        asset: str,
+        kind: AssetKind,
+        model: ThermalModel,
+        route: Route | None = None,
+    ) -> None:
         self.site = site
         self.asset = asset
         self.kind = kind
         self.model = model
+        self.route = route
+        """A truck's route: its loggers report their position."""
         self._last: ThermalState | None = None
 
     def state_at(self, t_s: float) -> ThermalState:
@@ -235,7 +245,11 @@ class Logger:
         }
         out: Reading = {"ts": format_ts(self.start_epoch_ms + t_ms, c.ts_format)}
         for name in c.fields:
-            out[name] = values[name]
+            if name in values:
+                out[name] = values[name]
+        route = self.asset.route
+        if route is not None:
+            out["lat"], out["lon"], out["speed_kmh"] = route.at(t_ms / 1000.0)
         return out
 
 

@@ -17,11 +17,17 @@ from typing import Literal
 import orjson
 
 TsFormat = Literal["iso", "epoch_ms"]
-Field = Literal["temp_c", "rh_pct", "battery_pct", "door_open", "power_ok"]
+Field = Literal[
+    "temp_c", "rh_pct", "battery_pct", "door_open", "power_ok", "lat", "lon", "speed_kmh"
+]
 
 NUMBER_FIELDS: tuple[Field, ...] = ("temp_c", "rh_pct", "battery_pct")
 BOOL_FIELDS: tuple[Field, ...] = ("door_open", "power_ok")
 ALL_FIELDS: tuple[Field, ...] = NUMBER_FIELDS + BOOL_FIELDS
+"""What a logger sends by default."""
+GPS_FIELDS: tuple[Field, ...] = ("lat", "lon", "speed_kmh")
+"""What a logger with a GPS receiver adds: WGS-84 degrees and km/h."""
+KNOWN_FIELDS: frozenset[str] = frozenset(ALL_FIELDS + GPS_FIELDS)
 
 MalformedVariant = Literal[
     "bad_json",
@@ -56,7 +62,7 @@ DEFAULT_MAX_BYTES = 256 * 1024
 """The reference decoder's payload limit. A 1000-reading batch is ~110 KB, well below it."""
 
 Reading = dict[str, object]
-"""One reading as sent: "ts" plus any of ALL_FIELDS."""
+"""One reading as sent: "ts" plus any of KNOWN_FIELDS."""
 
 
 class ProtocolError(ValueError):
@@ -122,7 +128,7 @@ def _check_reading(reading: Mapping[str, object]) -> dict[str, object]:
     for name, value in reading.items():
         if name == "ts":
             continue
-        if name not in ALL_FIELDS:
+        if name not in KNOWN_FIELDS:
             raise ValueError(f"unknown field {name!r}")
         out[name] = _encode_value(name, value)
     return out
@@ -153,7 +159,7 @@ def _decode_one(obj: object, where: str, max_ts_ms: int | None) -> Reading:
     for name, value in obj.items():
         if name == "ts":
             continue
-        if name not in ALL_FIELDS:
+        if name not in KNOWN_FIELDS:
             raise ProtocolError(f"{where}: unknown field {name!r}")
         try:
             out[name] = _encode_value(name, value)

@@ -11,6 +11,7 @@ specs allowed: "fridge-{n:02d}"), and a device id may also use "{asset}" and "{s
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -237,6 +238,14 @@ class DeviceSpec(_Strict):
     faults: list[DeviceFault] = Field(default_factory=list)
 
 
+class WaypointSpec(_Strict):
+    """Where a truck is at a simulated time (it drives straight between waypoints)."""
+
+    at: Duration
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
 class AssetSpec(_Strict):
     """A cold space with its own thermal behaviour; its loggers sample it."""
 
@@ -248,6 +257,16 @@ class AssetSpec(_Strict):
     thermal: ThermalOverrides = Field(default_factory=ThermalOverrides)
     devices: list[DeviceSpec] = Field(min_length=1)
     faults: list[AssetFault] = Field(default_factory=list)
+    route: list[WaypointSpec] = Field(default_factory=list)
+    """A truck's route: its loggers then also report lat, lon and speed_kmh."""
+
+    @field_validator("route")
+    @classmethod
+    def _route(cls, v: list[WaypointSpec]) -> list[WaypointSpec]:
+        for a, b in itertools.pairwise(v):
+            if not b.at > a.at:
+                raise ValueError(f"waypoint times must increase: {b.at} s after {a.at} s")
+        return v
 
     @field_validator("band")
     @classmethod

@@ -60,10 +60,13 @@ class Rig:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
     def feed(self, readings: list[Reading]) -> list[Any]:
-        """What the journal writer does after a commit: shipment tags, journal, listeners."""
+        """What the journal writer does around a commit: leg and shipment tags, journal,
+        listeners."""
+        self.ctx.lots.enrich(readings)
         self.ctx.shipments.enrich(readings)
         self.ctx.journal.append(readings, [])
         self.ctx.shipments.record(readings)
+        self.ctx.lots.record(readings)
         self.ctx.live.observe(readings)
         self.ctx.history.observe(readings)
         engine = self.ctx.engine

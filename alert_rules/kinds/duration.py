@@ -4,8 +4,10 @@
 * single — raised when one continuous excursion reaches `duration` (WHO PQS E006 30-day recorder:
   ≤ -0.5 °C for 60 min, > 8 °C for 10 h);
 * cumulative — raised when the total time beyond the limit reaches `duration`, counted within a
-  rolling `window` or within the current shipment (`scope: shipment`, the `shipment` tag), like
-  the WHO shipping indicators (≥ 30 °C for 10 h cumulative).
+  rolling `window`, within the current shipment (`scope: shipment`, the `shipment` tag: it resets
+  when the device's leg changes), or while the device carries the same lots (`scope: lot`, the
+  `lot` tag), like the WHO shipping indicators (≥ 30 °C for 10 h cumulative). A lot's total over
+  all the devices of its chain is its stability budget (alert_rules/budget.py).
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ class DurationRule(RuleBase):
     inclusive: bool = True
     timer: Literal["instant", "single", "cumulative"]
     duration: Duration = 0.0
-    scope: Literal["window", "shipment"] = "window"
-    """Cumulative only: count within a rolling window or within the current shipment."""
+    scope: Literal["window", "shipment", "lot"] = "window"
+    """Cumulative only: count within a rolling window, the current shipment or the lots carried."""
     window: Duration | None = None
     off_delay: Duration = 0.0
     max_gap: Duration = Field(default=DEFAULT_MAX_GAP_S, gt=0)
@@ -72,6 +74,7 @@ class DurationRule(RuleBase):
                 window,
                 to_ns(self.max_gap),
                 self.unit,
+                "lot" if self.scope == "lot" else "shipment",
             )
         on_delay = 0 if self.timer == "instant" else to_ns(self.duration)
         label = "single event" if self.timer == "single" else ""
@@ -88,7 +91,7 @@ class DurationRule(RuleBase):
 
 
 class CumulativeEvaluator(Evaluator):
-    __slots__ = ("limit", "timer", "unit")
+    __slots__ = ("limit", "scope_tag", "timer", "unit")
 
     def __init__(
         self,
@@ -99,16 +102,20 @@ class CumulativeEvaluator(Evaluator):
         window: int | None,
         max_gap: int,
         unit: str,
+        scope_tag: str = "shipment",
     ) -> None:
         super().__init__(field, point)
         self.limit = limit
         self.timer = CumulativeTimer(duration, window, max_gap, limit.high)
         self.unit = unit
+        self.scope_tag = scope_tag
+        """The tag whose change resets a scoped total: `shipment` or `lot`."""
 
     def feed(self, ctx: EvalContext, ts: int, value: FieldValue, reading: Reading) -> None:
         v = num(value)
         if v is not None:
-            self.timer.feed(ctx, ts, self.limit.status(v), v, self, reading.tags.get("shipment"))
+            scope = reading.tags.get(self.scope_tag)
+            self.timer.feed(ctx, ts, self.limit.status(v), v, self, scope)
 
     def on_activate(
         self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
@@ -117,7 +124,8 @@ class CumulativeEvaluator(Evaluator):
         if t.window is not None:
             scope = Text(N_("within {window}"), {"window": Dur(t.window / 1e9)})
         elif t.scope_key:
-            scope = Text(N_("in shipment {shipment}"), {"shipment": t.scope_key})
+            where = N_("in lot {key}") if self.scope_tag == "lot" else N_("in shipment {key}")
+            scope = Text(where, {"key": t.scope_key})
         else:
             scope = Text(N_("cumulative"))
         text = Text(

@@ -29,6 +29,8 @@ from collectors.modbus.decode import (
 from collectors.modbus.planner import MAX_BITS, MAX_REGISTERS, ReadRequest, plan_requests
 from gateway.core.eventtime import DEFAULT_MIN_EVENT_TIME, MinEventTime
 from gateway.core.lineprotocol import name_problem
+from gateway.core.ports import DevicePattern
+from gateway.core.schema import PROCESS
 
 TAG_NAMES = ("batch", "phase")
 """Tags a register may supply (DESIGN §3 `process`); line, equipment, device come from config."""
@@ -358,6 +360,19 @@ class ModbusCollectorConfig(Strict):
                         f"read limit of {limit}"
                     )
         return self
+
+    def device_patterns(self, where: str) -> list[DevicePattern]:
+        """One per enabled device: `process` readings tagged line, equipment, device."""
+        return [
+            DevicePattern(
+                f"{where}.devices[{i}]",
+                d.name,
+                PROCESS.name,
+                {"line": d.line, "equipment": d.equipment_tag, "device": d.name},
+            )
+            for i, d in enumerate(self.devices)
+            if d.enabled
+        ]
 
     def points_for(self, device: DeviceSpec) -> list[Point]:
         """The device's resolved register map: profile entries, then the device's own."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from collectors.mqtt.broker import MqttBrokerConfig
 from gateway.core.eventtime import DEFAULT_MIN_EVENT_TIME, MinEventTime
 from gateway.core.lineprotocol import name_problem
+from gateway.core.ports import DevicePattern
 from gateway.core.schema import COLDCHAIN, RESERVED_MEASUREMENTS
 
 _SEGMENT = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
@@ -32,12 +33,39 @@ class PayloadMapping(Strict):
     batch_key: str = "readings"
     fields: dict[str, str] = Field(
         default_factory=lambda: {
-            f: f for f in ("temp_c", "rh_pct", "battery_pct", "door_open", "power_ok")
+            f: f
+            for f in (
+                "temp_c",
+                "rh_pct",
+                "battery_pct",
+                "door_open",
+                "power_ok",
+                "lat",
+                "lon",
+                "speed_kmh",
+            )
         }
     )
     """Field name written → key in the payload."""
     bool_fields: list[str] = Field(default_factory=lambda: ["door_open", "power_ok"])
     """Fields that hold true/false; every other field must be a finite number."""
+    ranges: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "lat": (-90.0, 90.0),
+            "lon": (-180.0, 180.0),
+            "speed_kmh": (0.0, 1000.0),
+        }
+    )
+    """Field name written → [min, max]: a value outside is dead-lettered (a GPS without a fix
+    reports latitude 999)."""
+
+    @field_validator("ranges")
+    @classmethod
+    def _valid_ranges(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (lo, hi) in v.items():
+            if not lo <= hi:
+                raise ValueError(f"{name}: min {lo:g} is above max {hi:g}")
+        return v
 
 
 class Subscription(Strict):
@@ -91,6 +119,18 @@ class Subscription(Strict):
     def mqtt_filter(self) -> str:
         return "/".join("+" if _SEGMENT.match(s) else s for s in self.topic.split("/"))
 
+    def device_pattern(self, where: str) -> DevicePattern:
+        """What its readings can look like: static tags, `{segment}` tags of any value."""
+        tags: dict[str, str | None] = dict(self.tags)
+        for seg in self.topic.split("/"):
+            m = _SEGMENT.match(seg)
+            if m:
+                tags[m.group(1)] = None
+        lp = self.format == "line_protocol"
+        return DevicePattern(
+            where, self.topic, None if lp else self.measurement, tags, open_tags=lp
+        )
+
 
 class MqttCollectorConfig(Strict):
     kind: Literal["mqtt"]
@@ -108,3 +148,9 @@ class MqttCollectorConfig(Strict):
     min_event_time: MinEventTime = DEFAULT_MIN_EVENT_TIME
     """A reading timestamped before this is dead-lettered (a reset device clock reports 1970 or
     2000). ISO 8601 with a zone; not before 1970-01-01T00:00:00Z."""
+
+    def device_patterns(self, where: str) -> list[DevicePattern]:
+        return [
+            s.device_pattern(f"{where}.subscriptions[{i}]")
+            for i, s in enumerate(self.subscriptions)
+        ]

@@ -93,16 +93,19 @@ def _ts_ns(value: object, fmt: str) -> int:
     raise BadEntry(f"timestamp {_short(value)} is a {type(value).__name__}")
 
 
-_FieldSpec = tuple[tuple[str, str, bool], ...]
+_FieldSpec = tuple[tuple[str, str, bool, tuple[float, float] | None], ...]
 _specs: dict[int, tuple[PayloadMapping, _FieldSpec]] = {}
 
 
 def _spec(mapping: PayloadMapping) -> _FieldSpec:
-    """(field, payload key, is bool) per mapped field, built once per mapping."""
+    """(field, payload key, is bool, range) per mapped field, built once per mapping."""
     hit = _specs.get(id(mapping))
     if hit is None or hit[0] is not mapping:
         bools = set(mapping.bool_fields)
-        spec = tuple((name, key, name in bools) for name, key in mapping.fields.items())
+        spec = tuple(
+            (name, key, name in bools, mapping.ranges.get(name))
+            for name, key in mapping.fields.items()
+        )
         hit = _specs[id(mapping)] = (mapping, spec)
     return hit[1]
 
@@ -113,7 +116,7 @@ def _fields(
     """The mapped fields of one entry. `exact=False` (parsed by orjson): a float of 2**63 or more
     may have been an integer literal orjson could not hold; _Inexact asks for an exact parse."""
     out: dict[str, FieldValue] = {}
-    for name, key, is_bool in _spec(mapping):
+    for name, key, is_bool, bounds in _spec(mapping):
         v = entry.get(key)
         if v is None:
             continue
@@ -134,6 +137,8 @@ def _fields(
             out[name] = float(v)  # type: ignore[arg-type]  # InfluxDB refuses a changing type
         else:
             raise BadEntry(f"{key}: expected a number, got {t.__name__} {_short(v)}")
+        if bounds is not None and not bounds[0] <= out[name] <= bounds[1]:  # type: ignore[operator]
+            raise BadEntry(f"{key}: {_short(v)} is outside {bounds[0]:g}..{bounds[1]:g}")
     if not out:
         raise BadEntry(f"no known field (expected one of {sorted(mapping.fields.values())})")
     return out

@@ -21,6 +21,7 @@ from gateway.api import (
     routes_cycles,
     routes_devices,
     routes_health,
+    routes_lots,
     routes_shipments,
 )
 from gateway.api.context import ApiContext
@@ -43,8 +44,9 @@ vigil's operator, QA and regulator API (DESIGN §3).
 
 `/health`, `/ready`, `/metrics` and `POST /auth/login` are open; everything under `/api/v1/`
 needs `Authorization: Bearer <token>`. Roles: **viewer** (read-only, for regulators),
-**operator** (acknowledge, shelve, shipments), **qa** (also close alerts and approve shipment
-reports with an electronic signature), **admin** (users, config reload; read).
+**operator** (acknowledge, shelve, shipments, lots and their legs), **qa** (also close alerts,
+approve shipment reports and release, quarantine or reject lots with an electronic signature),
+**admin** (users, config reload; read).
 Every change is written to the hash-chained audit trail (`GET /api/v1/audit`).
 """
 
@@ -57,6 +59,7 @@ ROUTERS = (
     routes_cycles.router,
     routes_devices.router,
     routes_shipments.router,
+    routes_lots.router,
     routes_audit.router,
     routes_config.router,
 )

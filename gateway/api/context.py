@@ -28,6 +28,7 @@ from gateway.core.schema import RESERVED_MEASUREMENTS
 from gateway.pipeline.journal import Journal
 from gateway.records import Records
 from gateway.records.audit import AuditTrail
+from gateway.records.lots import LotRegistry
 from gateway.records.shipments import ShipmentRegistry
 from gateway.records.users import UserStore
 
@@ -238,6 +239,10 @@ class ApiContext:
     @property
     def shipments(self) -> ShipmentRegistry:
         return self.records.shipments
+
+    @property
+    def lots(self) -> LotRegistry:
+        return self.records.lots
 
     def rule_library(self) -> RuleLibrary | None:
         if self.engine is not None:

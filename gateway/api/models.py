@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, overload
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from alert_rules.cycles import Cycle
 from alert_rules.model import Alert
@@ -462,20 +469,37 @@ class CompletenessOut(BaseModel):
 
 # -- shipments --------------------------------------------------------------------------------
 class ShipmentIn(BaseModel):
+    """A shipment is the transport leg of its lots (docs/traceability.md)."""
+
     model_config = ConfigDict(extra="forbid")
     asset: Ident
-    profile: Ident
+    profile: Ident | None = Field(
+        default=None, description="required without lots; default: the lots' profile"
+    )
+    lots: list[Ident] = Field(default_factory=list, max_length=1000)
     id: Ident | None = None
     site: Ident | None = None
+    devices: list[Ident] = Field(default_factory=list, max_length=100)
     product: Name = ""
     origin: Name = ""
     destination: Name = ""
+    geofence: bool = Field(
+        default=False, description="record stages and stop on entering the destination's fence"
+    )
+    interval_s: float | None = Field(default=None, gt=0, le=86_400)
+    started_at: AwareDatetime | None = Field(
+        default=None, description="ISO 8601 with a zone; more than 5 min ago needs `reason`"
+    )
+    reason: Comment | None = Field(default=None, description="why the start is in the past")
     note: Note = ""
 
 
 class StopIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: Comment | None = None
+    stopped_at: AwareDatetime | None = Field(
+        default=None, description="ISO 8601 with a zone; more than 5 min ago needs `reason`"
+    )
 
 
 class ApproveIn(SignatureIn):
@@ -504,8 +528,10 @@ class ShipmentOut(BaseModel):
     destination: str
     note: str
     status: Literal["active", "stopped", "approved", "rejected"]
+    lots: list[str]
     started_at: datetime
     started_by: str
+    start_reason: str | None
     stopped_at: datetime | None
     stopped_by: str | None
     stop_reason: str | None

@@ -135,6 +135,16 @@ class VigilCollector:
             "Readings kept for shipment reports",
             value=ctx.shipments.recorded,
         )
+        yield GaugeMetricFamily(
+            "vigil_legs_active",
+            "Legs of lots in progress (storage, transport, cross-dock, destination)",
+            value=len(ctx.lots.list_legs("active", limit=100_000)),
+        )
+        yield CounterMetricFamily(
+            "vigil_leg_readings_recorded",
+            "Readings kept for the chains of lots",
+            value=ctx.lots.recorded,
+        )
         if ctx.extra_metrics is not None:
             try:
                 yield from ctx.extra_metrics()

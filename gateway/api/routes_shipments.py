@@ -1,4 +1,8 @@
-"""Shipments (start, stop, QA approval with an electronic signature) and their reports."""
+"""Shipments (start, stop, QA approval with an electronic signature) and their reports.
+
+A shipment is the transport leg of its lots: starting and stopping go through the lot registry,
+which opens and closes both (gateway/records/lots.py); these routes are the transport view.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from gateway.api.models import (
     ShipmentOut,
     SignatureOut,
     StopIn,
+    dt_to_ns,
     ns_to_dt,
 )
 from gateway.api.routes_devices import series_out
@@ -28,6 +33,7 @@ from gateway.core.lineprotocol import LineProtocolError, parse_line
 from gateway.core.reading import FieldValue
 from gateway.pipeline.chain import head_line
 from gateway.records.audit import Signature
+from gateway.records.lots import LotConflict, LotError, LotNotFound
 from gateway.records.reports import (
     BOM,
     SeriesStats,
@@ -49,7 +55,7 @@ ShipmentId = Annotated[
 ]
 
 
-def shipment_out(s: Shipment, readings: int) -> ShipmentOut:
+def shipment_out(s: Shipment, readings: int, lots: list[str] | None = None) -> ShipmentOut:
     sig = None
     if s.approved_at_ns is not None:
         sig = SignatureOut(
@@ -80,14 +86,25 @@ def shipment_out(s: Shipment, readings: int) -> ShipmentOut:
         destination=s.destination,
         note=s.note,
         status=s.status,
+        lots=lots or [],
         started_at=ns_to_dt(s.started_at_ns),
         started_by=s.started_by,
+        start_reason=s.start_reason,
         stopped_at=ns_to_dt(s.stopped_at_ns),
         stopped_by=s.stopped_by,
         stop_reason=s.stop_reason,
         readings=readings,
         signature=sig,
     )
+
+
+def _lots(request: Request, shipment_id: str) -> list[str]:
+    leg = get_ctx(request).lots.get_leg(shipment_id)
+    return list(leg.lots) if leg is not None else []
+
+
+def _out(request: Request, s: Shipment) -> ShipmentOut:
+    return shipment_out(s, get_ctx(request).shipments.reading_count(s.id), _lots(request, s.id))
 
 
 def _get(request: Request, shipment_id: str) -> Shipment:
@@ -109,7 +126,7 @@ async def list_shipments(
 ) -> list[ShipmentOut]:
     reg = get_ctx(request).shipments
     found = await asyncio.to_thread(reg.list_shipments, status_, asset, limit)
-    return [shipment_out(s, reg.reading_count(s.id)) for s in found]
+    return [_out(request, s) for s in found]
 
 
 @router.post(
@@ -125,26 +142,52 @@ async def start_shipment(
 ) -> ShipmentActionOut:
     ctx = get_ctx(request)
     profiles = ctx.profile_names()
-    if profiles and body.profile not in profiles:
+    if body.profile is None and not body.lots:
+        raise HTTPException(422, "a shipment needs a product profile, or lots that have one")
+    if body.profile is not None and profiles and body.profile not in profiles:
         raise HTTPException(
             422,
             f"unknown product profile {body.profile!r} (known: {', '.join(profiles)})",
         )
     try:
-        s = ctx.shipments.start(
+        c = ctx.lots.open_leg(
+            body.lots,
+            "transport",
             body.asset,
-            body.profile,
             p.user.username,
-            shipment_id=body.id,
+            leg_id=body.id,
             site=body.site,
-            product=body.product,
+            devices=body.devices,
+            profile=body.profile or "",
             origin=body.origin,
             destination=body.destination,
+            geofence=body.geofence,
+            interval_s=body.interval_s,
             note=body.note,
+            started_at_ns=None if body.started_at is None else dt_to_ns(body.started_at),
+            reason=body.reason,
         )
-    except ShipmentError as e:
-        code = status.HTTP_409_CONFLICT if "already" in str(e) else 422
-        raise HTTPException(code, str(e)) from None
+    except LotNotFound as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lot {e.args[0]}") from None
+    except LotConflict as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    except LotError as e:
+        raise HTTPException(422, str(e)) from None
+    assert c.shipment is not None
+    s = c.shipment[1]
+    for old, new in c.closed:
+        await asyncio.to_thread(
+            ctx.audit.record,
+            p.user.username,
+            "leg.close",
+            "leg",
+            old.id,
+            old.to_dict(),
+            new.to_dict(),
+            new.stop_reason,
+            None,
+            p.client,
+        )
     row = await asyncio.to_thread(
         ctx.audit.record,
         p.user.username,
@@ -152,12 +195,14 @@ async def start_shipment(
         "shipment",
         s.id,
         None,
-        s.to_dict(),
-        body.note or None,
+        s.to_dict() | {"lots": list(c.new.lots)},
+        body.reason or body.note or None,
         None,
         p.client,
     )
-    return ShipmentActionOut(shipment=shipment_out(s, 0), audit_seq=row.seq)
+    for leg in ctx.lots.take_backfills():  # started in the past: what the journal holds
+        await asyncio.to_thread(ctx.lots.backfill, leg, ctx.journal)
+    return ShipmentActionOut(shipment=_out(request, s), audit_seq=row.seq)
 
 
 @router.get("/shipments/{shipment_id}", response_model=ShipmentOut, summary="One shipment")
@@ -166,8 +211,7 @@ async def get_shipment(
     shipment_id: ShipmentId,
     _: Annotated[Principal, Depends(require(Perm.READ))],
 ) -> ShipmentOut:
-    s = _get(request, shipment_id)
-    return shipment_out(s, get_ctx(request).shipments.reading_count(s.id))
+    return _out(request, _get(request, shipment_id))
 
 
 @router.post(
@@ -181,26 +225,35 @@ async def stop_shipment(
 ) -> ShipmentActionOut:
     ctx = get_ctx(request)
     reason = body.reason if body else None
+    at = body.stopped_at if body else None
     _get(request, shipment_id)
     try:
-        old, new = ctx.shipments.stop(shipment_id, p.user.username, reason)
-    except ShipmentError as e:
+        c = ctx.lots.close_leg(
+            shipment_id,
+            p.user.username,
+            reason=reason,
+            stopped_at_ns=None if at is None else dt_to_ns(at),
+        )
+    except LotConflict as e:
         raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    except (LotError, LotNotFound) as e:
+        raise HTTPException(422, str(e)) from None
+    if c.shipment is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {shipment_id} was already stopped")
+    old, new = c.shipment
     row = await asyncio.to_thread(
         ctx.audit.record,
         p.user.username,
         "shipment.stop",
         "shipment",
         shipment_id,
-        old.to_dict(),
+        old.to_dict() if old else None,
         new.to_dict(),
         reason,
         None,
         p.client,
     )
-    return ShipmentActionOut(
-        shipment=shipment_out(new, ctx.shipments.reading_count(new.id)), audit_seq=row.seq
-    )
+    return ShipmentActionOut(shipment=_out(request, new), audit_seq=row.seq)
 
 
 @router.post(
@@ -246,9 +299,7 @@ async def approve_shipment(
         sig,
         p.client,
     )
-    return ShipmentActionOut(
-        shipment=shipment_out(new, ctx.shipments.reading_count(new.id)), audit_seq=row.seq
-    )
+    return ShipmentActionOut(shipment=_out(request, new), audit_seq=row.seq)
 
 
 @router.post(

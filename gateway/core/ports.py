@@ -96,3 +96,20 @@ class RetentionHold(Protocol):
         """Why readings with event times in [start, end) must be kept, or None if nothing
         holds them."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePattern:
+    """The readings one part of a collector's config can produce, as far as the config says:
+    `vigil check-config` asks the rules whether any binding can match them."""
+
+    where: str
+    """The config key it comes from, e.g. `collectors[0].subscriptions[1]`."""
+    what: str
+    """What a user recognises: a topic template, a device name."""
+    measurement: str | None
+    """None: named by the payload (line protocol)."""
+    tags: dict[str, str | None]
+    """Tag key → its fixed value, or None when any value may come (a `{site}` topic segment)."""
+    open_tags: bool = False
+    """True when the payload may carry tags of its own (line protocol)."""

@@ -21,9 +21,22 @@ class Measurement:
 
 COLDCHAIN = Measurement(
     "coldchain",
-    tags=("site", "asset", "device", "shipment"),
-    fields=("temp_c", "rh_pct", "battery_pct", "door_open", "power_ok"),
+    tags=("site", "asset", "device", "shipment", "lot", "profile"),
+    fields=(
+        "temp_c",
+        "rh_pct",
+        "battery_pct",
+        "door_open",
+        "power_ok",
+        "lat",
+        "lon",
+        "speed_kmh",
+    ),
 )
+"""`shipment`, `lot`, `profile` are added by the gateway to readings inside a leg of a lot
+(docs/traceability.md): the shipment (a transport leg) and the lots it carries, and the product
+profiles whose rules are bound for the leg's duration. `lat`, `lon` (WGS-84 degrees) and
+`speed_kmh` come from loggers with a GPS receiver."""
 PROCESS = Measurement(
     "process",
     tags=("line", "equipment", "device", "batch", "phase"),
@@ -141,15 +154,55 @@ reading, `share` = filled / slots, `missed` = slots - filled, `gaps` runs of emp
 longest from the last reading before it to the first after it (`longest_gap_s`), `cadence_s` the
 cadence in force at the window's start. Rewritten when late readings fill the window."""
 
+LOT_BUDGET = Measurement(
+    "lot_budget",
+    tags=("lot", "profile", "budget", "device"),
+    fields=(
+        "consumed_s",
+        "allowed_s",
+        "remaining_s",
+        "share",
+        "count",
+        "allowed_count",
+        "mkt_c",
+        "limit_c",
+        "review",
+    ),
+)
+"""A lot's stability budget as consumed over all its legs (gateway/records/budgets.py), one series
+per lot and budget item (`budget`: a band's name, `freeze_thaw`, `mkt`, or `decision`); `device`
+is `<lot>/<budget>`, the series the rules engine keeps. `share` is consumed / allowed (1.0 is
+exhausted), written once for each configured share reached, at the event time it was reached;
+`mkt_c` the chain's MKT when it changes; `review` 1 when evidence arrived after the lot's release
+decision."""
+
 RESERVED_MEASUREMENTS = frozenset(
-    {ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name, COMPLETENESS.name, AUDIT_HEAD.name}
+    {
+        ALERT.name,
+        CYCLE.name,
+        GATEWAY.name,
+        ALARM_KPI.name,
+        COMPLETENESS.name,
+        AUDIT_HEAD.name,
+        LOT_BUDGET.name,
+    }
 )
 """Written by the gateway about itself: no collector may write them (a device could otherwise
 raise the gateway's own health alerts)."""
 
 MEASUREMENTS: dict[str, Measurement] = {
     m.name: m
-    for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI, COMPLETENESS, AUDIT_HEAD)
+    for m in (
+        COLDCHAIN,
+        PROCESS,
+        ALERT,
+        CYCLE,
+        GATEWAY,
+        ALARM_KPI,
+        COMPLETENESS,
+        AUDIT_HEAD,
+        LOT_BUDGET,
+    )
 }
 
 

@@ -18,14 +18,15 @@ from alert_rules import AlertEvent, AlertStore, RulesEngine, alert_event_reading
 from gateway.core.eventtime import in_store_range
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.reading import Reading
-from gateway.core.schema import COLDCHAIN, GATEWAY, PROCESS
+from gateway.core.schema import COLDCHAIN, GATEWAY, LOT_BUDGET, PROCESS
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.writer import JournalWriter
 
 log = logging.getLogger("vigil.alerting")
 
-RULE_MEASUREMENTS = frozenset({COLDCHAIN.name, PROCESS.name, GATEWAY.name})
-"""What rules see: devices' readings and the gateway's own health (`journal_fill`)."""
+RULE_MEASUREMENTS = frozenset({COLDCHAIN.name, PROCESS.name, GATEWAY.name, LOT_BUDGET.name})
+"""What rules see: devices' readings, the gateway's own health (`journal_fill`) and lots'
+stability budgets."""
 REPLAY_CHUNK = 5000
 
 EventSink = Callable[[AlertEvent], None]

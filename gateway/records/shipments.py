@@ -1,6 +1,7 @@
 """Shipments: a product profile travelling on an asset (a truck) from start to stop.
 
-The registry is persisted in `DATA_DIR/shipments.sqlite` and does three things:
+A shipment is the transport view of a transport leg of one or more lots (gateway/records/lots.py
+opens and closes both together). The registry is persisted in `DATA_DIR/shipments.sqlite`:
 
 * `enrich(readings)` (a JournalWriter enricher) tags readings of the asset with `shipment=ID`
   when their *event time* falls inside the shipment, so a truck that uploads six hours of buffered
@@ -9,8 +10,11 @@ The registry is persisted in `DATA_DIR/shipments.sqlite` and does three things:
 * `record(readings)` (a JournalWriter listener, after commit) keeps every tagged reading in the
   table `shipment_readings`: the durable source for the shipment report, because the journal
   deletes rows `retention_hours` after they were forwarded. `recover(journal)` at startup copies
-  tagged rows the listener may have missed (a crash between commit and listener).
-* start / stop / approve, each returning the old and new record for the audit trail.
+  tagged rows the listener may have missed (a crash between commit and listener);
+  `insert_readings` takes the rows a backdated shipment finds in the journal.
+* start / stop (at explicit times: a shipment recorded after the fact) / approve, each returning
+  the old and new record for the audit trail.
+* `prune_readings` deletes old shipment readings, except those a lot still holds.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 TAG = "shipment"
 RECENT_NS = 30 * 86_400 * 1_000_000_000
 """Stopped shipments this recent stay in the tagging index, for late buffered uploads."""
+REFRESH_S = 1.0
+"""How often the registry looks whether another process (the CLI) changed the file."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shipments (
@@ -46,6 +52,7 @@ CREATE TABLE IF NOT EXISTS shipments (
     note TEXT NOT NULL DEFAULT '',
     started_at_ns INTEGER NOT NULL,
     started_by TEXT NOT NULL,
+    start_reason TEXT,
     stopped_at_ns INTEGER,
     stopped_by TEXT,
     stop_reason TEXT,
@@ -93,6 +100,7 @@ class Shipment:
     note: str
     started_at_ns: int
     started_by: str
+    start_reason: str | None = None
     stopped_at_ns: int | None = None
     stopped_by: str | None = None
     stop_reason: str | None = None
@@ -142,6 +150,7 @@ _COLS = [
     "note",
     "started_at_ns",
     "started_by",
+    "start_reason",
     "stopped_at_ns",
     "stopped_by",
     "stop_reason",
@@ -162,8 +171,9 @@ _ADDED = {
     "rejected_name": "TEXT",
     "rejection_meaning": "TEXT",
     "rejection_reason": "TEXT",
+    "start_reason": "TEXT",  # a file from before explicit start times
 }
-"""Columns a registry made before rejections were recorded lacks (added when opened)."""
+"""Columns an older registry lacks (added when opened)."""
 
 
 class ShipmentRegistry:
@@ -180,6 +190,8 @@ class ShipmentRegistry:
                 self._db.execute(f"ALTER TABLE shipments ADD COLUMN {col} {kind}")
         self._index: dict[str, tuple[Shipment, ...]] = {}
         self._known: frozenset[str] = frozenset()
+        self._version = -1
+        self._checked = 0.0
         self.recorded = 0
         self._reindex()
 
@@ -231,7 +243,8 @@ class ShipmentRegistry:
 
     # -- changes ------------------------------------------------------------------------------
     def _reindex(self) -> None:
-        """Rebuild the asset → shipments index that enrich() reads without a lock."""
+        """Rebuild the asset → shipments index that enrich() reads without a lock, and the ids
+        `record()` keeps readings for."""
         since = time.time_ns() - RECENT_NS
         recent = self._rows(
             f"SELECT {', '.join(_COLS)} FROM shipments "
@@ -241,10 +254,22 @@ class ShipmentRegistry:
         index: dict[str, list[Shipment]] = {}
         for s in recent:
             index.setdefault(s.asset, []).append(s)
-        self._index = {k: tuple(v) for k, v in index.items()}
         with self._lock:
             ids = self._db.execute("SELECT id FROM shipments").fetchall()
+            self._version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        self._index = {k: tuple(v) for k, v in index.items()}
         self._known = frozenset(r[0] for r in ids)
+
+    def refresh(self) -> None:
+        """Reload when another connection (the CLI) changed the file; at most every REFRESH_S."""
+        now = time.monotonic()
+        if now - self._checked < REFRESH_S:
+            return
+        self._checked = now
+        with self._lock:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._reindex()
 
     def start(
         self,
@@ -259,8 +284,13 @@ class ShipmentRegistry:
         destination: str = "",
         note: str = "",
         now_ns: int | None = None,
+        started_at_ns: int | None = None,
+        reason: str | None = None,
     ) -> Shipment:
+        """Start now, or at `started_at_ns` (a shipment recorded after the fact; the caller
+        audits the reason)."""
         now = time.time_ns() if now_ns is None else now_ns
+        start = now if started_at_ns is None else started_at_ns
         if not ID_RE.match(asset):
             raise ShipmentError("asset must be 1-64 letters, digits, '_', '.', ':' or '-'")
         if site is not None and not ID_RE.match(site):
@@ -272,7 +302,7 @@ class ShipmentRegistry:
             if current is not None:
                 raise ShipmentError(f"asset {asset} already has active shipment {current.id}")
             if shipment_id is None:
-                stamp = datetime.fromtimestamp(now / 1e9, UTC).strftime("%Y%m%d-%H%M%S")
+                stamp = datetime.fromtimestamp(start / 1e9, UTC).strftime("%Y%m%d-%H%M%S")
                 base = f"SHP-{stamp}-{asset}"[:60]
                 shipment_id, n = base, 1
                 while self.get(shipment_id) is not None:
@@ -283,7 +313,17 @@ class ShipmentRegistry:
             elif self.get(shipment_id) is not None:
                 raise ShipmentError(f"shipment {shipment_id} already exists")
             s = Shipment(
-                shipment_id, asset, site, profile, product, origin, destination, note, now, by
+                shipment_id,
+                asset,
+                site,
+                profile,
+                product,
+                origin,
+                destination,
+                note,
+                start,
+                by,
+                reason,
             )
             self._db.execute(
                 f"INSERT INTO shipments ({', '.join(_COLS)}) "
@@ -294,16 +334,29 @@ class ShipmentRegistry:
         return s
 
     def stop(
-        self, shipment_id: str, by: str, reason: str | None = None, now_ns: int | None = None
+        self,
+        shipment_id: str,
+        by: str,
+        reason: str | None = None,
+        now_ns: int | None = None,
+        stopped_at_ns: int | None = None,
     ) -> tuple[Shipment, Shipment]:
+        """Stop now, or at `stopped_at_ns` (after the start)."""
         now = time.time_ns() if now_ns is None else now_ns
         with self._lock:
             old = self.require(shipment_id)
             if not old.active:
                 raise ShipmentError(f"shipment {shipment_id} was already stopped")
+            if stopped_at_ns is not None and stopped_at_ns <= old.started_at_ns:
+                raise ShipmentError(
+                    f"shipment {shipment_id} cannot stop at or before its start "
+                    f"({datetime.fromtimestamp(old.started_at_ns / 1e9, UTC).isoformat()})"
+                )
             new = replace(
                 old,
-                stopped_at_ns=max(now, old.started_at_ns + 1),
+                stopped_at_ns=(
+                    stopped_at_ns if stopped_at_ns is not None else max(now, old.started_at_ns + 1)
+                ),
                 stopped_by=by,
                 stop_reason=reason,
             )
@@ -389,6 +442,7 @@ class ShipmentRegistry:
     # -- the data path ------------------------------------------------------------------------
     def enrich(self, readings: Sequence[Reading]) -> None:
         """JournalWriter enricher: tag readings of an asset inside a shipment (event time)."""
+        self.refresh()
         index = self._index
         if not index:
             return
@@ -408,6 +462,7 @@ class ShipmentRegistry:
 
     def record(self, readings: Sequence[Reading]) -> None:
         """JournalWriter listener: keep tagged readings for the shipment report."""
+        self.refresh()
         known = self._known
         if not known:
             return
@@ -423,6 +478,12 @@ class ShipmentRegistry:
             for r in readings
             if (sid := r.tags.get(TAG)) is not None and sid in known
         ]
+        if rows:
+            self._insert(rows)
+
+    def insert_readings(self, rows: list[tuple[str, str, str, int, int, str]]) -> None:
+        """(shipment, measurement, device, ts_ns, received_ns, line) rows found later (a
+        backdated shipment's readings, from the journal); duplicates are ignored."""
         if rows:
             self._insert(rows)
 
@@ -513,3 +574,21 @@ class ShipmentRegistry:
                     "SELECT COUNT(*) FROM shipment_readings WHERE shipment_id = ?", (shipment_id,)
                 ).fetchone()[0]
             )
+
+    def prune_readings(self, before_ns: int, hold: RetentionHold) -> tuple[int, list[str]]:
+        """Delete the readings of shipments that stopped before `before_ns`, except those
+        `hold` keeps (a lot's legs until its expiry plus 5 years). Returns (rows deleted, why
+        the others were kept)."""
+        kept: list[str] = []
+        deleted = 0
+        for s in self.list_shipments(limit=1_000_000):
+            if s.stopped_at_ns is None or s.stopped_at_ns >= before_ns:
+                continue
+            why = hold.held(s.started_at_ns, s.stopped_at_ns)
+            if why is not None:
+                kept.append(f"shipment {s.id}: {why}")
+                continue
+            with self._lock, transaction(self._db) as db:
+                cur = db.execute("DELETE FROM shipment_readings WHERE shipment_id = ?", (s.id,))
+                deleted += cur.rowcount
+        return deleted, kept

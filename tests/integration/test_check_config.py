@@ -28,6 +28,31 @@ def test_examples_are_valid(example: Path) -> None:
     result = check(example)
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+    assert "warning" not in result.stdout  # every device of the examples has rules bound
+
+
+def test_unbound_device_patterns_are_warned_about(tmp_path: Path) -> None:
+    path = tmp_path / "unbound.yaml"
+    path.write_text(
+        "collectors:\n"
+        "  - kind: mqtt\n"
+        "    subscriptions:\n"
+        "      - topic: vigil/{site}/{asset}/{device}/telemetry\n"
+        "      - topic: acme/{device}/data\n"
+        "        tags: {site: wh2, asset: dock}\n"
+        "rules:\n"
+        "  bindings:\n"
+        "    - {site: wh1, profile: vaccine_2_8}\n"
+    )
+    result = check(path)
+    assert result.returncode == 0, result.stderr
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("warning:")]
+    assert lines == [
+        f"warning: {path}: collectors[0].subscriptions[1]: no rule is bound to acme/{{device}}/data"
+        " (coldchain): its devices raise no alerts except inside a leg of a lot; add a binding "
+        "under rules.bindings"
+    ]
+    assert result.stdout.rstrip().endswith("OK (1 warning(s))")
 
 
 @pytest.mark.parametrize(

@@ -162,7 +162,7 @@ async def test_retention_archives_feeds_reports_keeps_held_and_audits_counts(
         assert counts["archive_segments"] == 0 and counts["shipments"] == 0
         assert gw.journal.archive.segments()
         assert gw.records.audit.last(action="retention.archive") is not None
-        gw.hold = Hold(None)
+        gw.retention_hold = Hold(None)
         counts = await gw.retention_pass(later)
         assert counts["archive_segments"] >= 1 and counts["shipments"] == 1
         assert counts["archive_readings"] >= 6

@@ -52,6 +52,21 @@ def test_single_reading_iso():
     assert r.tags == TAGS and r.measurement == "coldchain" and not r.ts_from_receive
 
 
+def test_gps_fields_of_the_logger_protocol():
+    readings, dead = parse(
+        b'{"readings": [{"ts": 1700000000000, "temp_c": 5, "lat": 31.2304, "lon": 121.4737,'
+        b' "speed_kmh": 62.5}, {"ts": 1700000060000, "temp_c": 5, "lat": 999, "lon": 121.5},'
+        b' {"ts": 1700000120000, "temp_c": 5, "lon": -181}]}'
+    )
+    assert [r.fields for r in readings] == [
+        {"temp_c": 5.0, "lat": 31.2304, "lon": 121.4737, "speed_kmh": 62.5}
+    ]
+    assert [d.reason for d in dead] == [
+        "readings[1]: lat: 999 is outside -90..90",
+        "readings[2]: lon: -181 is outside -180..180",
+    ]
+
+
 def test_epoch_ms_and_status_fields():
     readings, dead = parse(
         b'{"ts": 1700000000123, "temp_c": 4, "door_open": true, "power_ok": false,'
@@ -299,8 +314,8 @@ def test_deep_json_whole_payload_is_dead_lettered(depth: int, kind: str):
     if depth <= 1000:  # orjson reads up to 1024 levels
         assert reason in (
             "payload must be a JSON object, got list",
-            "no known field (expected "
-            "one of ['battery_pct', 'door_open', 'power_ok', 'rh_pct', 'temp_c'])",
+            "no known field (expected one of ['battery_pct', 'door_open', 'lat', 'lon', "
+            "'power_ok', 'rh_pct', 'speed_kmh', 'temp_c'])",
         )
     else:
         assert reason.startswith(("JSON nested too deep", "malformed JSON")), reason
