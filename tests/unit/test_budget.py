@@ -204,9 +204,8 @@ def test_budget_config_errors_name_the_problem() -> None:
     bad = {"profiles": {"p": {"budget": {"bands": [{"name": "w", "above": 8, "allow": "x"}]}}}}
     with pytest.raises(ConfigError) as err:
         parse_config({"rules": bad}, "vigil.yaml", env={})
-    assert (
-        "vigil.yaml: rules.profiles.p.budget.bands[0].allow: expected a duration"
-        in str(err.value)
+    assert "vigil.yaml: rules.profiles.p.budget.bands[0].allow: expected a duration" in str(
+        err.value
     )
 
 
