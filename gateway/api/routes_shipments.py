@@ -55,7 +55,7 @@ ShipmentId = Annotated[
 ]
 
 
-def shipment_out(s: Shipment, readings: int, lots: list[str] | None = None) -> ShipmentOut:
+def shipment_out(s: Shipment, readings: int, lots: list[str]) -> ShipmentOut:
     sig = None
     if s.approved_at_ns is not None:
         sig = SignatureOut(
@@ -86,7 +86,7 @@ def shipment_out(s: Shipment, readings: int, lots: list[str] | None = None) -> S
         destination=s.destination,
         note=s.note,
         status=s.status,
-        lots=lots or [],
+        lots=lots,
         started_at=ns_to_dt(s.started_at_ns),
         started_by=s.started_by,
         start_reason=s.start_reason,
@@ -339,9 +339,7 @@ async def reject_shipment(
         Signature(p.user.name, p.user.username, body.meaning, now),
         p.client,
     )
-    return ShipmentActionOut(
-        shipment=shipment_out(new, ctx.shipments.reading_count(new.id)), audit_seq=row.seq
-    )
+    return ShipmentActionOut(shipment=_out(request, new), audit_seq=row.seq)
 
 
 @router.get(
