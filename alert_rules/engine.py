@@ -85,16 +85,23 @@ class _Point:
         value: float | None,
         peak: float | None,
         message: str,
+        cycle: int | None = None,
     ) -> None:
         tags = {k: v for k, v in ctx.tags.items() if k in ALERT_TAGS}
         self.mgr.activate(
-            ctx, self.rule, self.source, started, at, value, peak, message, self.series, tags
+            ctx, self.rule, self.source, started, at, value, peak, message, self.series, tags, cycle
         )
 
     def clear(
-        self, ctx: EvalContext, ended: int, at: int, value: float | None, peak: float | None
+        self,
+        ctx: EvalContext,
+        ended: int,
+        at: int,
+        value: float | None,
+        peak: float | None,
+        cycle: int | None = None,
     ) -> None:
-        self.mgr.clear(ctx, self.rule, self.source, ended, at, value, peak)
+        self.mgr.clear(ctx, self.rule, self.source, ended, at, value, peak, cycle)
 
 
 class _Bound:

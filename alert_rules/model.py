@@ -52,10 +52,14 @@ class EventKind(StrEnum):
 
 ACTIVATIONS = (EventKind.RAISED, EventKind.REACTIVATED)
 
+AlertKey = tuple[str, str, int | None]
+"""(rule, source, cycle id): at most one open alert per key."""
+
 
 @dataclass(slots=True)
 class Alert:
-    """One alarm occurrence of one rule on one source; at most one is open per (rule, source)."""
+    """One alarm occurrence of one rule on one source; at most one is open per (rule, source,
+    cycle_id)."""
 
     id: int
     rule: str
@@ -98,10 +102,18 @@ class Alert:
     series: str = ""
     field: str = ""
     tags: dict[str, str] = dc_field(default_factory=dict)
+    cycle_id: int | None = None
+    """The production cycle this alarm judges (f0, hold, cycle verdict): each failed load has
+    an alert of its own. None for alarms on a condition (thresholds, timers, offline...)."""
 
     @property
     def open(self) -> bool:
         return self.state is not AlertState.NORMAL
+
+    @property
+    def key(self) -> AlertKey:
+        """Its identity while open: rule, source and, for a per-cycle alarm, the cycle."""
+        return (self.rule, self.source, self.cycle_id)
 
     def copy(self) -> Alert:
         return replace(self, tags=dict(self.tags))

@@ -36,10 +36,18 @@ class PointSink(Protocol):
         value: float | None,
         peak: float | None,
         message: str,
-    ) -> None: ...
+        cycle: int | None = None,
+    ) -> None:
+        """`cycle`: the production cycle the alarm judges (each failed load its own alert)."""
 
     def clear(
-        self, ctx: EvalContext, ended: int, at: int, value: float | None, peak: float | None
+        self,
+        ctx: EvalContext,
+        ended: int,
+        at: int,
+        value: float | None,
+        peak: float | None,
+        cycle: int | None = None,
     ) -> None: ...
 
 

@@ -210,8 +210,9 @@ class CycleEvaluator(Evaluator):
                 None,
                 None,
                 f"{what}started {fmt_ts(start)} failed: {'; '.join(reasons)}",
+                cycle=self.cycle_id,
             )
-            self.point.clear(ctx, end_ns, end_ns, None, None)
+            self.point.clear(ctx, end_ns, end_ns, None, None, cycle=self.cycle_id)
         self._reset()
         return out
 
@@ -240,14 +241,17 @@ class CycleParticipant(Evaluator):
     it, which is not fed to the cycle); `feed` only counts readings while a cycle runs
     (`cycle_start` is set)."""
 
-    __slots__ = ("cycle_start",)
+    __slots__ = ("cycle_id", "cycle_start")
 
     def __init__(self, field: str | None, point: PointSink) -> None:
         super().__init__(field, point)
         self.cycle_start: int | None = None
+        self.cycle_id: int | None = None
+        """The running cycle's id: the participant's alarm is that cycle's alone."""
 
-    def start_cycle(self, ts: int) -> None:
+    def start_cycle(self, ts: int, cycle_id: int | None = None) -> None:
         self.cycle_start = ts
+        self.cycle_id = cycle_id
 
     def end_cycle(
         self, ctx: EvalContext, ts: int, reading: Reading, cycle: CycleInfo
