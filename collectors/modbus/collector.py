@@ -278,6 +278,8 @@ class ModbusCollector:
                 d.status.since_ns,
                 d.status.last_error,
                 d.status.last_reading_received_ns,
+                MEASUREMENT,
+                dict(d.base_tags),
             )
             for d in self._devices
         ]

@@ -6,7 +6,7 @@ never on the journal, the app or the API.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.core.reading import DeadLetter, Reading
@@ -50,6 +50,11 @@ class SourceStatus:
     last_error: str = ""
     last_seen_ns: int = 0
     """When data last came from it (wall clock); 0: never."""
+    measurement: str = ""
+    """The measurement of its readings (empty for a connection)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """The tags its readings carry (line/equipment/device, site/asset/device): the rules bind
+    a device's liveness alarm (`device_offline`) by them, before any reading arrived."""
 
 
 class Collector(Protocol):
