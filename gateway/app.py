@@ -29,6 +29,7 @@ from gateway.api import ApiContext, build_context, serve_api
 from gateway.config import VigilConfig
 from gateway.core.metrics import Counters
 from gateway.core.ports import Collector, SourceStatus
+from gateway.core.reading import Reading
 from gateway.core.supervisor import Supervisor
 from gateway.notifiers import MqttLink, Notifier
 from gateway.pipeline.alerting import Alerting
@@ -79,20 +80,27 @@ class Gateway:
         self.alerting: Alerting | None = None
         if cfg.rules.enabled:
             engine = RulesEngine(cfg.rules, AlertStore(cfg.alerts_path), base_dir=cfg.base_dir)
-            self.alerting = Alerting(engine, self.writer, cfg.gateway.name)
+            self.alerting = Alerting(engine, self.writer, cfg.gateway.name, sources=self.sources)
             self.alerting.extra_readings.append(engine.drain_readings)  # cycle summaries
             self.writer.listeners.append(self.alerting.on_committed)
         self.notifier: Notifier | None = None
-        if cfg.notifiers.enabled and cfg.notifiers.channels:
+        if cfg.notifiers.enabled and cfg.notifiers.channels and self.alerting is not None:
             broker = cfg.mqtt
             link = MqttLink(
                 broker.url, broker.client_id, lambda cid: client_for(broker, client_id=cid)
             )
             self.notifier = Notifier(
-                cfg.notifiers, link, gateway=cfg.gateway.name, counters=self.counters
+                cfg.notifiers,
+                self.alerting.engine.store,  # the outbox commits with the alert transitions
+                link,
+                gateway=cfg.gateway.name,
+                counters=self.counters,
+                audit=self.records.audit,
+                health=self._internal,
             )
-            if self.alerting is not None:
-                self.alerting.event_sinks.append(self.notifier.submit)
+            self.notifier.attach(self.alerting.engine.alerts)
+        elif cfg.notifiers.enabled and cfg.notifiers.channels:
+            log.warning("notifiers configured but rules disabled: there is nothing to notify")
         self.api: ApiContext | None = None
         if cfg.api.enabled:
             self.api = build_context(
@@ -104,8 +112,9 @@ class Gateway:
                 sources=self.sources,
                 extra_metrics=self._extra_metrics,
                 gateway_name=cfg.gateway.name,
-                # operator actions (ack, shelve, close) reach notifiers and InfluxDB too
+                # operator actions (ack, shelve, close) reach InfluxDB and live views too
                 on_alert_events=self.alerting.publish if self.alerting else None,
+                notification_history=self.notifier.history if self.notifier else None,
             )
             self.writer.listeners.append(self.api.live.observe)
         self.sink = (
@@ -190,6 +199,10 @@ class Gateway:
                 next_prune = now + 60
             point = self.counters.point(self.config.gateway.name, self.supervisor.restarts)
             await self.writer.submit([point], internal=True)
+
+    async def _internal(self, reading: Reading) -> None:
+        """The gateway's own readings about itself (a notifier channel failing)."""
+        await self.writer.submit([reading], internal=True)
 
     def sources(self) -> list[SourceStatus]:
         """Every collector's devices and connections, online or not."""

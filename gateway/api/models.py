@@ -94,6 +94,9 @@ class AlertOut(Out):
     shelve_reason: str | None
     close_reason: str | None
     tags: dict[str, str]
+    cycle_id: int | None = Field(
+        None, description="the production cycle this alarm judges (f0, hold, cycle verdict)"
+    )
 
     @classmethod
     def of(cls, a: Alert) -> AlertOut:
@@ -124,6 +127,7 @@ class AlertOut(Out):
             shelve_reason=a.shelve_reason,
             close_reason=a.close_reason,
             tags=dict(a.tags),
+            cycle_id=a.cycle_id,
         )
 
 
@@ -137,8 +141,25 @@ class AlertHistoryOut(Out):
     reason: str | None
 
 
+class NotificationOut(Out):
+    """What happened to one notification of the alert (the durable outbox's record)."""
+
+    event: str = Field(description="the alert event it told of (raised, cleared, acked, ...)")
+    transition: int = Field(description="the alert history row it belongs to")
+    channel: str
+    recipients: list[str]
+    key: str = Field(description="idempotency key, as the receiver saw it")
+    outcome: Literal["sent", "retry", "failed", "gave_up", "dropped", "superseded"]
+    attempts: int
+    detail: str | None = Field(description="the receiver's answer or the error")
+    at: datetime
+
+
 class AlertDetailOut(AlertOut):
     history: list[AlertHistoryOut]
+    notifications: list[NotificationOut] = Field(
+        default_factory=list, description="delivery results of its notifications, oldest first"
+    )
 
 
 class AckIn(BaseModel):

@@ -52,7 +52,7 @@ CYCLE = Measurement(
 the rules engine (the PLC's own is process.f0_min), verdict 1 pass / 0 fail, hold time."""
 GATEWAY = Measurement(
     "vigil_gateway",
-    tags=("gateway",),
+    tags=("gateway", "device"),
     fields=(
         "received",
         "ingest_rate",
@@ -66,11 +66,15 @@ GATEWAY = Measurement(
         "restarts",
         "notifications_dropped",
         "journal_fill",
+        "notifier_failing",
+        "notifier_failures",
     ),
 )
 """`journal_fill`: share of journal.max_bytes in use (a ratio; at least 1.0 while readings wait
 for room). Also written at once when it crosses 80 %, 95 % or 100 %, for the gateway_health
-rules."""
+rules. A notification channel's own readings carry `device` = `notifier:<channel>` and
+`notifier_failing` (1 while its attempts keep failing, 0 once one succeeds) with
+`notifier_failures` (failed attempts in a row), written when that changes."""
 ALARM_KPI = Measurement(
     "alarm_kpi",
     tags=("gateway",),

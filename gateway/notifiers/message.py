@@ -6,10 +6,14 @@ the webhook and a dashboard reading the retained MQTT state see the same facts.
 
 from __future__ import annotations
 
+import gettext
 import json
 import math
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, get_args
+from zoneinfo import ZoneInfo
 
 from alert_rules.model import AlertEvent, EventKind
 
@@ -153,3 +157,172 @@ def text_body(event: AlertEvent, gateway: str) -> str:
             "the times above are when it happened, not when it was noticed.",
         ]
     return "\n".join(lines) + "\n"
+
+
+# -- SMS template parameters and chat (DingTalk / WeCom) messages ------------------------------
+# Texts are wrapped in gettext calls (domain `vigil`, catalogs under gateway/locale/), so the
+# zh-CN / en catalogs translate them; without a catalog the English source text is used.
+
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+DEFAULT_LANGUAGE = "zh_CN"
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+SmsParam = Literal[
+    "severity",
+    "event",
+    "rule",
+    "where",
+    "source",
+    "site",
+    "asset",
+    "line",
+    "equipment",
+    "device",
+    "batch",
+    "value",
+    "message",
+    "time",
+    "alert_id",
+    "gateway",
+]
+"""What an SMS template variable can be filled with (`template_params` of an SMS channel)."""
+SMS_PARAMS: tuple[str, ...] = get_args(SmsParam)
+
+
+def translator(lang: str | None) -> Callable[[str], str]:
+    """gettext for `lang` (e.g. zh_CN, en); the source text when there is no catalog."""
+    langs = [lang] if lang else None
+    return gettext.translation("vigil", LOCALE_DIR, languages=langs, fallback=True).gettext
+
+
+def local_time(ns: int | None, tz: str = DEFAULT_TIMEZONE, seconds: bool = True) -> str:
+    """A wall time in the display zone, stating its offset: `2026-11-22 16:00:00 UTC+08:00`."""
+    if ns is None:
+        return ""
+    dt = datetime.fromtimestamp(ns / 1e9, UTC).astimezone(ZoneInfo(tz))
+    off = dt.strftime("%z")
+    zone = f"UTC{off[:3]}:{off[3:]}" if off else "UTC"
+    return dt.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M") + " " + zone
+
+
+def severity_text(event: AlertEvent, _: Callable[[str], str]) -> str:
+    sev = str(event.alert.severity)
+    labels = {
+        "critical": _("critical"),
+        "high": _("high"),
+        "medium": _("medium"),
+        "low": _("low"),
+    }
+    return labels.get(sev, sev)
+
+
+def event_text(event: AlertEvent, _: Callable[[str], str]) -> str:
+    """What happened, in words: `alarm`, `back to normal`, `acknowledged`, ..."""
+    k = event.kind
+    labels = {
+        EventKind.RAISED: _("alarm"),
+        EventKind.REACTIVATED: _("alarm again"),
+        EventKind.REALARMED: _("still in alarm"),
+        EventKind.ESCALATED: _("not acknowledged, escalated"),
+        EventKind.CLEARED: _("back to normal"),
+        EventKind.ACKED: _("acknowledged"),
+        EventKind.CLOSED: _("closed"),
+        EventKind.SHELVED: _("shelved"),
+        EventKind.UNSHELVED: _("unshelved"),
+        EventKind.SUPPRESSED: _("suppressed"),
+        EventKind.UNSUPPRESSED: _("no longer suppressed"),
+        EventKind.OUT_OF_SERVICE: _("out of service"),
+        EventKind.IN_SERVICE: _("back in service"),
+    }
+    return labels.get(k, str(k))
+
+
+def _clip(text: str, limit: int) -> str:
+    """One line of at most `limit` characters, … marking a cut."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…" if limit > 1 else text[:limit]
+
+
+def sms_params(
+    event: AlertEvent,
+    gateway: str,
+    *,
+    lang: str | None = DEFAULT_LANGUAGE,
+    tz: str = DEFAULT_TIMEZONE,
+    max_chars: int = 35,
+) -> dict[str, str]:
+    """Every SMS_PARAMS value for this event, as strings of at most `max_chars` (vendors take
+    template variables as strings and refuse long ones). `time` is when it happened, in the
+    display zone with its offset."""
+    _ = translator(lang)
+    a = event.alert
+    when = a.raised_at if event.kind in (EventKind.RAISED, EventKind.REACTIVATED) else event.at_ns
+    value = _num(a.value)
+    out = {
+        "severity": severity_text(event, _),
+        "event": event_text(event, _),
+        "rule": a.rule,
+        "where": where(event),
+        "source": a.source,
+        "value": "" if value is None else f"{value:g}",
+        "message": a.message,
+        "time": local_time(when, tz, seconds=False),
+        "alert_id": str(a.id),
+        "gateway": gateway,
+        **{t: a.tags.get(t, "") for t in ("site", "asset", "line", "equipment", "device", "batch")},
+    }
+    return {k: _clip(v, max_chars) for k, v in out.items()}
+
+
+def chat_message(
+    event: AlertEvent,
+    gateway: str,
+    *,
+    markdown: bool = True,
+    mentions: Sequence[str] = (),
+    lang: str | None = DEFAULT_LANGUAGE,
+    tz: str = DEFAULT_TIMEZONE,
+    colour: bool = False,
+) -> tuple[str, str]:
+    """(title, body) of a DingTalk / WeCom group message: markdown (or plain text) with the
+    facts a person on duty needs, times in the display zone, and `@mobile` for each mention
+    (DingTalk notifies the mentioned only when the text carries them). `colour`: WeCom's
+    `<font color=...>` for the headline."""
+    _ = translator(lang)
+    a = event.alert
+    head = f"{severity_text(event, _)} · {event_text(event, _)}"
+    title = _clip(f"[{head}] {where(event)}", 64)
+    facts: list[tuple[str, str]] = [
+        (_("Where"), where(event)),
+        (_("Rule"), a.rule),
+        (_("What"), a.message),
+    ]
+    value = _num(a.value)
+    if value is not None:
+        facts.append((_("Value"), f"{value:g}"))
+    facts += [
+        (_("Started"), local_time(a.started_at, tz)),
+        (_("Raised"), local_time(a.raised_at, tz)),
+    ]
+    if a.cleared_at is not None:
+        facts.append((_("Back to normal"), local_time(a.cleared_at, tz)))
+    facts.append((_("State"), str(event.new_state)))
+    if event.by:
+        facts.append((_("By"), event.by + (f": {event.reason}" if event.reason else "")))
+    if a.retrospective:
+        facts.append((_("Note"), _("found in data uploaded late; times are when it happened")))
+    facts.append((_("Alert"), f"#{a.id} · {gateway}"))
+    at = " ".join(f"@{m}" for m in mentions)
+    if markdown:
+        headline = f'<font color="warning">{head}</font>' if colour else f"**{head}**"
+        lines = [f"### {headline}", ""]
+        lines += [f"- {k}: {v}" for k, v in facts]
+        if at:
+            lines += ["", at]
+        return title, "\n".join(lines)
+    lines = [f"[{head}]", *(f"{k}: {v}" for k, v in facts)]
+    if at:
+        lines.append(at)
+    return title, "\n".join(lines)
