@@ -164,6 +164,10 @@ class OutboxChannel(Channel):
         self.idle = asyncio.Event()
         if not self.waiting:
             self.idle.set()
+        self._retry: dict[int, tuple[float, float]] = {}
+        """Row id → (monotonic time of its next attempt, the backoff after that one)."""
+        self._deliveries: dict[int, Delivery] = {}
+        """Rows attempted and not finished: their rendered body and progress."""
 
     # -- storing (sync, inside the alert transition's transaction) ----------------------------
     def offer(
@@ -210,16 +214,43 @@ class OutboxChannel(Channel):
 
     # -- delivering ---------------------------------------------------------------------------
     async def work(self) -> None:
+        """Attempt the oldest waiting row that is due; a row waiting out its backoff does not
+        hold up the rows behind it (one SMS number under flow control, the others go out),
+        except those of the same alert for the same recipients, which keep their order."""
         await self.prepare()
         while True:
-            row = self.outbox.first(self.name)
-            if row is None:
+            waiting = self.outbox.heads(self.name)
+            ids = [i for i, _ in waiting]
+            if not ids:
                 self.waiting = 0
+                self._retry.clear()
                 self.idle.set()
                 self.wake.clear()
                 await self.wake.wait()
                 continue
-            await self.deliver(row)
+            now = time.monotonic()
+            for gone in set(self._retry) - set(ids):  # delivered or superseded meanwhile
+                del self._retry[gone]
+            first_of: dict[str, int] = {}
+            for i, who in waiting:
+                first_of.setdefault(who, i)
+            due = next(
+                (
+                    i
+                    for i, who in waiting
+                    if first_of[who] == i and self._retry.get(i, (0.0, 0.0))[0] <= now
+                ),
+                None,
+            )
+            if due is None:
+                soonest = min((at for at, _ in self._retry.values()), default=now + 1.0)
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), max(0.0, soonest - now))
+                continue
+            row = self.outbox.get(due)
+            if row is not None:
+                await self.attempt(row)
 
     async def prepare(self) -> None:
         """MQTT: bring the broker's retained state in line with the alert store first."""
@@ -251,56 +282,65 @@ class OutboxChannel(Channel):
             )
             return
 
-    async def deliver(self, row: OutboxRow) -> None:
+    async def attempt(self, row: OutboxRow) -> None:
+        """Send once; on a transient error keep the row and schedule its next attempt."""
         cfg = self.config
-        delay = cfg.retry_min_s
-        d = Delivery(row.event, row.recipients, row.key, row.created_ns, row.attempts)
-        while True:
-            d.attempts += 1
-            row.attempts = d.attempts
-            try:
-                answer = await self.sender.send(d)
-            except TransientError as e:
-                error: TransientError = e
-            except PermanentError as e:
-                await self._end(row, FAILED, str(e))
-                await self.result(False, str(e))
-                return
-            except Exception as e:  # a bug in a sender must not stop the channel
-                log.exception("notifier failed unexpectedly", extra={"channel": self.name})
-                await self._end(row, FAILED, f"{type(e).__name__}: {e}")
-                await self.result(False, str(e))
-                return
-            else:
-                await self._end(row, SENT, answer)
-                await self.result(True)
-                return
-            await self.result(False, str(error))
-            if self.outbox.get(row.id) is None:
-                return  # superseded by a newer state while in flight
-            wait = min(max(delay, error.retry_after or 0.0), cfg.retry_max_s)
-            wait *= random.uniform(0.9, 1.1)
-            limit = cfg.give_up_after_s
-            now = time.time_ns()
-            if limit is not None and (now - row.created_ns) / 1e9 + wait > limit:
-                await self._end(row, GAVE_UP, f"still failing after {d.attempts} attempts: {error}")
-                return
-            self.stats.retried += 1
-            self.outbox.attempt_failed(row, str(error), now)
-            log.warning(
-                "notification failed; retrying",
-                extra={
-                    "channel": self.name,
-                    "alert_id": row.alert_id,
-                    "attempt": d.attempts,
-                    "retry_in_s": round(wait, 2),
-                    "error": str(error),
-                },
+        d = self._deliveries.get(row.id)
+        if d is None:
+            d = self._deliveries[row.id] = Delivery(
+                row.event, row.recipients, row.key, row.created_ns, row.attempts
             )
-            await asyncio.sleep(wait)
-            delay = min(delay * 2, cfg.retry_max_s)
+        d.attempts += 1
+        row.attempts = d.attempts
+        try:
+            answer = await self.sender.send(d)
+        except TransientError as e:
+            error: TransientError = e
+        except PermanentError as e:
+            await self._end(row, FAILED, str(e))
+            await self.result(False, str(e))
+            return
+        except Exception as e:  # a bug in a sender must not stop the channel
+            log.exception("notifier failed unexpectedly", extra={"channel": self.name})
+            await self._end(row, FAILED, f"{type(e).__name__}: {e}")
+            await self.result(False, str(e))
+            return
+        else:
+            await self._end(row, SENT, answer)
+            await self.result(True)
+            return
+        await self.result(False, str(error))
+        if self.outbox.get(row.id) is None:
+            self._forget(row.id)
+            return  # superseded by a newer state while in flight
+        delay = self._retry.get(row.id, (0.0, cfg.retry_min_s))[1]
+        wait = min(max(delay, error.retry_after or 0.0), cfg.retry_max_s)
+        wait *= random.uniform(0.9, 1.1)
+        limit = cfg.give_up_after_s
+        now = time.time_ns()
+        if limit is not None and (now - row.created_ns) / 1e9 + wait > limit:
+            await self._end(row, GAVE_UP, f"still failing after {d.attempts} attempts: {error}")
+            return
+        self.stats.retried += 1
+        self.outbox.attempt_failed(row, str(error), now)
+        self._retry[row.id] = (time.monotonic() + wait, min(delay * 2, cfg.retry_max_s))
+        log.warning(
+            "notification failed; retrying",
+            extra={
+                "channel": self.name,
+                "alert_id": row.alert_id,
+                "attempt": d.attempts,
+                "retry_in_s": round(wait, 2),
+                "error": str(error),
+            },
+        )
+
+    def _forget(self, row_id: int) -> None:
+        self._retry.pop(row_id, None)
+        self._deliveries.pop(row_id, None)
 
     async def _end(self, row: OutboxRow, outcome: str, detail: str) -> None:
+        self._forget(row.id)
         self.outbox.finish(row, outcome, detail, time.time_ns())
         self.waiting = max(0, self.waiting - 1)
         if outcome == SENT:

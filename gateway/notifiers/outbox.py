@@ -193,11 +193,6 @@ class Outbox:
         return int(row.fetchone()[0])
 
     # -- delivering ---------------------------------------------------------------------------
-    def first(self, channel: str, after_id: int = 0) -> OutboxRow | None:
-        """The oldest waiting row of a channel (with id > after_id)."""
-        rows = self._rows("WHERE channel = ? AND id > ? ORDER BY id LIMIT 1", (channel, after_id))
-        return rows[0] if rows else None
-
     def get(self, row_id: int) -> OutboxRow | None:
         rows = self._rows("WHERE id = ?", (row_id,))
         return rows[0] if rows else None
@@ -207,6 +202,17 @@ class Outbox:
             int(r[0])
             for r in self.db.execute(
                 "SELECT id FROM outbox WHERE channel = ? ORDER BY id", (channel,)
+            )
+        ]
+
+    def heads(self, channel: str) -> list[tuple[int, str]]:
+        """(id, alert and recipients) of a channel's waiting rows, oldest first: rows of the
+        same alert for the same recipients go out in this order."""
+        return [
+            (int(r[0]), f"{r[1]}|{r[2]}")
+            for r in self.db.execute(
+                "SELECT id, alert_id, recipients FROM outbox WHERE channel = ? ORDER BY id",
+                (channel,),
             )
         ]
 
