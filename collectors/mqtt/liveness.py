@@ -101,8 +101,8 @@ class Liveness:
             error = ""
             if not online:
                 error = connection_error or (
-                    f"no message for {(now_ns - d.last_ns) / S:.0f} s (expected every "
-                    f"{self.interval_s(d):.0f} s)"
+                    f"no message for {(now_ns - d.last_ns) / S:.3g} s (expected every "
+                    f"{self.interval_s(d):.3g} s)"
                 )
             out.append(
                 SourceStatus(

@@ -1,6 +1,6 @@
-"""A PLC that stops answering is an alarm: the gateway in process, a simulated PLC over Modbus
-TCP unplugged and plugged back; `device_offline` raised within its configured time, shown on
-/api/v1/devices and /metrics, cleared when the PLC answers again."""
+"""Offline devices are alarms: the gateway in process, a simulated PLC over Modbus TCP unplugged
+and plugged back, `device_offline` raised within its configured time, shown on /api/v1/devices
+and /metrics, cleared when the PLC answers again; and an MQTT logger that goes silent."""
 
 from __future__ import annotations
 
@@ -10,16 +10,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import httpx
+import orjson
 import pytest
 import yaml
 
+from collectors.mqtt.collector import MqttCollector
+from collectors.mqtt.config import MqttCollectorConfig
 from gateway.api import create_app
 from gateway.app import Gateway
 from gateway.config import load_config
+from gateway.core.metrics import Counters
+from gateway.core.ports import SourceStatus
 from gateway.records.users import Role
 from tests.integration import modbus_fixtures as mf
-from tests.services import apoll, free_port
+from tests.services import Mosquitto, apoll, free_port
 
 pytestmark = pytest.mark.integration
 plc_factory = mf.plc_factory
@@ -117,3 +123,47 @@ async def _is(d: Any, key: str, value: object) -> bool:
 
 def _ns(iso: str) -> int:
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1e9 + 0.5)
+
+
+async def test_a_silent_logger_goes_offline_after_its_expected_interval(
+    mosquitto: Mosquitto,
+) -> None:
+    """The MQTT collector on a real broker: a logger publishing every 0.5 s (configured) is
+    offline after 3 intervals without a message, online again with its next one."""
+    config = MqttCollectorConfig.model_validate(
+        {"kind": "mqtt", "name": "loggers",
+         "broker": {"url": mosquitto.url, "client_id": "vigil-liveness-test"},
+         "subscriptions": [{"topic": "vigil/{site}/{asset}/{device}/telemetry",
+                            "expected_interval_s": 0.5}]}
+    )  # fmt: skip
+    ingest = mf.RecordingIngest()
+    col = MqttCollector(config, ingest, Counters())
+    task = asyncio.create_task(col.run())
+    topic = "vigil/wh1/fridge-1/lg-1/telemetry"
+    try:
+        await apoll(lambda: col.connected.is_set(), 15, what="subscribed")
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="logger-1") as logger:
+
+            async def publish() -> None:
+                await logger.publish(topic, orjson.dumps({"temp_c": 5.0}), qos=1)
+
+            def lg1() -> SourceStatus | None:
+                return next((s for s in col.status() if s.device == "lg-1"), None)
+
+            await publish()
+            await apoll(lambda: lg1() is not None, 10, what="the logger known")
+            st = lg1()
+            assert st is not None and st.online is True and st.kind == "mqtt"
+            assert st.measurement == "coldchain"
+            assert st.tags == {"site": "wh1", "asset": "fridge-1", "device": "lg-1"}
+            last = st.last_seen_ns
+            await apoll(lambda: lg1().online is False, 10, what="offline after 1.5 s of silence")  # type: ignore[union-attr]
+            st = lg1()
+            assert st is not None and st.since_ns == last + 1_500_000_000
+            assert "no message for" in st.last_error and "(expected every 0.5 s)" in st.last_error
+            await publish()
+            await apoll(lambda: lg1().online is True, 10, what="online again")  # type: ignore[union-attr]
+            assert lg1().since_ns > last + 1_500_000_000  # type: ignore[union-attr]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -122,7 +122,7 @@ def test_mqtt_device_interval_is_learned_as_the_median_gap() -> None:
     assert st_.online is True and st_.measurement == "coldchain" and st_.tags == TAGS
     [st_] = live.statuses("loggers", "mqtt://b", t + 182 * S)
     assert st_.online is False and st_.since_ns == t + int(3 * 60.5 * S)
-    assert "no message for 182 s (expected every 60 s)" in st_.last_error
+    assert "no message for 182 s (expected every 60.5 s)" in st_.last_error
     [st_] = live.statuses("loggers", "mqtt://b", t + 182 * S, "broker connection lost: x")
     assert st_.last_error == "broker connection lost: x"
     # back: online since its first message after the silence
