@@ -221,8 +221,8 @@ class OutboxChannel(Channel):
         while True:
             waiting = self.outbox.heads(self.name)
             ids = [i for i, _ in waiting]
+            self.waiting = len(ids)
             if not ids:
-                self.waiting = 0
                 self._retry.clear()
                 self.idle.set()
                 self.wake.clear()
@@ -459,7 +459,6 @@ class Notifier:
         self._audits: list[tuple[OutboxRow, str, str]] = []
         self._audit_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._closed = False
 
     @property
     def all_channels(self) -> dict[str, Channel]:
@@ -484,15 +483,7 @@ class Notifier:
                 if name in self.outputs:
                     self.outputs[name].output.observe(event)
                     continue
-                ch = self.channels[name]
-                if self._closed:
-                    ch.stats.dropped += 1
-                    log.error(
-                        "notification after shutdown not stored",
-                        extra={"channel": name, "alert_id": event.alert.id},
-                    )
-                    continue
-                ch.offer(event, transition, recipients, now)
+                self.channels[name].offer(event, transition, recipients, now)
             except Exception:
                 log.exception(
                     "storing a notification failed",
@@ -598,7 +589,6 @@ class Notifier:
         """Give waiting notifications up to `timeout` to go out, then stop the workers and close
         connections. Returns whether everything was delivered; what was not stays in the outbox
         and goes out at the next start."""
-        self._closed = True
         waits = [ch.idle.wait() for ch in self.channels.values() if ch.waiting]
         drained = True
         if waits and self._tasks:
