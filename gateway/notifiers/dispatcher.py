@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import random
@@ -571,9 +572,21 @@ class Notifier:
         try:
             await asyncio.wait(self._tasks)
         finally:
-            for t in self._tasks:
-                t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._stop_workers()
+
+    async def _stop_workers(self, timeout: float = 3.0) -> None:  # noqa: ASYNC109
+        """Cancel the workers and wait for them, but not for ever."""
+        for t in self._tasks:
+            t.cancel()
+        if not self._tasks:
+            return
+        _, stuck = await asyncio.wait(self._tasks, timeout=timeout)
+        for t in stuck:  # (a client library swallowing the cancellation): leave it, say where
+            where = io.StringIO()
+            t.print_stack(file=where)
+            log.error(
+                "notifier worker did not stop", extra={"task": t.get_name(), "at": where.getvalue()}
+            )
 
     async def _keep(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -599,9 +612,7 @@ class Notifier:
         else:
             for w in waits:
                 w.close()
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stop_workers()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._write_audits(), 2.0)
         for name, ch in self.all_channels.items():

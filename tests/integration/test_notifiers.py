@@ -389,9 +389,10 @@ async def test_startup_republishes_open_alerts_and_clears_what_ended_meanwhile(
     other = f"{PREFIX}/wh9/room/lg-9/vaccine_2_8.high"
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="meddler") as c:
         # ... the broker lost fridge-2's state (a restart without persistence) ...
-        await c.publish(topic("fridge-2", "high"), b"", qos=1, retain=True)
+        await c.publish(topic("fridge-2", "high"), b"", qos=1, retain=True, timeout=10)
         # ... and another gateway keeps its own alerts under the same prefix
-        await c.publish(other, json.dumps({"gateway": "gw-other"}).encode(), qos=1, retain=True)
+        doc = json.dumps({"gateway": "gw-other"}).encode()
+        await c.publish(other, doc, qos=1, retain=True, timeout=10)
 
     second = await running(mqtt_notifier(fridges, mosquitto.url, free_port()))
     await until(lambda: second.channels["state"].failing is False, what="the startup sync")
