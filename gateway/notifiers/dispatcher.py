@@ -64,6 +64,7 @@ from gateway.notifiers.outbox import (
     Outbox,
     OutboxRow,
     delivery_key,
+    event_to_json,
 )
 from gateway.notifiers.router import Router
 from gateway.notifiers.smtp import EmailSender
@@ -172,8 +173,14 @@ class OutboxChannel(Channel):
 
     # -- storing (sync, inside the alert transition's transaction) ----------------------------
     def offer(
-        self, event: AlertEvent, transition: int, recipients: tuple[str, ...], now_ns: int
+        self,
+        event: AlertEvent,
+        transition: int,
+        recipients: tuple[str, ...],
+        now_ns: int,
+        doc: str | None = None,
     ) -> None:
+        """Store the event's deliveries (`doc`: the event already serialised)."""
         coalesce = self.sender.key(event)
         for unit in self.sender.units(recipients):
             key = delivery_key(self.notifier.gateway, event.alert.id, transition, self.name, unit)
@@ -181,7 +188,9 @@ class OutboxChannel(Channel):
             if full and (coalesce is None or not self.outbox.waits(self.name, coalesce)):
                 self._drop(event, transition, unit, key, now_ns)
                 continue
-            replaced = self.outbox.add(key, self.name, coalesce, event, transition, unit, now_ns)
+            replaced = self.outbox.add(
+                key, self.name, coalesce, event, transition, unit, now_ns, doc
+            )
             for old in replaced:
                 self.stats.superseded += 1
                 self.outbox.log(
@@ -479,12 +488,15 @@ class Notifier:
             log.exception("routing an alert event failed", extra={"event": str(event.kind)})
             return
         now = time.time_ns()
+        doc: str | None = None
         for name, recipients in plan.items():
             try:
                 if name in self.outputs:
                     self.outputs[name].output.observe(event)
                     continue
-                self.channels[name].offer(event, transition, recipients, now)
+                if doc is None:
+                    doc = event_to_json(event)
+                self.channels[name].offer(event, transition, recipients, now, doc)
             except Exception:
                 log.exception(
                     "storing a notification failed",

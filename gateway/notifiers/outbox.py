@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from alert_rules.model import Alert, AlertEvent, AlertState, EventKind, Priority
@@ -84,11 +84,18 @@ def delivery_key(
     return uuid.uuid5(KEY_NAMESPACE, name).hex
 
 
+_ALERT_FIELDS = tuple(f.name for f in fields(Alert))
+
+
 def event_to_json(event: AlertEvent) -> str:
+    """The event as stored in a row (once per event, whatever the number of rows)."""
+    a = event.alert
+    alert = {name: getattr(a, name) for name in _ALERT_FIELDS}
+    alert["severity"], alert["state"] = str(a.severity), str(a.state)
     return json.dumps(
         {
             "kind": str(event.kind),
-            "alert": event.alert.to_dict(),
+            "alert": alert,
             "old_state": None if event.old_state is None else str(event.old_state),
             "new_state": str(event.new_state),
             "at_ns": event.at_ns,
@@ -156,6 +163,7 @@ class Outbox:
         transition: int,
         recipients: tuple[str, ...],
         now_ns: int,
+        doc: str | None = None,
     ) -> list[OutboxRow]:
         """Store one delivery; returns the rows it superseded (same channel and coalescing
         key, still waiting), which are deleted: the new row goes to the back of the line."""
@@ -175,7 +183,7 @@ class Outbox:
                 transition,
                 str(event.kind),
                 json.dumps(list(recipients), ensure_ascii=False),
-                event_to_json(event),
+                doc if doc is not None else event_to_json(event),
                 now_ns,
             ),
         )
