@@ -7,7 +7,7 @@ Gateway wiring:
     events = engine.process(readings)        # after each journal commit
     events += engine.tick()                  # about once a second
     kpi = engine.kpi_reading()               # Reading | None, write it like any reading
-    readings = [alert_event_to_reading(e) for e in events]
+    readings = [r for e in events for r in alert_event_readings(e, gateway="gw-1")]
     readings += engine.drain_readings()      # `cycle` readings of finished production cycles
     engine.list_cycles(device=, batch=, since_ns=), engine.get_cycle(id)   # cycle summaries
 """
@@ -26,7 +26,7 @@ from alert_rules.config import (
 )
 from alert_rules.cycles import Cycle, CycleStore
 from alert_rules.engine import RulesEngine, source_of
-from alert_rules.influx import alert_event_to_reading
+from alert_rules.influx import alert_event_readings
 from alert_rules.kpi import KPI_MEASUREMENT, AlarmKpis
 from alert_rules.limits import Band, ProfileLimits
 from alert_rules.model import (
@@ -68,7 +68,7 @@ __all__ = [
     "RulesConfigError",
     "RulesEngine",
     "SystemClock",
-    "alert_event_to_reading",
+    "alert_event_readings",
     "load_pack",
     "load_rules_config",
     "source_of",

@@ -48,14 +48,21 @@ def completeness(
     cadence_ns: int,
     out_of_range: Callable[[float], bool] | None = None,
     out_of_range_cadence_ns: int | None = None,
+    *,
+    cadence_after: Sequence[int] | None = None,
 ) -> Completeness:
     """Completeness of one device's record over [since, until).
 
     `readings`: (event time ns, value) sorted by time; readings outside the window are ignored,
     except that the last one before it sets the starting state (in or out of range).
+    `cadence_after`: when given, one cadence per reading, the one in force after it (e.g. the
+    transport cadence after a reading taken on a truck); it then decides every slot that follows
+    a reading, out of range or not, and `cadence_ns` only slots before the first reading.
     """
     if cadence_ns <= 0:
         raise ValueError("cadence must be positive")
+    if cadence_after is not None and len(cadence_after) != len(readings):
+        raise ValueError("cadence_after needs one cadence per reading")
     if until_ns <= since_ns:
         return Completeness(since_ns, until_ns, 0, 0)
     times = [t for t, _ in readings]
@@ -69,7 +76,12 @@ def completeness(
     run_missed = 0
     t = since_ns
     while t < until_ns:
-        length = oor_cadence if state_oor else cadence_ns
+        if cadence_after is not None and i > 0:
+            length = cadence_after[i - 1]
+        else:
+            length = oor_cadence if state_oor else cadence_ns
+        if length <= 0:
+            raise ValueError("cadence must be positive")
         end = min(t + length, until_ns)
         slots += 1
         j = bisect.bisect_left(times, end, lo=i)

@@ -3,7 +3,7 @@
 The gateway calls `process(readings)` after each journal commit (arrival order, any batch size)
 and `tick(now_ns, sources)` about once a second, with the collectors' view of their devices
 (`SourceStatus`) for the rules on device liveness (`device_offline`). Both return AlertEvents
-for notifiers and, through `alert_event_to_reading`, for the journal / InfluxDB. Production
+for notifiers and, through `alert_event_readings`, for the journal / InfluxDB. Production
 cycles (alert_rules/cycles.py) end inside `process()`; their `cycle` readings wait for
 `drain_readings()`.
 

@@ -5,7 +5,8 @@
 * chattering — alarm points with ≥ 3 activations within 1 minute (event time) among the
   activations of the last 10 minutes;
 * stale — alerts still active more than 24 h after they were raised (wall clock);
-* plus counts of open alerts per state.
+* plus counts of open alerts per state, and per severity (`open_critical` ... `open_low`: alerts
+  not yet back to normal, whatever their state; the fleet dashboard shows them per gateway).
 Written as measurement `alarm_kpi` (tag `gateway`).
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from alert_rules.model import ACTIVATIONS, Alert, AlertState
+from alert_rules.model import ACTIVATIONS, Alert, AlertState, Priority
 from alert_rules.store import AlertStore
 from gateway.core.reading import Reading
 from gateway.core.schema import KPI_MEASUREMENT
@@ -40,6 +41,10 @@ class AlarmKpis:
     shelved: int
     suppressed: int
     out_of_service: int
+    open_critical: int = 0
+    open_high: int = 0
+    open_medium: int = 0
+    open_low: int = 0
 
     def to_reading(self, gateway: str = "vigil") -> Reading:
         fields = asdict(self)
@@ -67,9 +72,11 @@ def compute_kpis(store: AlertStore, open_alerts: list[Alert], now_ns: int) -> Al
             chattering += 1
             flagged = True
     counts = {s: 0 for s in AlertState}
+    severities = {p: 0 for p in Priority}
     stale = active = 0
     for a in open_alerts:
         counts[a.state] += 1
+        severities[a.severity] += 1
         if a.active:
             active += 1
             if now_ns - a.detected_at > STALE_NS:
@@ -87,4 +94,8 @@ def compute_kpis(store: AlertStore, open_alerts: list[Alert], now_ns: int) -> Al
         shelved=counts[AlertState.SHELVED],
         suppressed=counts[AlertState.SUPPRESSED],
         out_of_service=counts[AlertState.OUT_OF_SERVICE],
+        open_critical=severities[Priority.CRITICAL],
+        open_high=severities[Priority.HIGH],
+        open_medium=severities[Priority.MEDIUM],
+        open_low=severities[Priority.LOW],
     )

@@ -76,6 +76,8 @@ class AlertManager:
         self.events: list[AlertEvent] = []
         self.listeners: list[EventListener] = []
         """Told of every event (engine and operator actions alike) inside the transaction."""
+        self.excursion_starts: dict[AlertKey, int] = {}
+        """Start of each active alert's current excursion (a re-activation starts a new one)."""
 
     # -- helpers -----------------------------------------------------------------------------
     def take_events(self) -> list[AlertEvent]:
@@ -93,6 +95,8 @@ class AlertManager:
         reason: str | None = None,
         annunciate: bool | None = None,
         queue: bool = True,
+        excursion_start_ns: int | None = None,
+        value: float | None = None,
     ) -> AlertEvent:
         if annunciate is None:
             annunciate = alert.state in _ANNUNCIATED
@@ -100,7 +104,17 @@ class AlertManager:
             self.store.update_alert(alert)
         transition = self.store.log(alert, kind, old, at_ns, wall_ns, by, reason, annunciate)
         event = AlertEvent(
-            kind, alert.copy(), old, alert.state, at_ns, wall_ns, by, reason, annunciate
+            kind,
+            alert.copy(),
+            old,
+            alert.state,
+            at_ns,
+            wall_ns,
+            by,
+            reason,
+            annunciate,
+            excursion_start_ns,
+            value,
         )
         for listener in self.listeners:
             listener(event, transition)
@@ -174,7 +188,10 @@ class AlertManager:
             self.store.insert_alert(alert)
             self.open[key] = alert
             self.by_id[alert.id] = alert
-            self._emit(EventKind.RAISED, alert, None, at, wall)
+            self.excursion_starts[key] = started
+            self._emit(
+                EventKind.RAISED, alert, None, at, wall, excursion_start_ns=started, value=value
+            )
             return
         alert.value, alert.peak, alert.message = value, peak, message
         if alert.active:  # state restored from an older snapshot: nothing new happened
@@ -191,7 +208,10 @@ class AlertManager:
             alert.state = S.UNACKNOWLEDGED
             alert.tier = 0
             alert.escalated_at = None
-        self._emit(EventKind.REACTIVATED, alert, old, at, wall)
+        self.excursion_starts[key] = started
+        self._emit(
+            EventKind.REACTIVATED, alert, old, at, wall, excursion_start_ns=started, value=value
+        )
 
     def clear(
         self,
@@ -204,9 +224,14 @@ class AlertManager:
         peak: float | None,
         cycle_id: int | None = None,
     ) -> None:
-        alert = self.open.get((rule.id, source, cycle_id))
+        key = (rule.id, source, cycle_id)
+        alert = self.open.get(key)
         if alert is None or not alert.active:
             return
+        # after a restart only the first excursion's start is on record
+        start = self.excursion_starts.pop(key, None)
+        if start is None:
+            start = alert.started_at if alert.activations == 1 else alert.activated_at
         old = alert.state
         alert.active = False
         alert.ended_at, alert.cleared_at = ended, at
@@ -217,7 +242,16 @@ class AlertManager:
         elif old is S.ACKNOWLEDGED and not alert.latching:
             alert.state = S.NORMAL
             self._finish(alert)
-        self._emit(EventKind.CLEARED, alert, old, at, ctx.wall_ns, annunciate=old in _ANNUNCIATED)
+        self._emit(
+            EventKind.CLEARED,
+            alert,
+            old,
+            at,
+            ctx.wall_ns,
+            annunciate=old in _ANNUNCIATED,
+            excursion_start_ns=start,
+            value=value,
+        )
 
     def set_suppressed(
         self, ctx: EvalContext, rule: CompiledRule, source: str, on: bool, at: int

@@ -141,6 +141,11 @@ class AlertEvent:
     reason: str | None = None
     annunciate: bool = True
     """Whether people should be told (False for suppressed / out-of-service / shelved)."""
+    excursion_start_ns: int | None = None
+    """Raise, re-activation and clear: event time the excursion began (the first reading beyond
+    the limit), so its record spans the excursion from its true start."""
+    value: float | None = None
+    """Raise and re-activation: the value that raised it; clear: the value that cleared it."""
 
     @property
     def tier(self) -> int:

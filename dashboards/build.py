@@ -1,13 +1,14 @@
-"""The four vigil dashboards, defined with grafana-foundation-sdk.
+"""The five vigil dashboards, defined with grafana-foundation-sdk, in InfluxQL.
 
 `all_dashboards()` returns the dashboard models as plain JSON-able dicts keyed by uid; `vigil
 dashboards export` writes them and `vigil dashboards push` uploads them. The committed copies in
 dashboards/generated/ must equal what this module builds (a test checks it), so review a
-dashboard change as a diff of both.
+dashboard change as a diff of both. Every panel query is run against a real InfluxDB by the test
+suite, with Grafana's macros expanded the way Grafana expands them.
 
-Limits shown on the panels (product band, F0, cleanroom grades, lyophilisation) are those of
-DESIGN §5, the published ones from gateway.core.standards; they are build parameters, not
-dashboard variables, because Grafana thresholds are numbers, not templated strings.
+Limits shown on the panels (product band, F0, cleanroom grades, lyophilisation) are the published
+ones from gateway.core.standards; they are build parameters, not dashboard variables, because
+Grafana thresholds are numbers, not templated strings.
 """
 
 from __future__ import annotations
@@ -27,9 +28,16 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from dashboards import flux
-from dashboards.sdk import DATASOURCE_TYPE, DATASOURCE_VARIABLE, DS_REF, Flux, FluxAnnotation
-from gateway.core.schema import ALERT, COLDCHAIN, GATEWAY, PROCESS
+from dashboards import influxql as iq
+from dashboards.sdk import (
+    DATASOURCE_TYPE,
+    DATASOURCE_VARIABLE,
+    DS_REF,
+    InfluxQL,
+    InfluxQLAnnotation,
+    ResultFormat,
+)
+from gateway.core.schema import ALARM_KPI, ALERT, COLDCHAIN, COMPLETENESS, CYCLE, GATEWAY, PROCESS
 from gateway.core.standards import (
     ANNEX1_MIN_DP_PA,
     ANNEX1_PARTICLE_LIMITS,
@@ -51,7 +59,7 @@ Grade = Literal["A", "B", "C", "D"]
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Reference limits drawn on the panels (DESIGN §5)."""
+    """Reference limits drawn on the panels."""
 
     band_low_c: float = 2.0
     band_high_c: float = 8.0
@@ -63,8 +71,12 @@ class Limits:
     cleanroom_state: Literal["at rest", "in operation"] = "in operation"
     lyo_freeze_c: float = -40.0
     lyo_primary_mbar: tuple[float, float] = (0.02, 1.0)
-    stale_minutes: tuple[int, ...] = (5, 15, 30, 60)
     battery_low_pct: tuple[int, ...] = (10, 20, 30)
+    offline_after_min: int = 5
+    """A gateway with no `vigil_gateway` heartbeat for this long shows offline (the gateway
+    writes one every `gateway.metrics_interval_s`, 10 s by default)."""
+    completeness_ok_pct: float = 99.0
+    """Record completeness at or above this is green; below 90 % red."""
 
     def particles(self) -> tuple[float, float | None]:
         """(>=0.5 um, >=5 um) monitoring limits per m3 for the configured grade and state."""
@@ -87,6 +99,20 @@ DEFAULT_LIMITS = Limits()
 COLDCHAIN_TAGS = {"site": "site", "asset": "asset", "device": "device"}
 DEVICE_NAME = "${__field.labels.site} / ${__field.labels.asset} / ${__field.labels.device}"
 EQUIPMENT_NAME = "${__field.labels.equipment} ${__field.name}"
+GATEWAY_NAME = "${__field.labels.gateway}"
+
+
+@dataclass(frozen=True, slots=True)
+class Q:
+    """One panel target: InfluxQL text, how Grafana should shape the result, a legend alias."""
+
+    query: str
+    table: bool = False
+    alias: str | None = None
+
+    @property
+    def result_format(self) -> ResultFormat:
+        return "table" if self.table else "time_series"
 
 
 def _datasource_variable() -> db.DatasourceVariable:
@@ -99,20 +125,16 @@ def _datasource_variable() -> db.DatasourceVariable:
 
 
 def _tag_variable(
-    name: str,
-    label: str,
-    query: str,
-    *,
-    multi: bool = True,
-    all_matches_anything: bool = True,
+    name: str, label: str, query: str, *, multi: bool = True, all_matches_anything: bool = True
 ) -> db.QueryVariable:
-    """A variable listing tag values; with "All", `.*` unless the list itself is the filter."""
+    """A variable listing tag values. Multi-select with "All"; "All" is `.*` (any value, and
+    series without the tag) unless the list itself is the filter."""
     var = (
         db.QueryVariable(name)
         .label(label)
         .datasource(DS_REF)
         .query(query)
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD)
         .sort(dm.VariableSort.ALPHABETICAL_ASC)
         .multi(multi)
         .include_all(multi)
@@ -135,29 +157,28 @@ def _custom_variable(
     )
 
 
+ANNOTATION_TITLE = f"{ALERT.name}.rule"
+ANNOTATION_TEXT = "message"
+ANNOTATION_TAGS = "severity,source"
+ANNOTATION_END = f"{ALERT.name}.end_ms"
+"""Grafana's backend names annotation columns `<measurement>.<column>`; title and end match
+exactly, text and tags by containment (dashboards.sdk.InfluxQLAnnotationTarget)."""
+
+
 def _alerts_annotation(*path: str) -> db.AnnotationQuery:
-    """Alert events from measurement `alert` whose source is one of the selected series.
+    """Alerts from measurement `alert` whose source is one of the selected series, each drawn
+    from the excursion's true start to its end (a marker while it is still active).
 
     The rules engine names an alert's source by the series' tags joined with "/":
     site/asset/device for cold chain, line/equipment/device for process. `path` lists the
     dashboard variables for those tags, in that order.
     """
-    state, value, message = flux.fields_of(ALERT, "state", "value", "message")
-    rule, severity, source = flux.tags_of(ALERT, "rule", "severity", "source")
-    source_regex = r"\/".join(f"${{{var}:regex}}" for var in path)
-    head = flux.select(ALERT, [state, value, message])
-    query = flux.pipe(
-        head,
-        f"filter(fn: (r) => r.{source} =~ /^{source_regex}$/)",
-        'pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")',
-        "map(fn: (r) => ({\n"
-        "      _time: r._time,\n"
-        f"      title: r.{rule},\n"
-        f'      text: r.{severity} + " " + string(v: r.{state})'
-        f' + (if exists r.{value} then " at " + string(v: r.{value}) else "")'
-        f' + (if exists r.{message} then ": " + r.{message} else ""),\n'
-        f'      tags: r.{rule} + "," + r.{severity} + "," + r.{source},\n'
-        "    }))",
+    rule, severity, source = (iq.tag(ALERT, t) for t in ("rule", "severity", "source"))
+    message, end_ms = iq.field(ALERT, "message"), iq.field(ALERT, "end_ms")
+    source_regex = r"\/".join(f"${var}" for var in path)
+    query = (
+        f"SELECT {message}, {end_ms}, {rule}, {severity}, {source} FROM {iq.ident(ALERT.name)} "
+        f"WHERE {iq.TIME_FILTER} AND {end_ms} >= 0 AND {source} =~ /^{source_regex}$/"
     )
     return (
         db.AnnotationQuery()
@@ -165,7 +186,15 @@ def _alerts_annotation(*path: str) -> db.AnnotationQuery:
         .datasource(DS_REF)
         .enable(True)
         .icon_color("red")
-        .target(FluxAnnotation(query))
+        .target(
+            InfluxQLAnnotation(
+                query,
+                title=ANNOTATION_TITLE,
+                text=ANNOTATION_TEXT,
+                tags=ANNOTATION_TAGS,
+                time_end=ANNOTATION_END,
+            )
+        )
     )
 
 
@@ -185,14 +214,43 @@ def _band(limits: Limits) -> db.ThresholdsConfig:
     return _steps("red", (limits.band_low_c, "green"), (limits.band_high_c, "red"))
 
 
-def _targets(queries: Sequence[str]) -> list[cogbuilder.Builder[cogvariants.Dataquery]]:
-    return [Flux(q, ref_id=chr(ord("A") + i)) for i, q in enumerate(queries)]
+def _completeness_steps(limits: Limits) -> db.ThresholdsConfig:
+    return _steps("red", (90, "orange"), (limits.completeness_ok_pct, "green"))
+
+
+def _targets(queries: Sequence[Q | str]) -> list[cogbuilder.Builder[cogvariants.Dataquery]]:
+    out: list[cogbuilder.Builder[cogvariants.Dataquery]] = []
+    for i, q in enumerate(queries):
+        t = q if isinstance(q, Q) else Q(q)
+        out.append(InfluxQL(t.query, chr(ord("A") + i), t.result_format, t.alias))
+    return out
+
+
+def _mapping(*pairs: tuple[str, str, str]) -> dm.ValueMap:
+    return dm.ValueMap(
+        options={
+            value: dm.ValueMappingResult(text=text, color=color, index=i)
+            for i, (value, text, color) in enumerate(pairs)
+        }
+    )
+
+
+def _at_least_one(text: str, color: str, index: int = 1) -> dm.RangeMap:
+    return dm.RangeMap(
+        options=dm.DashboardRangeMapOptions(
+            from_val=1, to=None, result=dm.ValueMappingResult(text=text, color=color, index=index)
+        )
+    )
+
+
+def _link(title: str, url: str) -> dict[str, Any]:
+    return {"title": title, "url": url, "targetBlank": False}
 
 
 def _timeseries(
     title: str,
     description: str,
-    queries: Sequence[str],
+    queries: Sequence[Q | str],
     *,
     unit: str,
     display: str,
@@ -237,7 +295,7 @@ def _timeseries(
 def _stat(
     title: str,
     description: str,
-    query: str,
+    query: Q | str,
     *,
     unit: str,
     display: str | None = None,
@@ -268,13 +326,15 @@ def _stat(
     return panel
 
 
-def _table(title: str, description: str, query: str, *, w: int = 12, h: int = 8) -> table.Panel:
+def _table(
+    title: str, description: str, queries: Sequence[Q | str], *, w: int = 12, h: int = 8
+) -> table.Panel:
     return (
         table.Panel()
         .title(title)
         .description(description)
         .datasource(DS_REF)
-        .targets(_targets([query]))
+        .targets(_targets([q if isinstance(q, Q) else Q(q, table=True) for q in queries]))
         .span(w)
         .height(h)
         .no_value("none")
@@ -316,79 +376,63 @@ def _fix_ids(model: dm.Dashboard) -> dm.Dashboard:
 
 
 def coldchain_overview(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
-    temp_c, rh_pct, battery_pct, door_open, power_ok = flux.fields_of(
-        COLDCHAIN, "temp_c", "rh_pct", "battery_pct", "door_open", "power_ok"
+    C = COLDCHAIN
+    temp_c, rh_pct, battery_pct = (iq.field(C, f) for f in ("temp_c", "rh_pct", "battery_pct"))
+    door_open, power_ok = iq.field(C, "door_open"), iq.field(C, "power_ok")
+    every = ("site", "asset", "device")
+    F = COLDCHAIN_TAGS
+    lo, hi = limits.band_low_c, limits.band_high_c
+    outside = f"({temp_c} < {lo:g} OR {temp_c} > {hi:g})"
+
+    temperature = iq.select(
+        C, [f"mean({temp_c}) AS {temp_c}"], F, group_by=every, interval=True, fill="none"
     )
-    site, asset, device = flux.tags_of(COLDCHAIN, "site", "asset", "device")
-    series = f'group(columns: ["{site}", "{asset}", "{device}", "_field"])'
-    outside = (
-        f"filter(fn: (r) => float(v: r._value) < {limits.band_low_c}"
-        f" or float(v: r._value) > {limits.band_high_c})"
+    humidity = iq.select(
+        C, [f"mean({rh_pct}) AS {rh_pct}"], F, group_by=every, interval=True, fill="none"
+    )
+    lowest = iq.select(C, [f"min({temp_c}) AS {temp_c}"], F)
+    highest = iq.select(C, [f"max({temp_c}) AS {temp_c}"], F)
+    outside_count = iq.select(C, [f'count({temp_c}) AS "readings"'], F, conditions=[outside])
+    reporting = iq.subquery(
+        ['count("last_temp_c") AS "loggers"'],
+        iq.select(C, [f'last({temp_c}) AS "last_temp_c"'], F, group_by=every),
+        C,
+    )
+    last_reading = iq.select(
+        C,
+        [f"last({temp_c}) AS {temp_c}", f"last({battery_pct}) AS {battery_pct}"],
+        F,
+        group_by=every,
+    )
+    low_battery = iq.subquery(
+        [battery_pct],
+        iq.select(C, [f"last({battery_pct}) AS {battery_pct}"], F, group_by=every),
+        C,
+        conditions=[f"{battery_pct} < $battery_low"],
+        group_by=every,
     )
 
-    temperature = flux.windowed(flux.pipe(flux.select(COLDCHAIN, [temp_c], COLDCHAIN_TAGS), series))
-    humidity = flux.windowed(flux.pipe(flux.select(COLDCHAIN, [rh_pct], COLDCHAIN_TAGS), series))
-    lowest = flux.pipe(flux.select(COLDCHAIN, [temp_c], COLDCHAIN_TAGS), "group()", "min()")
-    highest = flux.pipe(flux.select(COLDCHAIN, [temp_c], COLDCHAIN_TAGS), "group()", "max()")
-    outside_count = flux.pipe(
-        flux.select(COLDCHAIN, [temp_c], COLDCHAIN_TAGS), outside, "group()", "count()"
-    )
-    reporting = flux.pipe(
-        flux.select(COLDCHAIN, [temp_c], COLDCHAIN_TAGS),
-        "last()",
-        "group()",
-        f'keep(columns: ["{device}"])',
-        f'distinct(column: "{device}")',
-        "count()",
-    )
-    stale = flux.pipe(
-        flux.select(COLDCHAIN, [temp_c], COLDCHAIN_TAGS),
-        "last()",
-        f'group(columns: ["{site}", "{asset}", "{device}"])',
-        'sort(columns: ["_time"])',
-        'last(column: "_time")',
-        "map(fn: (r) => ({\n"
-        f"      {site}: r.{site},\n"
-        f"      {asset}: r.{asset},\n"
-        f"      {device}: r.{device},\n"
-        "      last_reading: r._time,\n"
-        "      silent_min: (int(v: v.timeRangeStop) - int(v: r._time)) / 60000000000,\n"
-        "    }))",
-        "filter(fn: (r) => r.silent_min >= ${stale_minutes})",
-        "group()",
-        'sort(columns: ["silent_min"], desc: true)',
-    )
-    low_battery = flux.pipe(
-        flux.select(COLDCHAIN, [battery_pct], COLDCHAIN_TAGS),
-        "last()",
-        "filter(fn: (r) => float(v: r._value) < float(v: ${battery_low}))",
-        "group()",
-        "map(fn: (r) => ({\n"
-        f"      {site}: r.{site},\n"
-        f"      {asset}: r.{asset},\n"
-        f"      {device}: r.{device},\n"
-        f"      {battery_pct}: r._value,\n"
-        "      last_reading: r._time,\n"
-        "    }))",
-        f'sort(columns: ["{battery_pct}"])',
-    )
-
-    def as_int(fn: str) -> tuple[str, ...]:
-        return (
-            series,
-            "map(fn: (r) => ({r with _value: if r._value then 1 else 0}))",
-            f"aggregateWindow(every: v.windowPeriod, fn: {fn}, createEmpty: false)",
+    def count_when(fld: str, cond: str) -> str:
+        return iq.select(
+            C,
+            [f"count({fld}) AS {fld}"],
+            F,
+            conditions=[cond],
+            group_by=every,
+            interval=True,
+            fill="0",
         )
 
-    doors = flux.pipe(flux.select(COLDCHAIN, [door_open], COLDCHAIN_TAGS), *as_int("max"))
-    power = flux.pipe(flux.select(COLDCHAIN, [power_ok], COLDCHAIN_TAGS), *as_int("min"))
+    doors = count_when(door_open, f"{door_open} = true")
+    power = count_when(power_ok, f"{power_ok} = false")
 
     door_power = (
         statetimeline.Panel()
         .title("Doors and power")
         .description(
-            "Per device: door open (any opening in the interval shows) and mains power "
-            "(any failure in the interval shows)."
+            "Per logger that reported one in the time range: door openings (open when any "
+            "reading in the interval had the door open) and mains power failures (failure when "
+            "any reading in the interval reported one)."
         )
         .datasource(DS_REF)
         .targets(_targets([doors, power]))
@@ -403,12 +447,8 @@ def coldchain_overview(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
                 dm.DynamicConfigValue(
                     id_val="mappings",
                     value=[
-                        dm.ValueMap(
-                            options={
-                                "0": dm.ValueMappingResult(text="closed", color="green", index=0),
-                                "1": dm.ValueMappingResult(text="open", color="orange", index=1),
-                            }
-                        )
+                        _mapping(("0", "closed", "green")),
+                        _at_least_one("open", "orange"),
                     ],
                 )
             ],
@@ -419,21 +459,15 @@ def coldchain_overview(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
                 dm.DynamicConfigValue(
                     id_val="mappings",
                     value=[
-                        dm.ValueMap(
-                            options={
-                                "0": dm.ValueMappingResult(
-                                    text="power failure", color="red", index=0
-                                ),
-                                "1": dm.ValueMappingResult(text="power ok", color="green", index=1),
-                            }
-                        )
+                        _mapping(("0", "power ok", "green")),
+                        _at_least_one("power failure", "red"),
                     ],
                 )
             ],
         )
     )
 
-    band = f"{limits.band_low_c:g}-{limits.band_high_c:g} °C"
+    band = f"{lo:g}-{hi:g} °C"
     return (
         _dashboard(
             "vigil-coldchain-overview",
@@ -441,19 +475,14 @@ def coldchain_overview(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
             "Storage and transport temperatures per site and asset, against the product band.",
             "now-24h",
         )
-        .with_variable(_tag_variable("site", "Site", flux.tag_values(COLDCHAIN, site)))
-        .with_variable(
-            _tag_variable("asset", "Asset", flux.tag_values(COLDCHAIN, asset, {site: "site"}))
-        )
+        .with_variable(_tag_variable("site", "Site", iq.tag_values(C, "site")))
+        .with_variable(_tag_variable("asset", "Asset", iq.tag_values(C, "asset", {"site": "site"})))
         .with_variable(
             _tag_variable(
                 "device",
                 "Device",
-                flux.tag_values(COLDCHAIN, device, {site: "site", asset: "asset"}),
+                iq.tag_values(C, "device", {"site": "site", "asset": "asset"}),
             )
-        )
-        .with_variable(
-            _custom_variable("stale_minutes", "Stale after (min)", limits.stale_minutes, 15)
         )
         .with_variable(
             _custom_variable("battery_low", "Low battery below (%)", limits.battery_low_pct, 20)
@@ -464,7 +493,8 @@ def coldchain_overview(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
             _timeseries(
                 "Temperature by site / asset",
                 f"Mean per display interval of each logger's temp_c. Shaded: product band {band} "
-                "(green inside, red outside). Red markers: alerts.",
+                "(green inside, red outside). Red regions: alerts, from the excursion's start "
+                "to its end.",
                 [temperature],
                 unit="celsius",
                 display=DEVICE_NAME,
@@ -506,7 +536,7 @@ def coldchain_overview(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
         .with_panel(
             _stat(
                 "Loggers reporting",
-                "Distinct loggers with at least one temperature reading in the time range.",
+                "Loggers with at least one temperature reading in the time range.",
                 reporting,
                 unit="none",
             )
@@ -524,17 +554,26 @@ def coldchain_overview(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
         .with_row(db.Row("Device health"))
         .with_panel(
             _table(
-                "Stale loggers",
-                "Loggers whose last temperature reading in the time range is older than "
-                "'Stale after' at the end of the range. GSP expects a refresh every minute.",
-                stale,
+                "Last reading per logger",
+                "Each logger's last temperature and battery reading in the time range, oldest "
+                "first: a logger at the top that has been silent for long is stale (the "
+                "gateway's stale rule alerts on it).",
+                [last_reading],
+            )
+            .sort_by([cb.TableSortByFieldState().display_name("Time").desc(False)])
+            .override_by_name(
+                "Time",
+                [
+                    dm.DynamicConfigValue(id_val="unit", value="dateTimeFromNow"),
+                    dm.DynamicConfigValue(id_val="displayName", value="last reading"),
+                ],
             )
         )
         .with_panel(
             _table(
                 "Low battery",
-                "Loggers whose latest battery_pct is below 'Low battery below'.",
-                low_battery,
+                "Loggers whose latest battery_pct in the time range is below 'Low battery below'.",
+                [low_battery],
             )
         )
         .with_panel(door_power)
@@ -546,76 +585,96 @@ def coldchain_overview(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
 
 
 def shipment(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
-    temp_c, battery_pct, door_open = flux.fields_of(COLDCHAIN, "temp_c", "battery_pct", "door_open")
-    site, asset, shipment_tag, device = flux.tags_of(
-        COLDCHAIN, "site", "asset", "shipment", "device"
+    C = COLDCHAIN
+    temp_c, battery_pct, door_open = (
+        iq.field(C, f) for f in ("temp_c", "battery_pct", "door_open")
     )
-    tags = {site: "site", asset: "asset", shipment_tag: "shipment", device: "device"}
-    per_device = f'group(columns: ["{device}", "_field"])'
-    band = f"{limits.band_low_c:g}-{limits.band_high_c:g} °C"
+    F = {"site": "site", "asset": "asset", "shipment": "shipment", "device": "device"}
+    lo, hi = limits.band_low_c, limits.band_high_c
+    band = f"{lo:g}-{hi:g} °C"
     dh_r = f"{limits.mkt_dh_over_r_k:.1f}"
+    per = ("shipment", "device")  # several trips can be selected: each logger per trip
+    on_trip = [f"{iq.tag(C, 'shipment')} != ''"]  # shipment readings only, whatever is selected
 
-    trip = flux.windowed(flux.pipe(flux.select(COLDCHAIN, [temp_c], tags), per_device))
-    mkt = 'import "math"\n\n' + flux.pipe(
-        flux.select(COLDCHAIN, [temp_c], tags),
-        per_device,
-        "map(fn: (r) => ({r with _value:"
-        f" math.exp(x: -{dh_r} / (float(v: r._value) + 273.15))}}))",
-        "mean()",
-        f"map(fn: (r) => ({{r with _value: {dh_r} / (0.0 - math.log(x: r._value)) - 273.15}}))",
+    trip = iq.select(
+        C,
+        [f"mean({temp_c}) AS {temp_c}"],
+        F,
+        conditions=on_trip,
+        group_by=per,
+        interval=True,
+        fill="none",
     )
-    out_of_range = flux.pipe(
-        flux.select(COLDCHAIN, [temp_c], tags),
-        per_device,
-        'sort(columns: ["_time"])',
-        'elapsed(unit: 1s, columnName: "interval_s")',
-        "map(fn: (r) => ({r with _value:\n"
-        f"      if float(v: r._value) < {limits.band_low_c}"
-        f" or float(v: r._value) > {limits.band_high_c}\n"
-        "      then float(v: r.interval_s) else 0.0}))",
-        "sum()",
+    mkt = iq.subquery(
+        [f'{dh_r} / (0 - ln(mean("x"))) - 273.15 AS "mkt_c"'],
+        iq.select(
+            C,
+            [f'exp(-{dh_r} / ({temp_c} + 273.15)) AS "x"'],
+            F,
+            conditions=on_trip,
+            group_by=per,
+        ),
+        C,
+        group_by=per,
+    )
+    # 1 for a reading above `hi` or below `lo`, else 0: InfluxQL has no conditionals, and
+    # x / 0 is 0 in InfluxQL, so a reading exactly on a limit counts as inside
+    above = f"(({temp_c} - {hi:g}) + abs({temp_c} - {hi:g})) / (2 * abs({temp_c} - {hi:g}))"
+    below = f"(({lo:g} - {temp_c}) + abs({lo:g} - {temp_c})) / (2 * abs({lo:g} - {temp_c}))"
+    out_of_range = iq.subquery(
+        ['integral("outside", 1s) AS "out_of_range_s"'],
+        iq.select(C, [f'{above} + {below} AS "outside"'], F, conditions=on_trip, group_by=per),
+        C,
+        group_by=per,
     )
     extremes = [
-        flux.pipe(flux.select(COLDCHAIN, [temp_c], tags), per_device, fn)
-        for fn in ("min()", "max()")
+        iq.select(C, [f"{fn}({temp_c}) AS {temp_c}"], F, conditions=on_trip, group_by=per)
+        for fn in ("min", "max")
     ]
-    battery = flux.windowed(flux.pipe(flux.select(COLDCHAIN, [battery_pct], tags), per_device))
-    doors = flux.pipe(
-        flux.select(COLDCHAIN, [door_open], tags),
-        per_device,
-        "map(fn: (r) => ({r with _value: if r._value then 1 else 0}))",
-        "aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)",
+    battery = iq.select(
+        C,
+        [f"mean({battery_pct}) AS {battery_pct}"],
+        F,
+        conditions=on_trip,
+        group_by=per,
+        interval=True,
+        fill="none",
     )
-    logger = "${__field.labels.device}"
+    doors = iq.select(
+        C,
+        [f"count({door_open}) AS {door_open}"],
+        F,
+        conditions=[*on_trip, f"{door_open} = true"],
+        group_by=per,
+        interval=True,
+        fill="0",
+    )
+    logger = "${__field.labels.shipment} ${__field.labels.device}"
 
     return (
         _dashboard(
             "vigil-shipment",
             "Vigil · Shipment",
-            "One truck's trip: temperature, mean kinetic temperature and time out of range. "
-            "Set the time range to cover the trip.",
+            "Trucks' trips: temperature, mean kinetic temperature and time out of range, per "
+            "shipment and logger. Set the time range to cover the trips.",
             "now-7d",
         )
-        .with_variable(_tag_variable("site", "Site", flux.tag_values(COLDCHAIN, site)))
-        .with_variable(
-            _tag_variable(
-                "asset", "Truck", flux.tag_values(COLDCHAIN, asset, {site: "site"}), multi=False
-            )
-        )
+        .with_variable(_tag_variable("site", "Site", iq.tag_values(C, "site")))
+        .with_variable(_tag_variable("asset", "Truck", iq.tag_values(C, "asset", {"site": "site"})))
         .with_variable(
             _tag_variable(
                 "shipment",
                 "Shipment",
-                flux.tag_values(COLDCHAIN, shipment_tag, {site: "site", asset: "asset"}),
-                multi=False,
+                iq.tag_values(C, "shipment", {"site": "site", "asset": "asset"}),
+                all_matches_anything=False,  # All: every trip listed, never untagged readings
             )
         )
         .with_variable(
             _tag_variable(
                 "device",
                 "Logger",
-                flux.tag_values(
-                    COLDCHAIN, device, {site: "site", asset: "asset", shipment_tag: "shipment"}
+                iq.tag_values(
+                    C, "device", {"site": "site", "asset": "asset", "shipment": "shipment"}
                 ),
             )
         )
@@ -643,7 +702,7 @@ def shipment(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
                 mkt,
                 unit="celsius",
                 display=logger,
-                thresholds=_steps("green", (limits.band_high_c, "red")),
+                thresholds=_steps("green", (hi, "red")),
                 decimals=2,
                 w=8,
             )
@@ -651,8 +710,9 @@ def shipment(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
         .with_panel(
             _stat(
                 "Time out of range",
-                f"Per logger, total time with temp_c outside {band}: each interval between "
-                "readings counts when the reading that ends it is outside.",
+                f"Per logger, the time with temp_c outside {band}, by the trapezoid rule: an "
+                "interval between two readings outside counts whole, one between a reading "
+                "inside and one outside counts half.",
                 out_of_range,
                 unit="s",
                 display=logger,
@@ -697,23 +757,17 @@ def shipment(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
         .with_panel(
             statetimeline.Panel()
             .title("Door openings")
-            .description("Open when any reading in the interval had door_open true.")
+            .description(
+                "Per logger that reported an opening: open when any reading in the interval had "
+                "door_open true."
+            )
             .datasource(DS_REF)
             .targets(_targets([doors]))
             .display_name(logger)
             .span(12)
             .height(8)
             .show_value(cm.VisibilityMode.NEVER)
-            .mappings(
-                [
-                    dm.ValueMap(
-                        options={
-                            "0": dm.ValueMappingResult(text="closed", color="green", index=0),
-                            "1": dm.ValueMappingResult(text="open", color="orange", index=1),
-                        }
-                    )
-                ]
-            )
+            .mappings([_mapping(("0", "closed", "green")), _at_least_one("open", "orange")])
         )
     )
 
@@ -723,84 +777,53 @@ def shipment(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
 
 
 def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
-    (
-        chamber_temp_c,
-        chamber_pressure_kpa,
-        f0_min,
-        dp_pa,
-        particles_05,
-        particles_5,
-        shelf_temp_c,
-        condenser_temp_c,
-    ) = flux.fields_of(
-        PROCESS,
-        "chamber_temp_c",
-        "chamber_pressure_kpa",
-        "f0_min",
-        "dp_pa",
-        "particles_05um_m3",
-        "particles_5um_m3",
-        "shelf_temp_c",
-        "condenser_temp_c",
-    )
-    line, equipment, device, batch, phase = flux.tags_of(
-        PROCESS, "line", "equipment", "device", "batch", "phase"
-    )
-    narrow = {line: "line", equipment: "equipment"}
-
-    def kind(name: str, label: str, marker: str) -> db.QueryVariable:
-        """Equipment of one kind: those that write `marker`. "All" is the list, not `.*`."""
-        return _tag_variable(
-            name,
-            label,
-            flux.tag_values(PROCESS, equipment, narrow, field=marker),
-            all_matches_anything=False,
+    P = PROCESS
+    fields = {
+        f: iq.field(P, f)
+        for f in (
+            "chamber_temp_c",
+            "chamber_pressure_kpa",
+            "f0_min",
+            "dp_pa",
+            "particles_05um_m3",
+            "particles_5um_m3",
+            "shelf_temp_c",
+            "product_temp_c",
+            "condenser_temp_c",
+            "chamber_pressure_mbar",
+            "fill_weight_g",
         )
+    }
+    F = {"line": "line", "equipment": "equipment", "device": "device", "batch": "batch"}
+    per = ("equipment",)
 
-    def on(kind_variable: str) -> dict[str, str]:
-        return {line: "line", equipment: kind_variable, device: "device"}
+    def series(*names: str, fn: str = "mean") -> str:
+        """Each field per equipment and display interval. A panel reads fields that only one
+        kind of equipment writes, so it shows only that kind."""
+        exprs = [f"{fn}({fields[n]}) AS {fields[n]}" for n in names]
+        return iq.select(P, exprs, F, group_by=per, interval=True, fill="none")
 
-    per_series = f'group(columns: ["{equipment}", "{device}", "_field"])'
-
-    def series(fields: Sequence[str], kind_variable: str, *tail: str, fn: str = "mean") -> str:
-        return flux.windowed(
-            flux.pipe(flux.select(PROCESS, fields, on(kind_variable)), per_series, *tail), fn
+    cyc = {f: iq.field(CYCLE, f) for f in CYCLE.fields}
+    cycles = iq.select(
+        CYCLE,
+        [cyc[f] for f in ("f0_min", "verdict", "hold_s", "duration_s", "alerts", "data_gaps")],
+        F,
+        group_by=("equipment", "batch"),
+    )
+    # one timeline row per equipment, batch and phase, marked where the equipment reported
+    # readings in it; each kind is found by a field only it writes
+    phase_markers = ("chamber_temp_c", "shelf_temp_c", "dp_pa", "fill_weight_g")
+    phases = [
+        iq.select(
+            P,
+            [f'count({fields[m]}) AS "readings"'],
+            F,
+            group_by=("equipment", "batch", "phase"),
+            interval=True,
+            fill="none",
         )
-
-    cycles = "\n".join(
-        [
-            "cycles = "
-            + flux.pipe(
-                flux.select(PROCESS, [f0_min], on("autoclave")),
-                f"filter(fn: (r) => exists r.{batch})",
-                f'group(columns: ["{equipment}", "{batch}"])',
-                'sort(columns: ["_time"])',
-            ),
-            "",
-            "started = cycles",
-            "  |> first()",
-            f"  |> map(fn: (r) => ({{{equipment}: r.{equipment}, {batch}: r.{batch}, "
-            "started: r._time}))",
-            "",
-            "ended = cycles",
-            "  |> last()",
-            f"  |> map(fn: (r) => ({{{equipment}: r.{equipment}, {batch}: r.{batch}, "
-            f"ended: r._time, {f0_min}: r._value}}))",
-            "",
-            f'join(tables: {{started: started, ended: ended}}, on: ["{equipment}", "{batch}"])',
-            "  |> group()",
-            '  |> sort(columns: ["started"], desc: true)',
-        ]
-    )
-    phases = flux.pipe(
-        flux.select(PROCESS, [], {line: "line", equipment: "equipment", device: "device"}),
-        f"filter(fn: (r) => exists r.{phase})",
-        f"map(fn: (r) => ({{r with _value: r.{phase}}}))",
-        f'keep(columns: ["_time", "_value", "_measurement", "{equipment}"])',
-        f'group(columns: ["{equipment}"])',
-        'sort(columns: ["_time"])',
-        "aggregateWindow(every: v.windowPeriod, fn: last, createEmpty: false)",
-    )
+        for m in phase_markers
+    ]
     p05, p5 = limits.particles()
     grade = f"grade {limits.cleanroom_grade} {limits.cleanroom_state}"
     lo_mbar, hi_mbar = limits.lyo_primary_mbar
@@ -809,19 +832,28 @@ def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
         _dashboard(
             "vigil-production-line",
             "Vigil · Production line",
-            "Autoclave cycles, cleanroom pressure and particles, freeze-dryer, per line.",
+            "Autoclave cycles (F0, verdict, hold), batches and phases, cleanroom pressure and "
+            "particles, freeze-dryer, per line.",
             "now-12h",
         )
-        .with_variable(_tag_variable("line", "Line", flux.tag_values(PROCESS, line)))
+        .with_variable(_tag_variable("line", "Line", iq.tag_values(P, "line")))
+        .with_variable(
+            _tag_variable("equipment", "Equipment", iq.tag_values(P, "equipment", {"line": "line"}))
+        )
         .with_variable(
             _tag_variable(
-                "equipment", "Equipment", flux.tag_values(PROCESS, equipment, {line: "line"})
+                "device",
+                "Device",
+                iq.tag_values(P, "device", {"line": "line", "equipment": "equipment"}),
             )
         )
-        .with_variable(_tag_variable("device", "Device", flux.tag_values(PROCESS, device, narrow)))
-        .with_variable(kind("autoclave", "Autoclave", f0_min))
-        .with_variable(kind("cleanroom", "Cleanroom", dp_pa))
-        .with_variable(kind("freeze_dryer", "Freeze-dryer", shelf_temp_c))
+        .with_variable(
+            _tag_variable(
+                "batch",
+                "Batch",
+                iq.tag_values(P, "batch", {"line": "line", "equipment": "equipment"}),
+            )
+        )
         .annotation(_alerts_annotation("line", "equipment", "device"))
         .with_row(db.Row("Autoclave"))
         .with_panel(
@@ -829,7 +861,7 @@ def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
                 "Autoclave chamber temperature",
                 "chamber_temp_c of the selected autoclaves; dashed line: "
                 f"{limits.sterilisation_c:g} °C, the usual steam sterilisation hold temperature.",
-                [series([chamber_temp_c], "autoclave")],
+                [series("chamber_temp_c")],
                 unit="celsius",
                 display=EQUIPMENT_NAME,
                 w=8,
@@ -841,7 +873,7 @@ def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
             _timeseries(
                 "Autoclave chamber pressure",
                 "chamber_pressure_kpa of the selected autoclaves.",
-                [series([chamber_pressure_kpa], "autoclave")],
+                [series("chamber_pressure_kpa")],
                 unit="pressurekpa",
                 display=EQUIPMENT_NAME,
                 w=8,
@@ -850,9 +882,10 @@ def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
         .with_panel(
             _timeseries(
                 "F0",
-                f"Accumulated lethality f0_min (minutes at {F0_T_REF_C:g} °C, z = {F0_Z_C:g} °C); "
-                f"dashed line: {limits.f0_target_min:g} min target.",
-                [series([f0_min], "autoclave", fn="last")],
+                f"The PLC's accumulated lethality f0_min (minutes at {F0_T_REF_C:g} °C, z = "
+                f"{F0_Z_C:g} °C), last value per interval; dashed line: "
+                f"{limits.f0_target_min:g} min target.",
+                [series("f0_min", fn="last")],
                 unit="m",
                 display=EQUIPMENT_NAME,
                 w=8,
@@ -862,13 +895,52 @@ def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
         )
         .with_panel(
             _table(
-                "Autoclave cycles",
-                "One row per autoclave and batch in the time range: first and last reading, "
-                "and the F0 at the last reading.",
-                cycles,
+                "Cycles",
+                "One row per finished cycle (measurement cycle, at its end): the F0 the gateway "
+                "computed, the verdict (pass or fail, judged by the production rules), the hold "
+                "time, the duration, alerts raised and data gaps during the cycle.",
+                [cycles],
                 w=24,
                 h=6,
             )
+            .override_by_name(
+                "verdict",
+                [
+                    dm.DynamicConfigValue(
+                        id_val="mappings",
+                        value=[_mapping(("1", "PASS", "green"), ("0", "FAIL", "red"))],
+                    ),
+                    dm.DynamicConfigValue(
+                        id_val="custom.cellOptions", value={"type": "color-background"}
+                    ),
+                ],
+            )
+            .override_by_name(
+                "f0_min",
+                [
+                    dm.DynamicConfigValue(id_val="unit", value="m"),
+                    dm.DynamicConfigValue(id_val="decimals", value=1),
+                ],
+            )
+            .override_by_name("hold_s", [dm.DynamicConfigValue(id_val="unit", value="s")])
+            .override_by_name("duration_s", [dm.DynamicConfigValue(id_val="unit", value="s")])
+        )
+        .with_panel(
+            statetimeline.Panel()
+            .title("Batch and phase")
+            .description(
+                "Per equipment, when it reported readings in each batch and phase (the batch "
+                "and phase tags the PLC exposes)."
+            )
+            .datasource(DS_REF)
+            .targets(_targets(phases))
+            .display_name(
+                "${__field.labels.equipment} ${__field.labels.batch} ${__field.labels.phase}"
+            )
+            .span(24)
+            .height(8)
+            .show_value(cm.VisibilityMode.NEVER)
+            .mappings([_at_least_one("reporting", "blue", 0)])
         )
         .with_row(db.Row("Cleanroom"))
         .with_panel(
@@ -876,7 +948,7 @@ def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
                 "Differential pressure",
                 f"dp_pa per room; red below {limits.dp_min_pa:g} Pa, the minimum between "
                 "adjacent grades (EU GMP Annex 1).",
-                [series([dp_pa], "cleanroom")],
+                [series("dp_pa")],
                 unit="pressurepa",
                 display=EQUIPMENT_NAME,
                 w=8,
@@ -889,12 +961,7 @@ def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
                 "Particles ≥ 0.5 µm",
                 f"particles_05um_m3 per room (log scale); dashed line: {p05:,.0f}/m³, "
                 f"{grade} limit (EU GMP Annex 1).",
-                [
-                    series(
-                        [particles_05],
-                        "cleanroom",
-                    )
-                ],
+                [series("particles_05um_m3")],
                 unit="short",
                 display=EQUIPMENT_NAME,
                 w=8,
@@ -912,7 +979,7 @@ def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
                     if p5 is not None
                     else f"no limit for {grade}."
                 ),
-                [series([particles_5], "cleanroom")],
+                [series("particles_5um_m3")],
                 unit="short",
                 display=EQUIPMENT_NAME,
                 w=8,
@@ -928,13 +995,13 @@ def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
         .with_row(db.Row("Freeze-dryer"))
         .with_panel(
             _timeseries(
-                "Shelf and condenser temperature",
-                f"shelf_temp_c and condenser_temp_c; dashed line: {limits.lyo_freeze_c:g} °C, "
-                "the freezing target.",
-                [series([shelf_temp_c, condenser_temp_c], "freeze_dryer")],
+                "Shelf, product and condenser temperature",
+                "shelf_temp_c, product_temp_c and condenser_temp_c; dashed line: "
+                f"{limits.lyo_freeze_c:g} °C, the freezing target.",
+                [series("shelf_temp_c", "product_temp_c", "condenser_temp_c")],
                 unit="celsius",
                 display=EQUIPMENT_NAME,
-                w=8,
+                w=12,
                 thresholds=_steps("blue", (limits.lyo_freeze_c, "text")),
                 threshold_style=cm.GraphThresholdsStyleMode.DASHED,
             )
@@ -942,33 +1009,27 @@ def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
         .with_panel(
             _timeseries(
                 "Freeze-dryer chamber pressure",
-                "chamber_pressure_kpa shown in mbar (log scale); dashed lines: "
+                "chamber_pressure_mbar (log scale); dashed lines: "
                 f"{lo_mbar:g}-{hi_mbar:g} mbar, the primary-drying range.",
-                [
-                    series(
-                        [chamber_pressure_kpa],
-                        "freeze_dryer",
-                        "map(fn: (r) => ({r with _value: float(v: r._value) * 10.0}))",
-                    )
-                ],
+                [series("chamber_pressure_mbar")],
                 unit="pressurembar",
                 display=EQUIPMENT_NAME,
-                w=8,
+                w=12,
                 thresholds=_steps("text", (lo_mbar, "green"), (hi_mbar, "orange")),
                 threshold_style=cm.GraphThresholdsStyleMode.DASHED,
                 log_scale=True,
             )
         )
+        .with_row(db.Row("Filling"))
         .with_panel(
-            statetimeline.Panel()
-            .title("Phase")
-            .description("The phase tag each selected equipment reported, over time.")
-            .datasource(DS_REF)
-            .targets(_targets([phases]))
-            .display_name("${__field.labels.equipment}")
-            .span(8)
-            .height(8)
-            .show_value(cm.VisibilityMode.AUTO)
+            _timeseries(
+                "Fill weight",
+                "fill_weight_g per filling line, mean per display interval.",
+                [series("fill_weight_g")],
+                unit="massg",
+                display=EQUIPMENT_NAME,
+                w=24,
+            )
         )
     )
 
@@ -978,50 +1039,34 @@ def production_line(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
 
 
 def gateway_health(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
-    (
-        ingest_rate,
-        received,
-        journaled,
-        forwarded,
-        journal_backlog,
-        journal_bytes,
-        dead_letters,
-        sink_errors,
-        quarantined,
-        restarts,
-    ) = flux.fields_of(
-        GATEWAY,
-        "ingest_rate",
-        "received",
-        "journaled",
-        "forwarded",
-        "journal_backlog",
-        "journal_bytes",
-        "dead_letters",
-        "sink_errors",
-        "quarantined",
-        "restarts",
-    )
-    (gateway,) = flux.tags_of(GATEWAY, "gateway")
-    tags = {gateway: "gateway"}
-    per_series = f'group(columns: ["{gateway}", "_field"])'
+    G = GATEWAY
+    F = {"gateway": "gateway"}
+    per = ("gateway",)
 
-    def gauge(*fields: str) -> str:
-        return flux.windowed(flux.pipe(flux.select(GATEWAY, fields, tags), per_series))
-
-    def per(unit: str, *fields: str) -> str:
-        """Rate of a counter that counts up from gateway start (resets dropped)."""
-        return flux.pipe(
-            flux.select(GATEWAY, fields, tags),
-            per_series,
-            "aggregateWindow(every: v.windowPeriod, fn: last, createEmpty: false)",
-            f"derivative(unit: {unit}, nonNegative: true)",
+    def gauge(name: str, scale: str = "") -> str:
+        f = iq.field(G, name)
+        return iq.select(
+            G, [f"mean({f}){scale} AS {f}"], F, group_by=per, interval=True, fill="none"
         )
 
-    def increase(*fields: str) -> str:
-        return flux.pipe(flux.select(GATEWAY, fields, tags), per_series, "increase()", "last()")
+    def per_unit(unit: str, *names: str) -> str:
+        """Rate of counters that count up from gateway start (a restart's drop is left out)."""
+        exprs = [
+            f"non_negative_derivative(last({iq.field(G, n)}), {unit}) AS {iq.ident(n)}"
+            for n in names
+        ]
+        return iq.select(G, exprs, F, group_by=per, interval=True, fill="none")
 
-    name = "${__field.labels.gateway} ${__field.name}"
+    def increase(name: str) -> str:
+        """What a counter added during the range, restarts included."""
+        f = iq.field(G, name)
+        return iq.subquery(
+            [f'sum("added") AS {f}'],
+            iq.select(G, [f'non_negative_difference({f}) AS "added"'], F, group_by=per),
+            G,
+            group_by=per,
+        )
+
     return (
         _dashboard(
             "vigil-gateway-health",
@@ -1029,15 +1074,15 @@ def gateway_health(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
             "What each vigil gateway is doing: ingest, journal, dead letters, sink errors.",
             "now-6h",
         )
-        .with_variable(_tag_variable("gateway", "Gateway", flux.tag_values(GATEWAY, gateway)))
+        .with_variable(_tag_variable("gateway", "Gateway", iq.tag_values(G, "gateway")))
         .with_row(db.Row("Flow"))
         .with_panel(
             _timeseries(
                 "Ingest rate",
                 "ingest_rate: readings per second the gateway accepts.",
-                [gauge(ingest_rate)],
+                [gauge("ingest_rate")],
                 unit="suffix: readings/s",
-                display=name,
+                display=GATEWAY_NAME,
             )
         )
         .with_panel(
@@ -1045,29 +1090,44 @@ def gateway_health(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
                 "Received, journaled, forwarded",
                 "Per second, from the received / journaled / forwarded counters. Forwarded "
                 "falling behind journaled means the sink is not keeping up.",
-                [per("1s", received, journaled, forwarded)],
+                [per_unit("1s", "received", "journaled", "forwarded")],
                 unit="suffix: /s",
-                display=name,
+                display=f"{GATEWAY_NAME} ${{__field.name}}",
             )
         )
         .with_row(db.Row("Journal"))
         .with_panel(
             _timeseries(
+                "Journal fill",
+                "journal_fill: share of journal.max_bytes in use. The gateway_health rules "
+                "alert at 80 % and 95 %; at 100 % the journal is full and readings are not "
+                "acknowledged (the broker keeps them).",
+                [gauge("journal_fill", " * 100")],
+                unit="percent",
+                display=GATEWAY_NAME,
+                w=8,
+                thresholds=_steps("green", (80, "orange"), (95, "red")),
+                threshold_style=cm.GraphThresholdsStyleMode.LINE_AND_AREA,
+            )
+        )
+        .with_panel(
+            _timeseries(
                 "Journal backlog",
                 "journal_backlog: readings in the journal not yet sent to every sink.",
-                [gauge(journal_backlog)],
+                [gauge("journal_backlog")],
                 unit="short",
-                display=name,
+                display=GATEWAY_NAME,
+                w=8,
             )
         )
         .with_panel(
             _timeseries(
                 "Journal size",
-                "journal_bytes: size of the journal; it raises alarms at 80 % and 95 % of its "
-                "budget and stops accepting when full.",
-                [gauge(journal_bytes)],
+                "journal_bytes: size of the journal file.",
+                [gauge("journal_bytes")],
                 unit="bytes",
-                display=name,
+                display=GATEWAY_NAME,
+                w=8,
             )
         )
         .with_row(db.Row("Errors"))
@@ -1076,9 +1136,9 @@ def gateway_health(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
                 "Dead letters and sink errors",
                 "Per minute, from the dead_letters and sink_errors counters: messages rejected "
                 "into the dead-letter table, and failed writes to InfluxDB.",
-                [per("1m", dead_letters, sink_errors)],
+                [per_unit("1m", "dead_letters", "sink_errors")],
                 unit="suffix: /min",
-                display=name,
+                display=f"{GATEWAY_NAME} ${{__field.name}}",
                 w=24,
             )
         )
@@ -1086,9 +1146,9 @@ def gateway_health(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
             _stat(
                 "Dead letters in range",
                 "Messages moved to the dead-letter table during the time range.",
-                increase(dead_letters),
+                increase("dead_letters"),
                 unit="none",
-                display=name,
+                display=GATEWAY_NAME,
                 thresholds=_steps("green", (1, "orange")),
             )
         )
@@ -1096,9 +1156,9 @@ def gateway_health(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
             _stat(
                 "Sink errors in range",
                 "Failed InfluxDB writes during the time range (they are retried).",
-                increase(sink_errors),
+                increase("sink_errors"),
                 unit="none",
-                display=name,
+                display=GATEWAY_NAME,
                 thresholds=_steps("green", (1, "orange")),
             )
         )
@@ -1106,9 +1166,9 @@ def gateway_health(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
             _stat(
                 "Quarantined readings in range",
                 "Readings in batches InfluxDB refused with a 4xx, kept in quarantine, not dropped.",
-                increase(quarantined),
+                increase("quarantined"),
                 unit="none",
-                display=name,
+                display=GATEWAY_NAME,
                 thresholds=_steps("green", (1, "red")),
             )
         )
@@ -1116,9 +1176,9 @@ def gateway_health(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
             _stat(
                 "Task restarts in range",
                 "Supervised tasks (collectors, pollers, sinks) restarted after an exception.",
-                increase(restarts),
+                increase("restarts"),
                 unit="none",
-                display=name,
+                display=GATEWAY_NAME,
                 thresholds=_steps("green", (1, "orange")),
             )
         )
@@ -1126,8 +1186,317 @@ def gateway_health(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
 
 
 # ---------------------------------------------------------------------------------------------
+# Fleet overview (regulators)
 
-BUILDERS = (coldchain_overview, shipment, production_line, gateway_health)
+FLEET_GATEWAY_LINK = (
+    "/d/vigil-gateway-health?var-gateway=${__data.fields.gateway:percentencode}&${__url_time_range}"
+)
+FLEET_SITE_LINK = (
+    "/d/vigil-coldchain-overview?var-site=${__data.fields.site:percentencode}&${__url_time_range}"
+)
+
+
+def fleet_overview(limits: Limits = DEFAULT_LIMITS) -> db.Dashboard:
+    G, K, R = GATEWAY, ALARM_KPI, COMPLETENESS
+    F = {"gateway": "gateway"}
+    FS = {"gateway": "gateway", "site": "site"}
+    per = ("gateway",)
+    offline = f"{limits.offline_after_min}m"
+    filled, slots = iq.field(R, "filled"), iq.field(R, "slots")
+    pct = f"100 * sum({filled}) / sum({slots})"
+
+    heartbeat = iq.select(
+        G,
+        [
+            f'last({iq.field(G, "journal_backlog")}) AS "journal_backlog"',
+            f'last({iq.field(G, "journal_fill")}) * 100 AS "journal_fill_pct"',
+        ],
+        F,
+        group_by=per,
+    )
+    online = iq.select(
+        G,
+        [f'count({iq.field(G, "journal_fill")}) AS "heartbeats"'],
+        F,
+        group_by=per,
+        time=f"time > now() - {offline}",
+    )
+    open_alerts = iq.select(
+        K,
+        [f'last({iq.field(K, "open_" + s)}) AS "{s}"' for s in ("critical", "high", "medium")]
+        + [f'last({iq.field(K, "open_low")}) AS "low"'],
+        F,
+        group_by=per,
+    )
+    readings_1h = iq.subquery(
+        ['sum("added") AS "readings_1h"'],
+        iq.select(
+            G,
+            [f'non_negative_difference({iq.field(G, "readings")}) AS "added"'],
+            F,
+            group_by=per,
+            time="time > now() - 1h",
+        ),
+        G,
+        group_by=per,
+    )
+    completeness_by_gateway = iq.select(R, [f'{pct} AS "completeness"'], F, group_by=per)
+
+    gateways = (
+        _table(
+            "Gateways",
+            f"One row per gateway: online when it wrote a heartbeat (vigil_gateway) in the "
+            f"last {limits.offline_after_min} minutes; open alerts by severity (not yet back "
+            "to normal); device readings in the last hour; record completeness over the time "
+            "range (China GSP cadence); journal backlog and fill. The gateway name opens its "
+            "health dashboard.",
+            [
+                Q(heartbeat, table=True),
+                Q(online, table=True),
+                Q(open_alerts, table=True),
+                Q(readings_1h, table=True),
+                Q(completeness_by_gateway, table=True),
+            ],
+            w=24,
+            h=8,
+        )
+        .transformations(
+            [
+                dm.DataTransformerConfig(
+                    id_val="joinByField", options={"byField": "gateway", "mode": "outer"}
+                ),
+                dm.DataTransformerConfig(
+                    id_val="organize",
+                    options={
+                        "indexByName": {
+                            "gateway": 0,
+                            "heartbeats": 1,
+                            "critical": 2,
+                            "high": 3,
+                            "medium": 4,
+                            "low": 5,
+                            "readings_1h": 6,
+                            "completeness": 7,
+                            "journal_backlog": 8,
+                            "journal_fill_pct": 9,
+                        },
+                        "renameByName": {"heartbeats": "online"},
+                    },
+                ),
+            ]
+        )
+        .override_by_regexp("^Time.*", [dm.DynamicConfigValue(id_val="custom.hidden", value=True)])
+        .override_by_name(
+            "heartbeats",
+            [
+                dm.DynamicConfigValue(
+                    id_val="mappings",
+                    value=[
+                        dm.SpecialValueMap(
+                            options=dm.DashboardSpecialValueMapOptions(
+                                match=dm.SpecialValueMatch.NULL,
+                                result=dm.ValueMappingResult(text="OFFLINE", color="red", index=0),
+                            )
+                        ),
+                        _mapping(("0", "OFFLINE", "red")),
+                        _at_least_one("online", "green", 2),
+                    ],
+                ),
+                dm.DynamicConfigValue(
+                    id_val="custom.cellOptions", value={"type": "color-background"}
+                ),
+            ],
+        )
+        .override_by_name(
+            "critical",
+            [
+                dm.DynamicConfigValue(
+                    id_val="thresholds", value=_steps("green", (1, "red")).build()
+                ),
+                dm.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-text"}),
+            ],
+        )
+        .override_by_name(
+            "completeness",
+            [
+                dm.DynamicConfigValue(id_val="unit", value="percent"),
+                dm.DynamicConfigValue(id_val="decimals", value=1),
+                dm.DynamicConfigValue(
+                    id_val="thresholds", value=_completeness_steps(limits).build()
+                ),
+                dm.DynamicConfigValue(
+                    id_val="custom.cellOptions", value={"type": "color-background"}
+                ),
+            ],
+        )
+        .override_by_name(
+            "journal_fill_pct", [dm.DynamicConfigValue(id_val="unit", value="percent")]
+        )
+        .override_by_name(
+            "gateway",
+            [
+                dm.DynamicConfigValue(
+                    id_val="links", value=[_link("Gateway health", FLEET_GATEWAY_LINK)]
+                )
+            ],
+        )
+    )
+
+    def completeness_table(group_by: tuple[str, ...]) -> str:
+        return iq.select(
+            R,
+            [
+                f'{pct} AS "completeness"',
+                f'sum({iq.field(R, "missed")}) AS "missed_slots"',
+                f'max({iq.field(R, "longest_gap_s")}) AS "longest_gap_s"',
+                f'sum({iq.field(R, "readings")}) AS "readings"',
+            ],
+            FS,
+            group_by=group_by,
+        )
+
+    def completeness_overrides(panel: table.Panel) -> table.Panel:
+        return (
+            panel.override_by_name(
+                "completeness",
+                [
+                    dm.DynamicConfigValue(id_val="unit", value="percent"),
+                    dm.DynamicConfigValue(id_val="decimals", value=1),
+                    dm.DynamicConfigValue(
+                        id_val="thresholds", value=_completeness_steps(limits).build()
+                    ),
+                    dm.DynamicConfigValue(
+                        id_val="custom.cellOptions", value={"type": "color-background"}
+                    ),
+                ],
+            )
+            .override_by_name("longest_gap_s", [dm.DynamicConfigValue(id_val="unit", value="s")])
+            .override_by_name(
+                "site",
+                [
+                    dm.DynamicConfigValue(
+                        id_val="links", value=[_link("Cold-chain overview", FLEET_SITE_LINK)]
+                    )
+                ],
+            )
+            .override_by_regexp(
+                "^Time.*", [dm.DynamicConfigValue(id_val="custom.hidden", value=True)]
+            )
+        )
+
+    by_site = completeness_table(("gateway", "site"))
+    by_device = completeness_table(("gateway", "site", "asset", "line", "device"))
+    over_time = iq.select(
+        R, [f'{pct} AS "completeness"'], FS, group_by=("source",), interval=True, fill="none"
+    )
+    gateways_online = iq.subquery(['count("heartbeats") AS "online"'], online, G)
+    critical = iq.subquery(
+        ['sum("critical") AS "critical"'],
+        iq.select(
+            K,
+            [f'last({iq.field(K, "open_critical")}) AS "critical"'],
+            F,
+            group_by=per,
+        ),
+        K,
+    )
+    fleet_completeness = iq.select(R, [f'{pct} AS "completeness"'], FS)
+
+    return (
+        _dashboard(
+            "vigil-fleet-overview",
+            "Vigil · Fleet overview 监管总览",
+            "For regulators: every site and gateway at a glance. Online or not, open alerts, "
+            "readings, record completeness against China GSP, journal backlog; links to each "
+            "site's and gateway's dashboard. 远程监管 · 各站点与网关的在线状态、未关闭报警、"
+            "记录完整性与数据积压。",
+            "now-24h",
+        )
+        .with_variable(_tag_variable("gateway", "Gateway", iq.tag_values(G, "gateway")))
+        .with_variable(
+            _tag_variable("site", "Site", iq.tag_values(R, "site", {"gateway": "gateway"}))
+        )
+        .with_row(db.Row("Fleet"))
+        .with_panel(
+            _stat(
+                "Gateways online",
+                f"Gateways with a heartbeat in the last {limits.offline_after_min} minutes.",
+                gateways_online,
+                unit="none",
+                w=8,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Open critical alerts",
+                "Critical alerts not yet back to normal, all selected gateways (their latest "
+                "alarm_kpi in the time range).",
+                critical,
+                unit="none",
+                thresholds=_steps("green", (1, "red")),
+                w=8,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Record completeness",
+                "Share of the recording slots China's GSP requires (30 min in storage, 5 min in "
+                "transport, 2 min out of range) that hold a reading, all selected devices, over "
+                "the time range.",
+                fleet_completeness,
+                unit="percent",
+                decimals=1,
+                thresholds=_completeness_steps(limits),
+                w=8,
+            )
+        )
+        .with_panel(gateways)
+        .with_row(db.Row("Sites and devices"))
+        .with_panel(
+            completeness_overrides(
+                _table(
+                    "Sites",
+                    "Per site and gateway over the time range: record completeness, recording "
+                    "slots missed, the longest gap and the readings counted. The site name opens "
+                    "its cold-chain dashboard.",
+                    [by_site],
+                    w=24,
+                    h=6,
+                )
+            )
+        )
+        .with_panel(
+            completeness_overrides(
+                _table(
+                    "Record completeness per device",
+                    "Per device over the time range (windows of the completeness measurement): "
+                    "completeness, missed slots, the longest gap from the last reading before it "
+                    "to the first after it, readings.",
+                    [by_device],
+                    w=24,
+                    h=8,
+                )
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Record completeness over time",
+                "Per device, the share of required recording slots holding a reading, per "
+                "display interval; a dip is a gap in the record.",
+                [over_time],
+                unit="percent",
+                display="${__field.labels.source}",
+                w=24,
+                thresholds=_completeness_steps(limits),
+                threshold_style=cm.GraphThresholdsStyleMode.LINE_AND_AREA,
+            )
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+
+BUILDERS = (fleet_overview, coldchain_overview, shipment, production_line, gateway_health)
 
 
 def to_dict(builder: db.Dashboard) -> dict[str, Any]:

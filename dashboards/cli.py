@@ -68,14 +68,16 @@ def push(
         bool,
         typer.Option(
             "--rotate-influx-token",
-            help="Send VIGIL_INFLUX_TOKEN even if the data source already stores a token.",
+            help="Send the InfluxDB token or password even if the data source stores one.",
         ),
     ] = False,
 ) -> None:
     """Create or update the InfluxDB data source, folder, regulators' team and dashboards.
 
-    The data source points at VIGIL_INFLUX_URL / _ORG / _BUCKET with VIGIL_INFLUX_TOKEN. Only
-    what differs is written, so a second run reports everything unchanged.
+    The data source queries VIGIL_INFLUX_URL in InfluxQL: database VIGIL_INFLUX_DATABASE (2.x:
+    VIGIL_INFLUX_BUCKET, through its DBRP mapping), with VIGIL_INFLUX_TOKEN or
+    VIGIL_INFLUX_USERNAME / _PASSWORD. Only what differs is written, so a second run reports
+    everything unchanged.
     """
     try:
         influx = pushing.InfluxSettings.from_env()

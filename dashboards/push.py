@@ -2,8 +2,8 @@
 
 Each step reads what is there first and writes only what differs, so running `vigil dashboards
 push` twice changes nothing the second time (and leaves no new dashboard version behind). The
-InfluxDB token is sent to Grafana, which stores it encrypted and never returns it; an existing
-data source keeps its token unless `rotate_token` is set or Grafana reports none stored.
+InfluxDB token (or password) is sent to Grafana, which stores it encrypted and never returns it; an
+existing data source keeps it unless `rotate_token` is set or Grafana reports none stored.
 """
 
 from __future__ import annotations
@@ -35,27 +35,52 @@ class PushError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class InfluxSettings:
-    """Where Grafana's data source points: the InfluxDB the gateway writes to."""
+    """Where Grafana's data source points: the InfluxDB the gateway writes to, queried in
+    InfluxQL (InfluxDB 1.x, 2.x through its DBRP mapping, 3.x)."""
 
     url: str
-    org: str
-    bucket: str = "vigil"
+    database: str = "vigil"
+    """1.x and 3.x: the database; 2.x: the database name mapped to the bucket (DBRP)."""
     token: str | None = field(default=None, repr=False)
+    """2.x / 3.x: sent as `Authorization: Token ...`."""
+    username: str | None = None
+    """1.x (or 2.x with a v1 authorisation): user and password instead of a token."""
+    password: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> InfluxSettings:
         env = os.environ if env is None else env
         url = env.get("VIGIL_INFLUX_URL", "")
-        org = env.get("VIGIL_INFLUX_ORG", "")
-        missing = [n for n, v in (("VIGIL_INFLUX_URL", url), ("VIGIL_INFLUX_ORG", org)) if not v]
-        if missing:
-            raise PushError(f"set {' and '.join(missing)} (the InfluxDB Grafana should query)")
-        return cls(
-            url=url,
-            org=org,
-            bucket=env.get("VIGIL_INFLUX_BUCKET") or "vigil",
-            token=env.get("VIGIL_INFLUX_TOKEN") or None,
+        if not url:
+            raise PushError("set VIGIL_INFLUX_URL (the InfluxDB Grafana should query)")
+        version = env.get("VIGIL_INFLUX_VERSION") or "2"
+        if version not in ("1", "2"):
+            raise PushError(f"VIGIL_INFLUX_VERSION must be 1 or 2, not {version!r}")
+        database = env.get("VIGIL_INFLUX_DATABASE") or (
+            env.get("VIGIL_INFLUX_BUCKET") if version == "2" else None
         )
+        settings = cls(
+            url=url,
+            database=database or "vigil",
+            token=env.get("VIGIL_INFLUX_TOKEN") or None,
+            username=env.get("VIGIL_INFLUX_USERNAME") or None,
+            password=env.get("VIGIL_INFLUX_PASSWORD") or None,
+        )
+        if version == "2" and settings.secret is None:
+            raise PushError(
+                "set VIGIL_INFLUX_TOKEN (or VIGIL_INFLUX_USERNAME and VIGIL_INFLUX_PASSWORD of "
+                "a v1 authorisation): Grafana needs it to query InfluxDB 2.x"
+            )
+        return settings
+
+    @property
+    def secret(self) -> tuple[str, str] | None:
+        """(secureJsonData key, value) Grafana keeps encrypted; None without credentials."""
+        if self.username and self.password:
+            return "password", self.password
+        if self.token:
+            return "httpHeaderValue1", f"Token {self.token}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,20 +114,27 @@ def connect(
 
 
 def datasource_body(influx: InfluxSettings) -> dict[str, Any]:
-    """The data source as Grafana's API takes it (POST /api/datasources), token excluded."""
-    return {
+    """The data source as Grafana's API takes it (POST /api/datasources), secret excluded:
+    InfluxQL over GET, which InfluxDB 1.x, 2.x and 3.x all serve."""
+    json_data: dict[str, Any] = {
+        "version": "InfluxQL",
+        "dbName": influx.database,
+        "httpMode": "GET",
+    }
+    body: dict[str, Any] = {
         "uid": DATASOURCE_UID,
         "name": DATASOURCE_NAME,
         "type": "influxdb",
         "access": "proxy",
         "url": influx.url,
         "basicAuth": False,
-        "jsonData": {
-            "version": "Flux",
-            "organization": influx.org,
-            "defaultBucket": influx.bucket,
-        },
+        "jsonData": json_data,
     }
+    if influx.username and influx.password:
+        body["user"] = influx.username
+    elif influx.token:
+        json_data["httpHeaderName1"] = "Authorization"
+    return body
 
 
 def _not_found(exc: GrafanaClientError) -> bool:
@@ -145,22 +177,23 @@ def ensure_datasource(
     api: GrafanaApi, influx: InfluxSettings, *, rotate_token: bool = False
 ) -> Change:
     want = datasource_body(influx)
+    secret = influx.secret
+    secrets = {secret[0]: secret[1]} if secret is not None else {}
     have = _get_or_none(lambda: api.datasource.get_datasource_by_uid(DATASOURCE_UID))
     if have is None:
-        if not influx.token:
-            raise PushError("set VIGIL_INFLUX_TOKEN: Grafana needs it to query InfluxDB")
         clash = _get_or_none(lambda: api.datasource.get_datasource_by_name(DATASOURCE_NAME))
         if clash is not None:
             raise PushError(
                 f"a data source named {DATASOURCE_NAME!r} exists with uid {clash.get('uid')!r}; "
                 f"rename or delete it so vigil can create its own (uid {DATASOURCE_UID!r})"
             )
-        api.datasource.create_datasource({**want, "secureJsonData": {"token": influx.token}})
+        create = {**want, "secureJsonData": secrets} if secrets else want
+        api.datasource.create_datasource(create)
         return Change("datasource", DATASOURCE_NAME, "created")
 
-    token_stored = bool((have.get("secureJsonFields") or {}).get("token"))
-    send_token = bool(influx.token) and (rotate_token or not token_stored)
-    if is_subset(want, have) and not send_token:
+    stored = bool(secret and (have.get("secureJsonFields") or {}).get(secret[0]))
+    send_secret = secret is not None and (rotate_token or not stored)
+    if is_subset(want, have) and not send_secret:
         return Change("datasource", DATASOURCE_NAME, "unchanged")
     body = {
         **want,
@@ -168,8 +201,8 @@ def ensure_datasource(
         "isDefault": bool(have.get("isDefault", False)),
         "jsonData": {**(have.get("jsonData") or {}), **want["jsonData"]},
     }
-    if send_token:
-        body["secureJsonData"] = {"token": influx.token}
+    if send_secret:
+        body["secureJsonData"] = secrets
     api.datasource.update_datasource_by_uid(DATASOURCE_UID, body)
     return Change("datasource", DATASOURCE_NAME, "updated")
 

@@ -33,6 +33,7 @@ from gateway.core.reading import Reading
 from gateway.core.supervisor import Supervisor
 from gateway.notifiers import MqttLink, Notifier
 from gateway.pipeline.alerting import Alerting
+from gateway.pipeline.completeness import CompletenessTracker, CompletenessWriter
 from gateway.pipeline.influx_sink import InfluxSink
 from gateway.pipeline.journal import Journal
 from gateway.pipeline.writer import JournalWriter, Listener
@@ -83,6 +84,14 @@ class Gateway:
             self.alerting = Alerting(engine, self.writer, cfg.gateway.name, sources=self.sources)
             self.alerting.extra_readings.append(engine.drain_readings)  # cycle summaries
             self.writer.listeners.append(self.alerting.on_committed)
+        self.completeness: CompletenessWriter | None = None
+        if cfg.completeness.enabled and cfg.rules.enabled and self.alerting is not None:
+            # the record_gap rules bound to each device give its GSP cadence
+            tracker = CompletenessTracker(
+                cfg.completeness, self.alerting.engine.library, cfg.gateway.name
+            )
+            self.completeness = CompletenessWriter(tracker, self._submit_internal)
+            self.writer.listeners.append(self.completeness.on_committed)
         self.notifier: Notifier | None = None
         if cfg.notifiers.enabled and cfg.notifiers.channels and self.alerting is not None:
             broker = cfg.mqtt
@@ -96,7 +105,7 @@ class Gateway:
                 gateway=cfg.gateway.name,
                 counters=self.counters,
                 audit=self.records.audit,
-                health=self._internal,
+                health=self._submit_internal,
             )
             self.notifier.attach(self.alerting.engine.alerts)
         elif cfg.notifiers.enabled and cfg.notifiers.channels:
@@ -140,6 +149,9 @@ class Gateway:
         if self.alerting is not None:
             await self.alerting.replay(self.journal)
             sup.spawn("rules", self.alerting.run)
+        if self.completeness is not None:
+            await asyncio.to_thread(self.completeness.seed, self.journal)
+            sup.spawn("completeness", self.completeness.run)
         sup.spawn("journal-writer", self.writer.run)
         if self.sink is not None:
             sup.spawn("sink:influx", self.sink.run)
@@ -170,7 +182,7 @@ class Gateway:
         if self.notifier is not None:
             await self.notifier.close(timeout=2.5)
             await sup.stop(["notifiers"], timeout=0.5)
-        await sup.stop(["housekeeping", "sink:influx"], timeout=1)
+        await sup.stop(["housekeeping", "completeness", "sink:influx"], timeout=1)
         if self.sink is not None:
             left = SHUTDOWN_S - 1.0 - (time.monotonic() - started)
             if left > 0.2:
@@ -200,9 +212,10 @@ class Gateway:
             point = self.counters.point(self.config.gateway.name, self.supervisor.restarts)
             await self.writer.submit([point], internal=True)
 
-    async def _internal(self, reading: Reading) -> None:
-        """The gateway's own readings about itself (a notifier channel failing)."""
-        await self.writer.submit([reading], internal=True)
+    async def _submit_internal(self, readings: list[Reading]) -> None:
+        """The gateway's own readings (completeness, a notifier channel failing): exempt from
+        the journal's budget."""
+        await self.writer.submit(readings, internal=True)
 
     def sources(self) -> list[SourceStatus]:
         """Every collector's devices and connections, online or not."""

@@ -19,6 +19,7 @@ from collectors import CollectorConfig
 from collectors.modbus import ModbusCollectorConfig
 from collectors.mqtt import MqttBrokerConfig, MqttCollectorConfig
 from gateway.notifiers.config import ModbusOutputChannel, NotifiersConfig
+from gateway.pipeline.completeness import CompletenessConfig
 from gateway.pipeline.influx_sink import InfluxConfig
 
 
@@ -64,6 +65,7 @@ class VigilConfig(Strict):
     api: ApiConfig = ApiConfig()
     rules: RulesConfig = Field(default_factory=RulesConfig)
     notifiers: NotifiersConfig = Field(default_factory=NotifiersConfig)
+    completeness: CompletenessConfig = Field(default_factory=CompletenessConfig)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     """The config file's folder: rule packs named in it are relative to it."""
 
@@ -136,6 +138,11 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "VIGIL_INFLUX_TOKEN": ("influx", "token"),
     "VIGIL_INFLUX_ORG": ("influx", "org"),
     "VIGIL_INFLUX_BUCKET": ("influx", "bucket"),
+    "VIGIL_INFLUX_VERSION": ("influx", "version"),
+    "VIGIL_INFLUX_DATABASE": ("influx", "database"),
+    "VIGIL_INFLUX_RETENTION_POLICY": ("influx", "retention_policy"),
+    "VIGIL_INFLUX_USERNAME": ("influx", "username"),
+    "VIGIL_INFLUX_PASSWORD": ("influx", "password"),
     "VIGIL_API_HOST": ("api", "host"),
     "VIGIL_API_PORT": ("api", "port"),
 }
@@ -161,7 +168,7 @@ def apply_env(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         section[path[1]] = env[var]
     influx = raw.get("influx")
     if not had_influx and isinstance(influx, dict) and "url" not in influx:
-        # An InfluxDB token or bucket without a URL means nothing: the journal stays the record.
+        # InfluxDB settings without a URL mean nothing: the journal stays the record.
         raw.pop("influx")
     return raw
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.gateway_proc import GatewayProcess
-from tests.services import Mosquitto, VictoriaMetrics
+from tests.services import InfluxDB1, Mosquitto, VictoriaMetrics
 
 
 @pytest.fixture
@@ -27,6 +27,15 @@ def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetri
     vm.start()
     yield vm
     vm.stop()
+
+
+@pytest.fixture(scope="module")
+def influxdb1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
+    """A real InfluxDB 1.x (`influxd`), shared by a module's tests."""
+    server = InfluxDB1(tmp_path_factory.mktemp("influxdb1"))
+    server.start()
+    yield server
+    server.stop()
 
 
 CHROMIUM = "/usr/bin/chromium"

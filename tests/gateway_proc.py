@@ -42,6 +42,7 @@ class GatewayProcess:
         for key, value in extra.items():
             cfg[key] = value
         self.config_path.write_text(yaml.safe_dump(cfg))
+        self.api_port = int(cfg["api"]["port"])
         self.log = workdir / "gateway.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.env_extra: dict[str, str] = {}

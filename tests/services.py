@@ -7,7 +7,9 @@ stopped and started again mid-test (broker restart, store outage) on the same po
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
+import json
 import os
 import shutil
 import socket
@@ -146,7 +148,6 @@ class VictoriaMetrics(Service):
 
     def export(self, match: str) -> list[dict[str, object]]:
         """All raw samples of the series matching `match` (a PromQL selector)."""
-        import json
 
         urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10).read()
         q = urllib.parse.urlencode({"match[]": match, "start": "0", "reduce_mem_usage": "1"})
@@ -245,3 +246,75 @@ async def apoll(  # type: ignore[no-untyped-def]
         await asyncio.sleep(interval)
     detail = show() if show is not None else repr(last)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}: {detail}")
+
+
+class InfluxDB1(Service):
+    """InfluxDB 1.x (Debian's `influxdb`: 1.6, InfluxQL, no /api/v2): data, meta and WAL in the
+    work dir, HTTP and the RPC service on loopback, usage reporting off."""
+
+    def __init__(self, workdir: Path, *, auth: bool = False) -> None:
+        super().__init__(workdir)
+        self.rpc_port = free_port()
+        self.conf = workdir / "influxdb.conf"
+        self.conf.write_text(
+            "reporting-enabled = false\n"  # Debian's key
+            "reporting-disabled = true\n"  # upstream's
+            f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
+            f'[meta]\n  dir = "{workdir}/meta"\n'
+            f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n'
+            "  query-log-enabled = false\n"
+            "[monitor]\n  store-enabled = false\n"
+            f'[http]\n  enabled = true\n  bind-address = "127.0.0.1:{self.port}"\n'
+            f"  auth-enabled = {'true' if auth else 'false'}\n  log-enabled = false\n"
+            "[ifql]\n  enabled = false\n"
+            '[logging]\n  level = "warn"\n  suppress-logo = true\n'
+        )
+        self.auth: tuple[str, str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [require("influxd"), "-config", str(self.conf)]
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as r:
+                    if r.status == 204:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise TimeoutError(f"influxd not answering /ping on {self.url}: {self.log.read_text()}")
+
+    def query(
+        self, q: str, db: str | None = None, *, method: str = "GET", **params: str
+    ) -> tuple[int, dict[str, object]]:
+        """(HTTP status, JSON answer) of /query, as Grafana's backend asks (epoch=ms by the
+        caller); 400 is a parse error, 200 may still carry a per-statement error."""
+        import json
+
+        args = {"q": q, **({"db": db} if db else {}), **params}
+        url, data = f"{self.url}/query", None
+        if method == "GET":
+            url += "?" + urllib.parse.urlencode(args)
+        else:
+            data = urllib.parse.urlencode(args).encode()
+        req = urllib.request.Request(url, data=data, method=method)
+        if self.auth is not None:
+            token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def create_database(self, name: str) -> None:
+        status, body = self.query(f'CREATE DATABASE "{name}"', method="POST")
+        assert status == 200 and "error" not in body["results"][0], body  # type: ignore[index]

@@ -25,6 +25,7 @@ from alert_rules.kinds.phase_threshold import PhaseThresholdRule
 from alert_rules.kinds.power import PowerFailureRule
 from alert_rules.kinds.pressure_cascade import PressureCascadeRule
 from alert_rules.kinds.rate import RateOfChangeRule
+from alert_rules.kinds.record_gap import RecordGapRule
 from alert_rules.kinds.saturated_steam import SaturatedSteamRule
 from alert_rules.kinds.sensor_fault import SensorFaultRule
 from alert_rules.kinds.stale import StaleRule
@@ -41,6 +42,7 @@ RuleSpec = Annotated[
     | PowerFailureRule
     | DoorOpenRule
     | DeviceOfflineRule
+    | RecordGapRule
     # production (docs/production_rules.md)
     | PhaseThresholdRule
     | CycleRule
@@ -66,6 +68,7 @@ RULE_KINDS: dict[str, type[RuleBase]] = {
         PowerFailureRule,
         DoorOpenRule,
         DeviceOfflineRule,
+        RecordGapRule,
         PhaseThresholdRule,
         CycleRule,
         F0Rule,

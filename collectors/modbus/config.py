@@ -13,7 +13,6 @@ from __future__ import annotations
 import codecs
 import re
 from collections import Counter
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -28,7 +27,7 @@ from collectors.modbus.decode import (
     Point,
 )
 from collectors.modbus.planner import MAX_BITS, MAX_REGISTERS, ReadRequest, plan_requests
-from gateway.core.eventtime import DEFAULT_MIN_EVENT_TIME, min_event_time_problem
+from gateway.core.eventtime import DEFAULT_MIN_EVENT_TIME, MinEventTime
 from gateway.core.lineprotocol import name_problem
 
 TAG_NAMES = ("batch", "phase")
@@ -256,17 +255,9 @@ class PollSettings(Strict):
     max_future_skew_s: float = Field(300.0, ge=0, le=86_400)
     """A device clock (`timestamp:` entry) further ahead of the gateway's clock than this is
     refused: the poll is dead-lettered instead of filed under a future time."""
-    min_event_time: datetime = DEFAULT_MIN_EVENT_TIME
+    min_event_time: MinEventTime = DEFAULT_MIN_EVENT_TIME
     """A device clock earlier than this is refused like one ahead (a reset RTC reports 1970 or
     2000). ISO 8601 with a zone; not before 1970-01-01T00:00:00Z."""
-
-    @field_validator("min_event_time")
-    @classmethod
-    def _valid_min_event_time(cls, v: datetime) -> datetime:
-        why = min_event_time_problem(v)
-        if why:
-            raise ValueError(why)
-        return v
 
     @field_validator("line")
     @classmethod

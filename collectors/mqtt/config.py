@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collectors.mqtt.broker import MqttBrokerConfig
-from gateway.core.eventtime import DEFAULT_MIN_EVENT_TIME, min_event_time_problem
+from gateway.core.eventtime import DEFAULT_MIN_EVENT_TIME, MinEventTime
 from gateway.core.lineprotocol import name_problem
 from gateway.core.schema import COLDCHAIN, RESERVED_MEASUREMENTS
 
@@ -125,14 +124,6 @@ class MqttCollectorConfig(Strict):
     """A reading timestamped further ahead of the gateway clock than this is rejected."""
     liveness: LivenessConfig = LivenessConfig()
     """Per-device online/offline from message arrival (`device_offline` alarms)."""
-    min_event_time: datetime = DEFAULT_MIN_EVENT_TIME
+    min_event_time: MinEventTime = DEFAULT_MIN_EVENT_TIME
     """A reading timestamped before this is dead-lettered (a reset device clock reports 1970 or
     2000). ISO 8601 with a zone; not before 1970-01-01T00:00:00Z."""
-
-    @field_validator("min_event_time")
-    @classmethod
-    def _valid_min_event_time(cls, v: datetime) -> datetime:
-        why = min_event_time_problem(v)
-        if why:
-            raise ValueError(why)
-        return v

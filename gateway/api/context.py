@@ -21,14 +21,14 @@ from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.metrics import Counters
 from gateway.core.ports import SourceStatus
 from gateway.core.reading import Reading
-from gateway.core.schema import ALARM_KPI, ALERT, CYCLE, GATEWAY
+from gateway.core.schema import RESERVED_MEASUREMENTS
 from gateway.pipeline.journal import Journal
 from gateway.records import Records
 from gateway.records.audit import AuditTrail
 from gateway.records.shipments import ShipmentRegistry
 from gateway.records.users import UserStore
 
-INTERNAL_MEASUREMENTS = frozenset({GATEWAY.name, ALERT.name, ALARM_KPI.name, CYCLE.name})
+INTERNAL_MEASUREMENTS = RESERVED_MEASUREMENTS
 """Measurements the gateway writes about itself: not devices."""
 
 TOKEN_KEY_FILE = "api-token.key"

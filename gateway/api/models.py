@@ -364,6 +364,52 @@ class DeviceOut(BaseModel):
     shipment: str | None
 
 
+class GapOut(BaseModel):
+    start: datetime
+    """The last reading before the missing slots (or the window's start)."""
+    end: datetime
+    """The first reading after them (or the window's end)."""
+    duration_s: float
+    missed_slots: int
+
+
+class CadenceOut(BaseModel):
+    """The China GSP cadences the device is judged by: those of its `record_gap` rule."""
+
+    rule: str | None
+    """The rule that sets them (profile.rule_id); None: none bound, GSP defaults."""
+    context: Literal["storage", "transport"] | None
+    """Fixed by the binding; None: transport while readings carry a shipment tag."""
+    storage_s: float
+    transport_s: float
+    out_of_range_s: float
+    low: float | None
+    high: float | None
+    field: str
+
+
+class CompletenessOut(BaseModel):
+    """Record completeness of one device over [since, until) (event time, UTC)."""
+
+    source: str
+    device: str
+    measurement: str
+    since: datetime
+    """The window's start; later than requested_since when the journal no longer holds
+    readings that old (journal.retention_hours)."""
+    until: datetime
+    requested_since: datetime
+    cadence: CadenceOut
+    slots: int
+    """Recording slots in the window, each as long as the cadence in force at its start."""
+    filled: int
+    """Slots holding at least one reading."""
+    share: float
+    """filled / slots (1.0 for an empty window)."""
+    readings: int
+    gaps: list[GapOut]
+
+
 # -- shipments --------------------------------------------------------------------------------
 class ShipmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -9,18 +9,13 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from alert_rules import AlertState
 from gateway.api.context import ApiContext
 
 log = logging.getLogger("vigil.api")
 
-ALERT_STATES = (
-    "unacknowledged",
-    "acknowledged",
-    "rtn_unacknowledged",
-    "shelved",
-    "suppressed",
-    "out_of_service",
-)
+ALERT_STATES = tuple(str(s) for s in AlertState if s is not AlertState.NORMAL)
+"""The open alerts' states, as /metrics counts them."""
 
 
 class VigilCollector:

@@ -1,17 +1,34 @@
-"""Devices with their newest reading and state, and the newest readings (from LiveReadings)."""
+"""Devices with their newest reading and state, the newest readings (from LiveReadings), and a
+device's record completeness (from the journal)."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from alert_rules.engine import source_of
+from alert_rules.kinds.base import num
+from alert_rules.kinds.record_gap import RecordGapRule, Sample
 from gateway.api.deps import Principal, get_ctx, require
-from gateway.api.models import DeviceOut, ReadingOut, ns_to_dt
+from gateway.api.models import (
+    CadenceOut,
+    CompletenessOut,
+    DeviceOut,
+    GapOut,
+    ReadingOut,
+    dt_to_ns,
+    ns_to_dt,
+)
+from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.ports import SourceStatus
 from gateway.core.reading import Reading
+from gateway.pipeline.completeness import DEVICE_MEASUREMENTS, rule_for
+from gateway.pipeline.journal import Journal
 from gateway.records.users import Perm
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
@@ -157,3 +174,124 @@ async def latest_readings(
     ]
     rs.sort(key=lambda r: (r.measurement, r.tags.get("device", "")))
     return [reading_out(r) for r in rs[:limit]]
+
+
+COMPLETENESS_DEFAULT_S = 86_400.0
+COMPLETENESS_MAX_S = 31 * 86_400.0
+"""The longest window one request may ask for (the journal is read row by row)."""
+LOOKBACK_NS = 2 * 3600 * 1_000_000_000
+"""Readings received this long before the window are read too: the last one before it sets the
+cadence at its start."""
+_SPECIAL = re.compile(r"[\\, =]+")
+
+
+def _device_history(
+    journal: Journal, source: str, since_ns: int
+) -> tuple[str, list[Reading]] | None:
+    """(measurement, readings sorted by event time) of the device named by `source`."""
+    device = source.rsplit("/", 1)[-1]
+    needle = max(_SPECIAL.split(device), key=len)  # SQLite narrows, decoding decides
+    found: dict[str, list[Reading]] = {}
+    for row in journal.lines_containing(needle, since_ns - LOOKBACK_NS):
+        if not row.line.startswith(tuple(m + "," for m in DEVICE_MEASUREMENTS)):
+            continue
+        try:
+            r = decode(row.line, row.received_ns)
+        except LineProtocolError:
+            continue
+        if r.tags.get("device") == device and source_of(r.tags) == source:
+            found.setdefault(r.measurement, []).append(r)
+    if not found:
+        return None
+    measurement, readings = max(found.items(), key=lambda kv: len(kv[1]))
+    readings.sort(key=lambda r: r.ts_ns)
+    return measurement, readings
+
+
+@router.get(
+    "/devices/{source:path}/completeness",
+    response_model=CompletenessOut,
+    summary="Record completeness of a device (China GSP cadence)",
+)
+async def device_completeness(
+    request: Request,
+    source: str,
+    _: Annotated[Principal, Depends(require(Perm.READ))],
+    since: Annotated[
+        datetime | None, Query(description="window start, event time (default: until - 24 h)")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="window end (default: now)")] = None,
+) -> CompletenessOut:
+    """The share of required recording slots that hold a reading, and the gaps.
+
+    `source` is the device's alert source (site/asset/device or line/equipment/device). The
+    cadences are those of the `record_gap` rule bound to the device (China GSP: 30 min in
+    storage, 5 min in transport, 2 min out of range; per binding), else the GSP defaults."""
+    ctx = get_ctx(request)
+    until_ns = dt_to_ns(until) if until is not None else time.time_ns()
+    since_ns = (
+        dt_to_ns(since) if since is not None else until_ns - int(COMPLETENESS_DEFAULT_S * 1e9)
+    )
+    if until_ns <= since_ns:
+        raise HTTPException(422, "until must be after since")
+    if until_ns - since_ns > COMPLETENESS_MAX_S * 1e9:
+        raise HTTPException(422, "the window may be at most 31 days long")
+    requested = since_ns
+    pruned = await asyncio.to_thread(ctx.journal.pruned_before_ns)
+    if pruned is not None and pruned > since_ns:
+        # readings received before it may be gone (retention), and a reading is received after
+        # it was taken: only from there on is the journal's record whole
+        since_ns = min(pruned, until_ns - 1)
+    history = await asyncio.to_thread(_device_history, ctx.journal, source, since_ns)
+    if history is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no readings of {source!r} in the gateway's journal"
+        )
+    measurement, readings = history
+    library = ctx.rule_library()
+    latest = readings[-1].tags
+    rule = rule_for(library, measurement, latest) if library is not None else None
+    spec = rule if rule is not None else RecordGapRule(id="record_gap")
+    rule_id = None
+    if rule is not None and library is not None:
+        rule_id = next(
+            (c.id for c in library.rules_for(measurement, latest) if c.spec is rule), None
+        )
+    samples: list[Sample] = []
+    for r in readings:
+        v = r.fields.get(spec.field)
+        if v is not None:
+            samples.append((r.ts_ns, num(v), r.tags))
+    c = spec.completeness(samples, since_ns, until_ns)
+    inside = sum(1 for ts, _, _ in samples if since_ns <= ts < until_ns)
+    return CompletenessOut(
+        source=source,
+        device=latest.get("device", ""),
+        measurement=measurement,
+        since=ns_to_dt(since_ns),
+        until=ns_to_dt(until_ns),
+        requested_since=ns_to_dt(requested),
+        cadence=CadenceOut(
+            rule=rule_id,
+            context=spec.context,
+            storage_s=spec.storage_cadence,
+            transport_s=spec.transport_cadence,
+            out_of_range_s=spec.out_of_range_cadence,
+            low=spec.low,
+            high=spec.high,
+            field=spec.field,
+        ),
+        slots=c.slots,
+        filled=c.filled,
+        share=c.share,
+        readings=inside,
+        gaps=[
+            GapOut(
+                start=ns_to_dt(g.start_ns),
+                end=ns_to_dt(g.end_ns),
+                duration_s=(g.end_ns - g.start_ns) / 1e9,
+                missed_slots=g.missed_slots,
+            )
+            for g in c.gaps
+        ],
+    )

@@ -15,6 +15,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INT64_MIN = -(2**63)
@@ -77,6 +80,17 @@ def min_event_time_problem(dt: datetime) -> str:
     if ns > STORE_MAX_NS:
         return f"min_event_time must be before {fmt_ns(STORE_MAX_NS)}"
     return ""
+
+
+def _check_min_event_time(dt: datetime) -> datetime:
+    why = min_event_time_problem(dt)
+    if why:
+        raise ValueError(why)
+    return dt
+
+
+MinEventTime = Annotated[datetime, AfterValidator(_check_min_event_time)]
+"""A config key holding a `min_event_time` (ISO 8601 with a zone, 1970 or later)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,5 +92,6 @@ class Counters:
             "restarts": float(restarts),
             "notifications_dropped": float(self.notifications_dropped),
             "journal_fill": float(self.journal_fill),
+            "readings": float(self.readings_parsed),
         }
         return Reading(GATEWAY.name, {"gateway": gateway}, fields, time.time_ns())

@@ -23,8 +23,6 @@ class Reading:
     received_ns: int = field(default_factory=time.time_ns)
     ts_from_receive: bool = False
     """Quality flag: the device sent no timestamp, so ts_ns is the receive time."""
-    line: str = ""
-    """Its line protocol as committed to the journal (set at commit, so encoded once)."""
 
     @property
     def device(self) -> str:

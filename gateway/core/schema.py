@@ -35,14 +35,21 @@ PROCESS = Measurement(
         "condenser_temp_c",
         "fill_weight_g",
         "f0_min",
+        "product_temp_c",
+        "chamber_pressure_mbar",
     ),
     open_fields=True,
 )
 ALERT = Measurement(
     "alert",
-    tags=("rule", "severity", "source"),
-    fields=("state", "value", "message"),
+    tags=("rule", "severity", "source", "gateway"),
+    fields=("event", "state", "value", "peak", "message", "end_ms"),
 )
+"""One point per alert event, at its time (alert_rules/influx.py): `event` (raised, cleared,
+acked...), the `state` it left the alert in, `value` (raise and clear: the value that raised or
+cleared it), `message`. An excursion is also a point at its true start carrying `end_ms`: 0 while
+the alert is active, then the true end in epoch milliseconds (and `peak`), which Grafana draws as
+a region. `gateway`: the gateway that raised it."""
 CYCLE = Measurement(
     "cycle",
     tags=("line", "equipment", "device", "batch"),
@@ -66,11 +73,14 @@ GATEWAY = Measurement(
         "restarts",
         "notifications_dropped",
         "journal_fill",
+        "readings",
         "notifier_failing",
         "notifier_failures",
     ),
 )
-"""`journal_fill`: share of journal.max_bytes in use (a ratio; at least 1.0 while readings wait
+"""Written every `gateway.metrics_interval_s`: the heartbeat the fleet dashboard judges a gateway
+online by. `readings`: device readings parsed since the gateway started.
+`journal_fill`: share of journal.max_bytes in use (a ratio; at least 1.0 while readings wait
 for room). Also written at once when it crosses 80 %, 95 % or 100 %, for the gateway_health
 rules. A notification channel's own readings carry `device` = `notifier:<channel>` and
 `notifier_failing` (1 while its attempts keep failing, 0 once one succeeds) with
@@ -90,15 +100,41 @@ ALARM_KPI = Measurement(
         "shelved",
         "suppressed",
         "out_of_service",
+        "open_critical",
+        "open_high",
+        "open_medium",
+        "open_low",
     ),
 )
-"""ISA-18.2 alarm-system KPIs of the rules engine (alert_rules/kpi.py), every `kpi_interval`."""
+"""ISA-18.2 alarm-system KPIs of the rules engine (alert_rules/kpi.py), every `kpi_interval`;
+`open_<severity>`: alerts not yet back to normal, by severity."""
 KPI_MEASUREMENT = ALARM_KPI.name
+COMPLETENESS = Measurement(
+    "completeness",
+    tags=("gateway", "source", "site", "asset", "line", "equipment", "device"),
+    fields=(
+        "share",
+        "slots",
+        "filled",
+        "missed",
+        "readings",
+        "gaps",
+        "longest_gap_s",
+        "cadence_s",
+    ),
+)
+"""Record completeness (China GSP cadence) per device and window (gateway/pipeline/
+completeness.py), at the window's start: `slots` recording slots, `filled` of them holding a
+reading, `share` = filled / slots, `missed` = slots - filled, `gaps` runs of empty slots, the
+longest from the last reading before it to the first after it (`longest_gap_s`), `cadence_s` the
+cadence in force at the window's start. Rewritten when late readings fill the window."""
 
-RESERVED_MEASUREMENTS = frozenset({ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name})
+RESERVED_MEASUREMENTS = frozenset(
+    {ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name, COMPLETENESS.name}
+)
 """Written by the gateway about itself: no collector may write them (a device could otherwise
 raise the gateway's own health alerts)."""
 
 MEASUREMENTS: dict[str, Measurement] = {
-    m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI)
+    m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI, COMPLETENESS)
 }

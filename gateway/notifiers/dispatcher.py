@@ -75,7 +75,7 @@ from gateway.records.audit import AuditTrail
 
 log = logging.getLogger("vigil.notifiers")
 
-HealthSink = Callable[[Reading], Awaitable[None]]
+HealthSink = Callable[[list[Reading]], Awaitable[None]]
 """Where a channel's `notifier_failing` readings go (the journal writer, internal=True)."""
 AUDITED = frozenset({SENT, FAILED, GAVE_UP, DROPPED})
 
@@ -146,7 +146,7 @@ class Channel:
         if sink is None:
             return
         try:
-            await sink(health_reading(self.notifier.gateway, self.name, failing, self.failures))
+            await sink([health_reading(self.notifier.gateway, self.name, failing, self.failures)])
         except Exception:  # the alarm path must not stop the channel
             log.exception("channel health reading failed", extra={"channel": self.name})
 

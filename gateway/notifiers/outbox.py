@@ -103,6 +103,8 @@ def event_to_json(event: AlertEvent) -> str:
             "by": event.by,
             "reason": event.reason,
             "annunciate": event.annunciate,
+            "excursion_start_ns": event.excursion_start_ns,
+            "value": event.value,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -124,6 +126,8 @@ def event_from_json(text: str) -> AlertEvent:
         d["by"],
         d["reason"],
         d["annunciate"],
+        d.get("excursion_start_ns"),
+        d.get("value"),
     )
 
 

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from alert_rules import AlertEvent, AlertStore, RulesEngine, alert_event_to_reading
+from alert_rules import AlertEvent, AlertStore, RulesEngine, alert_event_readings
 from gateway.core.eventtime import in_store_range
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.ports import SourceStatus
@@ -77,7 +77,7 @@ class Alerting:
                     sink(event)
                 except Exception:
                     log.exception("alert event sink failed", extra={"event": event.kind})
-            self._out.append(alert_event_to_reading(event))
+            self._out.extend(alert_event_readings(event, self.gateway_name))
         self._wake.set()
 
     # -- restart -------------------------------------------------------------------------------

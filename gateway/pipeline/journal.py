@@ -204,8 +204,7 @@ class Journal:
             )
         rows = []
         for r in readings:
-            r.line = encode(r)
-            rows.append((r.received_ns, 1 if r.ts_from_receive else 0, r.line))
+            rows.append((r.received_ns, 1 if r.ts_from_receive else 0, encode(r)))
         with self._wlock:
             return self._append(rows, dead)
 
@@ -331,6 +330,29 @@ class Journal:
         )
         for r in cur:
             yield JournalRow(*r)
+
+    def lines_containing(self, text: str, received_after_ns: int) -> Iterable[JournalRow]:
+        """Rows received after a time whose line holds `text` (e.g. a tag as line protocol
+        writes it), in order: one device's history, filtered by SQLite before decoding."""
+        cur = self._reader().execute(
+            "SELECT id, received_ns, line FROM readings"
+            " WHERE received_ns > ? AND instr(line, ?) > 0 ORDER BY id",
+            (received_after_ns, text),
+        )
+        for r in cur:
+            yield JournalRow(*r)
+
+    def pruned_before_ns(self) -> int | None:
+        """Rows received before this time may have been deleted by retention; None when no row
+        ever was (the oldest row held is the first one written)."""
+        row = (
+            self._reader()
+            .execute("SELECT id, received_ns FROM readings ORDER BY id LIMIT 1")
+            .fetchone()
+        )
+        if row is None:
+            return None if self.last_id() == 0 else time.time_ns()
+        return None if row[0] == 1 else int(row[1])
 
     # -- retention ----------------------------------------------------------------------------
     def prune(self, now_ns: int | None = None) -> int:

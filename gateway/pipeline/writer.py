@@ -299,7 +299,6 @@ def _prepare(item: _Item) -> None:
                 )
             )
             continue
-        r.line = line
         rows.append(row)
         good.append(r)
         size += reading_bytes(n)

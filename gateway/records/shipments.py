@@ -351,7 +351,7 @@ class ShipmentRegistry:
                 r.tags.get("device", ""),
                 r.ts_ns,
                 r.received_ns,
-                r.line or encode(r),
+                encode(r),
             )
             for r in readings
             if (sid := r.tags.get(TAG)) is not None and sid in known

@@ -408,6 +408,7 @@ class GrafanaStandIn:
             "basicAuth": body.get("basicAuth", False),
             "isDefault": body.get("isDefault", False),
             "jsonData": body.get("jsonData") or {},
+            "user": body.get("user", ""),
             "version": version,
             "readOnly": False,
         }

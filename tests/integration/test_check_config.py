@@ -37,6 +37,7 @@ def test_examples_are_valid(example: Path) -> None:
         ("mqtt:\n  protocol: '4'\n", ["mqtt.protocol", "'3.1.1' or '5'"]),
         ("influx:\n  token: abc\n", ["influx.url: required"]),
         ("influx:\n  url: http://x\n  batch_size: 0\n", ["influx.batch_size", "greater than 0"]),
+        ("influx:\n  url: http://x\n  version: 3\n", ["influx.version", "1 or 2"]),
         (
             "collectors:\n  - kind: mqtt\n    subscriptions:\n      - topic: a/+/b\n",
             ["collectors[0].subscriptions[0].topic", "{name}"],

@@ -42,7 +42,7 @@ def grafana() -> Iterator[GrafanaStandIn]:
 @pytest.fixture
 def influx() -> pushing.InfluxSettings:
     return pushing.InfluxSettings(
-        url="http://influx.example:8086", org="pharma", bucket="vigil", token=INFLUX_TOKEN
+        url="http://influx.example:8086", database="vigil", token=INFLUX_TOKEN
     )
 
 
@@ -84,8 +84,13 @@ def test_first_push_creates_datasource_folder_team_and_dashboards(
     state = grafana.state
     ds = state.datasources[DATASOURCE_UID]
     assert ds["type"] == "influxdb" and ds["url"] == influx.url and ds["access"] == "proxy"
-    assert ds["jsonData"] == {"version": "Flux", "organization": "pharma", "defaultBucket": "vigil"}
-    assert state.datasource_secrets[DATASOURCE_UID] == {"token": INFLUX_TOKEN}
+    assert ds["jsonData"] == {
+        "version": "InfluxQL",
+        "dbName": "vigil",
+        "httpMode": "GET",
+        "httpHeaderName1": "Authorization",
+    }
+    assert state.datasource_secrets[DATASOURCE_UID] == {"httpHeaderValue1": f"Token {INFLUX_TOKEN}"}
 
     assert state.folders[pushing.FOLDER_UID]["title"] == pushing.FOLDER_TITLE
     (team,) = [t for t in state.teams.values() if t["name"] == pushing.REGULATOR_TEAM]
@@ -162,7 +167,7 @@ def test_rotate_token_sends_the_new_token(
     grafana: GrafanaStandIn, influx: pushing.InfluxSettings
 ) -> None:
     run_push(grafana, influx)
-    rotated = pushing.InfluxSettings(influx.url, influx.org, influx.bucket, token="new-token")
+    rotated = pushing.InfluxSettings(influx.url, influx.database, token="new-token")
     mark = len(grafana.requests)
 
     changes = run_push(grafana, rotated, rotate_token=True)
@@ -170,7 +175,9 @@ def test_rotate_token_sends_the_new_token(
     assert grafana.violations == []
     assert calls(grafana, mark) == [("PUT", f"/api/datasources/uid/{DATASOURCE_UID}")]
     assert ("datasource", "updated") in {(c.kind, c.action) for c in changes}
-    assert grafana.state.datasource_secrets[DATASOURCE_UID] == {"token": "new-token"}
+    assert grafana.state.datasource_secrets[DATASOURCE_UID] == {
+        "httpHeaderValue1": "Token new-token"
+    }
 
 
 def test_cli_push_reads_environment_and_never_prints_tokens(grafana: GrafanaStandIn) -> None:
@@ -179,7 +186,6 @@ def test_cli_push_reads_environment_and_never_prints_tokens(grafana: GrafanaStan
         "VIGIL_GRAFANA_TOKEN": GRAFANA_TOKEN,
         "VIGIL_INFLUX_URL": "http://influx.example:8086",
         "VIGIL_INFLUX_TOKEN": INFLUX_TOKEN,
-        "VIGIL_INFLUX_ORG": "pharma",
         "VIGIL_INFLUX_BUCKET": "cold",
     }
     runner = CliRunner()
@@ -193,7 +199,8 @@ def test_cli_push_reads_environment_and_never_prints_tokens(grafana: GrafanaStan
     assert second.output.strip().endswith("nothing to change")
     for out in (first.output, second.output):
         assert GRAFANA_TOKEN not in out and INFLUX_TOKEN not in out
-    assert grafana.state.datasources[DATASOURCE_UID]["jsonData"]["defaultBucket"] == "cold"
+    # InfluxDB 2.x: the bucket's database name through its DBRP mapping
+    assert grafana.state.datasources[DATASOURCE_UID]["jsonData"]["dbName"] == "cold"
     assert grafana.violations == []
 
 
@@ -203,7 +210,6 @@ def test_cli_push_reports_refused_credentials(grafana: GrafanaStandIn) -> None:
         "VIGIL_GRAFANA_TOKEN": "wrong-token",
         "VIGIL_INFLUX_URL": "http://influx.example:8086",
         "VIGIL_INFLUX_TOKEN": INFLUX_TOKEN,
-        "VIGIL_INFLUX_ORG": "pharma",
     }
 
     result = CliRunner().invoke(app, ["push"], env=env)
@@ -217,13 +223,40 @@ def test_cli_push_reports_refused_credentials(grafana: GrafanaStandIn) -> None:
 def test_cli_push_without_influx_settings_exits_2(grafana: GrafanaStandIn) -> None:
     env = {"VIGIL_GRAFANA_URL": grafana.url, "VIGIL_GRAFANA_TOKEN": GRAFANA_TOKEN}
 
-    result = CliRunner().invoke(
-        app, ["push"], env={**env, "VIGIL_INFLUX_URL": "", "VIGIL_INFLUX_ORG": ""}
-    )
+    result = CliRunner().invoke(app, ["push"], env={**env, "VIGIL_INFLUX_URL": ""})
 
     assert result.exit_code == 2
-    assert "VIGIL_INFLUX_URL" in result.output and "VIGIL_INFLUX_ORG" in result.output
+    assert "VIGIL_INFLUX_URL" in result.output
     assert grafana.requests == []
+    no_token = {**env, "VIGIL_INFLUX_URL": "http://influx.example:8086", "VIGIL_INFLUX_TOKEN": ""}
+    result = CliRunner().invoke(app, ["push"], env=no_token)
+    assert result.exit_code == 2 and "VIGIL_INFLUX_TOKEN" in result.output
+    assert grafana.requests == []
+
+
+def test_cli_push_influxdb_1_with_user_and_password(grafana: GrafanaStandIn) -> None:
+    env = {
+        "VIGIL_GRAFANA_URL": grafana.url,
+        "VIGIL_GRAFANA_TOKEN": GRAFANA_TOKEN,
+        "VIGIL_INFLUX_URL": "http://influx18.example:8086",
+        "VIGIL_INFLUX_VERSION": "1",
+        "VIGIL_INFLUX_DATABASE": "plant",
+        "VIGIL_INFLUX_USERNAME": "grafana",
+        "VIGIL_INFLUX_PASSWORD": "influx-read-password",
+        "VIGIL_INFLUX_BUCKET": "ignored-for-1.x",
+    }
+
+    first = CliRunner().invoke(app, ["push"], env=env)
+    second = CliRunner().invoke(app, ["push"], env=env)
+
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert second.output.strip().endswith("nothing to change")
+    assert "influx-read-password" not in first.output + second.output
+    ds = grafana.state.datasources[DATASOURCE_UID]
+    assert ds["user"] == "grafana"
+    assert ds["jsonData"] == {"version": "InfluxQL", "dbName": "plant", "httpMode": "GET"}
+    assert grafana.state.datasource_secrets[DATASOURCE_UID] == {"password": "influx-read-password"}
+    assert grafana.violations == []
 
 
 def _send(grafana: GrafanaStandIn, method: str, path: str, body: Any = None) -> int:

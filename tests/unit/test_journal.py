@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from gateway.core.lineprotocol import encode
 from gateway.core.metrics import Counters
 from gateway.core.reading import DeadLetter, Reading
 from gateway.pipeline.journal import Journal, JournalFull
@@ -191,7 +192,7 @@ def test_row_estimates_match_sqlite(tmp_path: Path, line: int, rows: int) -> Non
     ]
     for k in range(0, rows, 500):
         j.append(rs[k : k + 500], [])
-    est = sum(reading_bytes(len(r.line.encode())) for r in rs)
+    est = sum(reading_bytes(len(encode(r).encode())) for r in rs)
     used = j.used_bytes() - before
     assert 0.99 * used <= est <= 1.15 * used, (used, est)
     dead = [DeadLetter("vigil/s/a/d/telemetry", b"x" * line, "some reason", 10**18)] * rows
@@ -317,7 +318,7 @@ async def test_a_reading_the_encoder_refuses_is_dead_lettered_not_the_batch(tmp_
         await _until(lambda: acked == [True])
     finally:
         task.cancel()
-    assert [r.line for r in j.read_after(0, 10)] == [r.line for r in good]
+    assert [r.line for r in j.read_after(0, 10)] == [encode(r) for r in good]
     assert counters.journaled == 3 and counters.dead_letters == 5
     letters = sorted(j.dead_letters(), key=lambda d: d.received_ns)
     assert [d.source for d in letters[:4]] == ["vigil://journal-writer"] * 4

@@ -19,7 +19,7 @@ from alert_rules import (
     ManualClock,
     RulesConfig,
     RulesEngine,
-    alert_event_to_reading,
+    alert_event_readings,
 )
 from alert_rules.kpi import KPI_MEASUREMENT
 from gateway.core.reading import Reading
@@ -471,12 +471,60 @@ def test_alert_events_become_alert_readings(tmp_path: Path) -> None:
     engine = make_engine(tmp_path / "a.db", VACCINE)
     events = feed(engine, [rd(T0, temp_c=5.0), rd(T0 + MIN, temp_c=9.0)])
     [e] = [x for x in events if x.alert.rule == "vaccine_2_8.high"]
-    r = alert_event_to_reading(e)
+    [r] = alert_event_readings(e, "gw-1")
     assert r.measurement == ALERT.name == "alert"
-    assert r.tags == {"rule": "vaccine_2_8.high", "severity": "high", "source": "wh1/fridge-1/lg-1"}
-    assert set(r.fields) <= set(ALERT.fields)
+    assert r.tags == {
+        "rule": "vaccine_2_8.high",
+        "severity": "high",
+        "source": "wh1/fridge-1/lg-1",
+        "gateway": "gw-1",
+    }
+    assert set(r.fields) <= set(ALERT.fields) and set(r.tags) == set(ALERT.tags)
     assert r.fields["state"] == "unacknowledged" and r.fields["value"] == 9.0
+    assert r.fields["event"] == "raised" and r.fields["end_ms"] == 0
     assert r.ts_ns == T0 + MIN
+
+
+def test_alert_points_span_each_excursion_from_its_true_start_to_its_end(tmp_path: Path) -> None:
+    """With an on-delay the alert is raised 5 minutes into the excursion: its point is at the
+    excursion's start all the same; the clear completes it with the true end and the peak, and
+    its own point carries the value that cleared it. A re-activation is an excursion of its own."""
+    engine = make_engine(
+        tmp_path / "a.db",
+        [{"profile": "p"}],
+        profiles={
+            "p": {
+                "rules": [
+                    {"id": "hot", "kind": "threshold", "field": "temp_c", "high": 8},
+                    {"id": "slow", "kind": "threshold", "field": "temp_c", "high": 8,
+                     "on_delay": "5m"},
+                ]
+            }
+        },
+    )  # fmt: skip
+    temps = [5.0] + [9.0, 9.5, 11.0, 10.0, 9.0, 9.0, 9.0] + [6.0] * 5 + [9.0] * 7 + [5.5]
+    events = feed(engine, [rd(T0 + i * MIN, temp_c=t) for i, t in enumerate(temps)])
+    slow = [e for e in events if e.alert.rule == "p.slow"]
+    assert [e.kind for e in slow] == [
+        EventKind.RAISED,
+        EventKind.CLEARED,
+        EventKind.REACTIVATED,
+        EventKind.CLEARED,
+    ]
+    points = [r for e in slow for r in alert_event_readings(e, "gw-1")]
+    by_time: dict[int, dict[str, Any]] = {}
+    for r in points:  # InfluxDB merges the fields of points with the same series and time
+        by_time.setdefault(r.ts_ns, {}).update(r.fields)
+    first, second = T0 + 1 * MIN, T0 + 13 * MIN
+    assert by_time[first]["event"] == "raised" and by_time[first]["value"] == 9.0
+    assert by_time[first]["end_ms"] == (T0 + 8 * MIN) // 1_000_000
+    assert by_time[first]["peak"] == 11.0
+    assert by_time[T0 + 8 * MIN]["event"] == "cleared" and by_time[T0 + 8 * MIN]["value"] == 6.0
+    assert by_time[second]["event"] == "reactivated"
+    assert by_time[second]["end_ms"] == (T0 + 20 * MIN) // 1_000_000
+    assert by_time[T0 + 20 * MIN]["value"] == 5.5
+    [a] = of_rule(engine, "p.slow")
+    assert a.raised_at == first + 5 * MIN  # raised after the on-delay, drawn from the start
 
 
 def test_kpis_flood_chattering_and_stale(tmp_path: Path) -> None:
@@ -499,6 +547,8 @@ def test_kpis_flood_chattering_and_stale(tmp_path: Path) -> None:
     k = engine.kpis(T0 + 5 * MIN)
     assert k.alarms_10min == 15 and k.flood and k.chattering == 1 and k.stale == 0
     assert k.unacknowledged == 13 and k.active == 13
+    # open alerts by severity, for the fleet dashboard: the rule's priority is medium
+    assert (k.open_critical, k.open_high, k.open_medium, k.open_low) == (0, 0, 13, 0)
     later = engine.kpis(T0 + 25 * H)
     assert later.alarms_10min == 0 and not later.flood and later.stale == 13
     r = engine.kpi_reading(T0 + 5 * MIN, gateway="gw1")
