@@ -625,6 +625,7 @@ class Notifier:
             for w in waits:
                 w.close()
         await self._stop_workers()
+        self.outbox.commit()  # what was delivered since the engine's last commit
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._write_audits(), 2.0)
         for name, ch in self.all_channels.items():

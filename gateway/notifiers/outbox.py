@@ -235,13 +235,15 @@ class Outbox:
             (row.attempts, error, row.id),
         )
         self.log(row, RETRY, error, now_ns)
-        self.commit()
 
     def finish(self, row: OutboxRow, outcome: str, detail: str | None, now_ns: int) -> None:
-        """Delete the row and record how it ended (sent, failed, gave up, superseded)."""
+        """Delete the row and record how it ended (sent, failed, gave up, superseded).
+
+        Not committed here: the rules engine commits the store at least once a second (its
+        tick) and the notifier at close. A crash before that sends the row again after the
+        restart, with the same key (at least once); no fsync per delivery holds up ingest."""
         self.db.execute("DELETE FROM outbox WHERE id = ?", (row.id,))
         self.log(row, outcome, detail, now_ns)
-        self.commit()
 
     def log(self, row: OutboxRow, outcome: str, detail: str | None, now_ns: int) -> None:
         self.db.execute(
