@@ -469,6 +469,7 @@ class Notifier:
         self._audits: list[tuple[OutboxRow, str, str]] = []
         self._audit_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
 
     @property
     def all_channels(self) -> dict[str, Channel]:
@@ -613,7 +614,10 @@ class Notifier:
     async def close(self, timeout: float = 5.0) -> bool:  # noqa: ASYNC109 (a drain budget)
         """Give waiting notifications up to `timeout` to go out, then stop the workers and close
         connections. Returns whether everything was delivered; what was not stays in the outbox
-        and goes out at the next start."""
+        and goes out at the next start. Closing again does nothing."""
+        if self._closed:
+            return not any(ch.waiting for ch in self.channels.values())
+        self._closed = True
         waits = [ch.idle.wait() for ch in self.channels.values() if ch.waiting]
         drained = True
         if waits and self._tasks:
