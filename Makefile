@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test test-unit bench lint format clean
+.PHONY: setup system-deps demo test test-unit bench lint format clean i18n
 
 setup: system-deps $(VENV)/.installed
 
@@ -34,6 +34,14 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+	$(PY) scripts/i18n.py check
+
+# translations: collect msgids into gateway/locale/vigil.pot, merge into each .po (translate
+# the new entries of zh_CN), compile the .mo files (committed); `lint` checks they are current
+i18n: setup
+	$(PY) scripts/i18n.py extract
+	$(PY) scripts/i18n.py compile
+	$(PY) scripts/i18n.py check
 
 format: setup
 	$(VENV)/bin/ruff format .

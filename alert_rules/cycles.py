@@ -24,6 +24,7 @@ from alert_rules.context import EvalContext
 from alert_rules.kinds.cycle import CycleEvaluator, CycleParticipant
 from alert_rules.lifecycle import AlertManager
 from alert_rules.store import AlertStore
+from gateway.core.i18n import Text
 from gateway.core.reading import FieldValue, Reading
 from gateway.core.schema import CYCLE
 from gateway.core.sqlite import Where
@@ -46,7 +47,16 @@ RUNNING = "running"
 COMPLETE = "complete"
 PASS = "pass"
 FAIL = "fail"
-_SUMMARY_KEYS = ("phases", "min", "max", "results", "reasons", "alert_ids", "data_gaps")
+_SUMMARY_KEYS = (
+    "phases",
+    "min",
+    "max",
+    "results",
+    "reasons",
+    "reason_texts",
+    "alert_ids",
+    "data_gaps",
+)
 
 
 @dataclass(slots=True)
@@ -68,6 +78,8 @@ class Cycle:
     verdict: str | None = None
     f0_min: float | None = None
     reasons: list[str] = field(default_factory=list)
+    """In English; `reason_texts` holds them as gateway.core.i18n.Text documents."""
+    reason_texts: list[dict[str, Any]] = field(default_factory=list)
     phases: list[dict[str, Any]] = field(default_factory=list)
     """[{phase, start_ns, end_ns, min: {field: v}, max: {field: v}}] in order."""
     min: dict[str, float] = field(default_factory=dict)
@@ -264,9 +276,11 @@ class CycleKeeper:
             part: CycleParticipant = p.ev
             results[p.rule.id] = {"kind": p.rule.kind, **part.end_cycle(cctx, ts, r, info)}
         summary = ev.end(cctx, ts)
-        reasons = list(summary["reasons"])
+        texts: list[Text] = list(summary["reasons"])
         for rid, res in results.items():
-            reasons += [f"{rid}: {why}" for why in res.get("reasons", [])]
+            docs = res.get("reason_texts")
+            whys = [Text.from_json(d) for d in docs] if docs else res.get("reasons", [])
+            texts += [Text("{rule}: {why}", {"rule": rid, "why": w}) for w in whys if w]
         judged = summary["judged"] or any(res.get("passed") is not None for res in results.values())
         failed = bool(summary["reasons"]) or any(
             res.get("passed") is False for res in results.values()
@@ -294,7 +308,8 @@ class CycleKeeper:
             status=COMPLETE,
             verdict=verdict,
             f0_min=f0,
-            reasons=reasons,
+            reasons=[str(t) for t in texts],
+            reason_texts=[t.to_json() for t in texts],
             phases=summary["phases"],
             min=summary["min"],
             max=summary["max"],

@@ -44,6 +44,7 @@ from alert_rules.lifecycle import AlertManager
 from alert_rules.model import ActionResult, AlertEvent
 from alert_rules.store import AlertStore
 from alert_rules.units import to_ns
+from gateway.core.i18n import Text
 from gateway.core.ports import SourceStatus
 from gateway.core.reading import Reading
 
@@ -87,7 +88,7 @@ class _Point:
         at: int,
         value: float | None,
         peak: float | None,
-        message: str,
+        message: Text,
         cycle: int | None = None,
     ) -> None:
         tags = {k: v for k, v in ctx.tags.items() if k in ALERT_TAGS}
@@ -266,6 +267,8 @@ class RulesEngine:
     def _bound(self, s: _Series, rule: CompiledRule, source: str, old: dict[str, _Bound]) -> _Bound:
         self._rules_by_id.setdefault(rule.id, rule)
         b = old.get(rule.id)
+        if b is not None and b.rule is not rule and b.rule.fingerprint == rule.fingerprint:
+            b.rule = b.point.rule = rule  # reloaded, unchanged: keeps its state
         if b is None or b.rule is not rule or b.point.source != source:
             point = _Point(self.alerts, rule, source, s.name)
             b = _Bound(rule, point, rule.spec.build(point))
@@ -273,6 +276,32 @@ class RulesEngine:
             if saved is not None and saved[0] == rule.fingerprint:
                 b.ev.load(saved[1])
         return b
+
+    def reload(self, config: RulesConfig, library: RuleLibrary) -> list[str]:
+        """Apply new rules, profiles and bindings without a restart (config reload).
+
+        Every series is bound again: a rule whose parameters are unchanged keeps its evaluator
+        and state; a changed or new one starts afresh (as after a restart with that change) and
+        judges from the next reading; open alerts stay open in the lifecycle. Returns the ids of
+        the rules that changed, were added or removed.
+        """
+        old = {r.id: r.fingerprint for r in self.library.all_rules()}
+        new = {r.id: r.fingerprint for r in library.all_rules()}
+        self.config = config
+        self.library = library
+        self.enabled = config.enabled
+        self.lateness = to_ns(config.lateness)
+        self._rules_by_id = {r.id: r for r in library.all_rules()}
+        mgr = self.alerts
+        mgr.retro_ns = to_ns(config.retrospective_after)
+        mgr.max_shelve_ns = to_ns(config.max_shelve)
+        mgr.escalate_after_ns = to_ns(config.escalation.after)
+        mgr.max_tier = config.escalation.max_tier
+        self._snapshot_interval = to_ns(config.snapshot_interval)
+        self._kpi_interval = to_ns(config.kpi_interval)
+        for s in self._series.values():
+            self._bind(s, s.tags)
+        return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
     # -- ingest ------------------------------------------------------------------------------
     def process(self, readings: Sequence[Reading]) -> list[AlertEvent]:

@@ -35,6 +35,7 @@ from alert_rules.model import (
 )
 from alert_rules.store import AlertStore
 from alert_rules.units import fmt_duration, to_ns
+from gateway.core.i18n import Text
 
 S = AlertState
 _HIDDEN = (S.SHELVED, S.SUPPRESSED, S.OUT_OF_SERVICE)
@@ -150,7 +151,7 @@ class AlertManager:
         at: int,
         value: float | None,
         peak: float | None,
-        message: str,
+        message: Text,
         series: str,
         tags: dict[str, str],
         cycle_id: int | None = None,
@@ -175,7 +176,8 @@ class AlertManager:
                 raised_at=at,
                 activated_at=at,
                 detected_at=wall,
-                message=message,
+                message=str(message),
+                text=message.to_json(),
                 value=value,
                 peak=peak,
                 retrospective=retro,
@@ -193,7 +195,8 @@ class AlertManager:
                 EventKind.RAISED, alert, None, at, wall, excursion_start_ns=started, value=value
             )
             return
-        alert.value, alert.peak, alert.message = value, peak, message
+        alert.value, alert.peak = value, peak
+        alert.message, alert.text = str(message), message.to_json()
         if alert.active:  # state restored from an older snapshot: nothing new happened
             self.store.update_alert(alert)
             return

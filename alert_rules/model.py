@@ -102,6 +102,9 @@ class Alert:
     series: str = ""
     field: str = ""
     tags: dict[str, str] = dc_field(default_factory=dict)
+    text: dict[str, Any] | None = None
+    """`message` as a gateway.core.i18n.Text document, rendered in the reader's language;
+    `message` is its English text (None for alerts stored before texts were kept)."""
     cycle_id: int | None = None
     """The production cycle this alarm judges (f0, hold, cycle verdict): each failed load has
     an alert of its own. None for alarms on a condition (thresholds, timers, offline...)."""

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     escalated_at INTEGER, acked_by TEXT, acked_at INTEGER, shelved_by TEXT, shelved_at INTEGER,
     shelved_until INTEGER, shelve_reason TEXT, closed_by TEXT, closed_at INTEGER,
     close_reason TEXT, series TEXT NOT NULL, field TEXT NOT NULL, tags TEXT NOT NULL,
+    text TEXT,
     cycle_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state);
@@ -74,6 +75,8 @@ def _to_row(a: Alert) -> list[Any]:
         v = getattr(a, c)
         if c == "tags":
             v = json.dumps(v, sort_keys=True)
+        elif c == "text":
+            v = None if v is None else json.dumps(v, ensure_ascii=False, separators=(",", ":"))
         elif c in _BOOL:
             v = int(v)
         elif c in ("severity", "state"):
@@ -87,6 +90,7 @@ def _from_row(row: sqlite3.Row) -> Alert:
     d["severity"] = Priority(d["severity"])
     d["state"] = AlertState(d["state"])
     d["tags"] = json.loads(d["tags"])
+    d["text"] = json.loads(d["text"]) if d.get("text") else None
     for c in _BOOL:
         d[c] = bool(d[c])
     return Alert(**d)
@@ -112,7 +116,9 @@ class AlertStore:
     def _migrate(self) -> None:
         """Columns added since a store was created (an upgrade keeps its alerts)."""
         have = {r[1] for r in self.db.execute("PRAGMA table_info(alerts)")}
-        if "cycle_id" not in have:
+        if "text" not in have:  # a store from before alert texts were kept
+            self.db.execute("ALTER TABLE alerts ADD COLUMN text TEXT")
+        if "cycle_id" not in have:  # a store from before per-cycle alarms
             self.db.execute("ALTER TABLE alerts ADD COLUMN cycle_id INTEGER")
 
     def close(self) -> None:
@@ -150,13 +156,24 @@ class AlertStore:
         rule: str | None = None,
         open_only: bool = False,
         limit: int = 1000,
+        severity: str | None = None,
+        until_ns: int | None = None,
+        active: bool | None = None,
     ) -> list[Alert]:
-        """Newest first. `since_ns` compares with raised_at (event time); `source` may end in *."""
+        """Newest first. `since_ns`/`until_ns` compare with raised_at (event time); `source`
+        may end in *."""
         w = Where().eq("state", None if state is None else str(state))
         if open_only:
             w.raw("state != 'normal'")
+        if active is not None:
+            w.raw("active = ?", int(active))
         where, args = (
-            w.eq_or_prefix("source", source).ge("raised_at", since_ns).eq("rule", rule).build()
+            w.eq_or_prefix("source", source)
+            .ge("raised_at", since_ns)
+            .lt("raised_at", until_ns)
+            .eq("rule", rule)
+            .eq("severity", severity)
+            .build()
         )
         args.append(limit)
         sql = f"SELECT * FROM alerts{where} ORDER BY raised_at DESC, id DESC LIMIT ?"
@@ -226,6 +243,26 @@ class AlertStore:
                 f"SELECT * FROM alert_log{where} ORDER BY rule, source, at_ns", args
             )
         ]
+
+    def prune(self, before_ns: int) -> tuple[int, int]:
+        """Delete what the records floor lets go: alerts back to normal whose last change was
+        before `before_ns`, with their log, and log rows that old of any alert not open.
+        Returns (alerts, log rows) deleted; the caller commits."""
+        done = (
+            "state = 'normal' AND MAX(raised_at, COALESCE(cleared_at, 0), COALESCE(closed_at, 0),"
+            " COALESCE(acked_at, 0)) < ?"
+        )
+        log_rows = self.db.execute(
+            f"DELETE FROM alert_log WHERE alert_id IN (SELECT id FROM alerts WHERE {done})",
+            (before_ns,),
+        ).rowcount
+        alerts = self.db.execute(f"DELETE FROM alerts WHERE {done}", (before_ns,)).rowcount
+        log_rows += self.db.execute(
+            "DELETE FROM alert_log WHERE wall_ns < ? AND alert_id NOT IN"
+            " (SELECT id FROM alerts WHERE state != 'normal')",
+            (before_ns,),
+        ).rowcount
+        return int(alerts), int(log_rows)
 
     def state_counts(self) -> dict[str, int]:
         return {

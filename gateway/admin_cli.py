@@ -17,10 +17,15 @@ from typing import Annotated, Any
 import typer
 
 from alert_rules import AlertStore
+from gateway.anchor import Anchor, AnchorError, check_audit, check_journal, from_file, from_influx
 from gateway.config import ConfigError, VigilConfig, load_config
+from gateway.core.i18n import normalize
+from gateway.pipeline.archive import Archive
+from gateway.pipeline.chain import head_line
+from gateway.pipeline.journal import read_head
 from gateway.records import AUDIT_FILE, SHIPMENTS_FILE, USERS_FILE
 from gateway.records.audit import AuditTrail
-from gateway.records.reports import fmt_ts, gather_alerts, report_for, to_csv, to_pdf
+from gateway.records.reports import BOM, fmt_ts, gather_alerts, report_for, to_csv, to_pdf
 from gateway.records.shipments import ShipmentRegistry
 from gateway.records.users import UserError, UserStore
 
@@ -174,22 +179,58 @@ def user_set_password(username: str, config: ConfigOpt = None) -> None:
 
 
 # -- audit ------------------------------------------------------------------------------------
-@audit_app.command("verify")
-def audit_verify(config: ConfigOpt = None) -> None:
-    """Check the hash chain; exit 1 naming the first broken row."""
+def anchor_for(spec: str, cfg: VigilConfig) -> Anchor:
+    """`--anchor influx` (this gateway's newest `audit_head` in InfluxDB) or a file."""
+    if spec == "influx":
+        if cfg.influx is None:
+            raise AnchorError("--anchor influx: the config has no influx section")
+        return from_influx(cfg.influx, cfg.gateway.name)
+    return from_file(Path(spec))
 
-    path = _data_dir(config) / AUDIT_FILE
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            help="compare with an anchor: a backup folder or its MANIFEST.json, or influx "
+            "(the newest audit_head the gateway wrote to InfluxDB); detects deleted newest rows"
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Check the hash chain; exit 1 naming the first broken row (or rows cut off the end)."""
+
+    cfg = _config(config)
+    path = Path(cfg.gateway.data_dir) / AUDIT_FILE
     if not path.exists():
         typer.echo(f"{path}: no audit trail", err=True)
         raise typer.Exit(2)
-    audit = AuditTrail(path)
-    res = audit.verify()
-    seq, head = audit.head()
-    audit.close()
-    typer.echo(res.describe())
-    if not res.ok:
+    audit = AuditTrail.open_readonly(path)
+    try:
+        res = audit.verify()
+        seq, head = audit.head()
+        typer.echo(res.describe())
+        ok = res.ok
+        if ok:
+            typer.echo(f"head: row {seq} {head}")
+        if anchor is not None:
+            try:
+                a = anchor_for(anchor, cfg)
+            except AnchorError as e:
+                typer.echo(f"error: {e}", err=True)
+                raise typer.Exit(2) from None
+            good, message = check_audit(audit, a)
+            typer.echo(message)
+            ok = ok and good
+            if cfg.journal_path.exists():
+                good, message = check_journal(cfg.journal_path, Archive(cfg.archive_dir), a)
+                typer.echo(message)
+                ok = ok and good
+    finally:
+        audit.close()
+    if not ok:
         raise typer.Exit(1)
-    typer.echo(f"head: row {seq} {head}")
 
 
 @audit_app.command("show")
@@ -257,8 +298,12 @@ def report_shipment(
         typer.Option("--out", "-o", help="file (default shipment-ID.FORMAT; - for stdout)"),
     ] = None,
     config: ConfigOpt = None,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help="zh-CN or en (default: gateway.language)")
+    ] = None,
 ) -> None:
-    """Write a shipment report: statistics, time out of range, alerts, chart, signature."""
+    """Write a shipment report: verdict, statistics, excursions, completeness, alerts, chart,
+    signatures; in gateway.language (or --lang), times in gateway.timezone."""
 
     if fmt not in ("pdf", "csv"):
         typer.echo("error: --format must be pdf or csv", err=True)
@@ -279,9 +324,19 @@ def report_shipment(
     alerts = gather_alerts(store, shipment)
     if store is not None:
         store.close()
-    report = report_for(registry, shipment, alerts, _library(cfg))
+    audit = AuditTrail(data / AUDIT_FILE) if (data / AUDIT_FILE).exists() else None
+    report = report_for(registry, shipment, alerts, _library(cfg), audit=audit)
     registry.close()
-    body: bytes = to_pdf(report) if fmt == "pdf" else to_csv(report).encode()
+    if audit is not None:
+        audit.close()
+    if cfg.journal_path.exists():
+        report.journal_chain = head_line(*read_head(cfg.journal_path))
+    language = normalize(lang) or cfg.gateway.language
+    zone = cfg.gateway.timezone
+    if fmt == "pdf":
+        body = to_pdf(report, language, zone)
+    else:
+        body = (BOM + to_csv(report, language, zone)).encode()
     if out is not None and str(out) == "-":
         sys.stdout.buffer.write(body)
         sys.stdout.flush()

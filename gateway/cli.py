@@ -18,6 +18,7 @@ from gateway.config import ConfigError, load_config
 from gateway.core.logs import setup_logging
 from gateway.demo import run_demo
 from gateway.notifiers import NotifierSetupError
+from gateway.ops_cli import backup, journal_app, restore, service_app
 from simulators.cli import simulate as run_simulation
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="vigil: GxP monitoring gateway")
@@ -27,6 +28,19 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+
+def _reload_on_sighup(gateway: Gateway) -> None:
+    """SIGHUP: re-read the config file (`systemctl reload vigil`)."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[object]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(gateway.reload("system:SIGHUP", "SIGHUP"))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
 
 
 @app.command()
@@ -55,6 +69,7 @@ def run(
         path = config or (
             Path(os.environ["VIGIL_CONFIG"]) if os.environ.get("VIGIL_CONFIG") else None
         )
+        _reload_on_sighup(gateway)
         await gateway.run(stop, config_path=path)
 
     asyncio.run(main())
@@ -75,12 +90,11 @@ def check_config(file: Path) -> None:
 @app.command()
 def demo(
     seconds: Annotated[float | None, typer.Option(help="stop after this long")] = None,
-    speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 60.0,
     plain: Annotated[bool, typer.Option(help="print lines instead of a live view")] = False,
 ) -> None:
-    """Run everything on embedded defaults: broker, simulators, gateway, live view."""
+    """Run everything on embedded defaults, live: broker, simulators, gateway, live view."""
 
-    asyncio.run(run_demo(seconds=seconds, speed=speed, plain=plain or not sys.stdout.isatty()))
+    asyncio.run(run_demo(seconds=seconds, plain=plain or not sys.stdout.isatty()))
 
 
 @app.command()
@@ -101,6 +115,10 @@ app.add_typer(dashboards_app, name="dashboards", help="Grafana dashboards: expor
 app.add_typer(user_app, name="user", help="Users: add, list, disable, enable, set-password")
 app.add_typer(audit_app, name="audit", help="Audit trail: verify, show")
 app.add_typer(report_app, name="report", help="Reports: shipment ID --format pdf|csv")
+app.add_typer(journal_app, name="journal", help="Journal: verify its hash chain")
+app.add_typer(service_app, name="service", help="systemd service: install")
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 
 def main() -> None:

@@ -5,19 +5,34 @@ Errors name the file, the key path and what was expected, so `vigil check-config
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import socket
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from alert_rules.config import RulesConfig, RulesConfigError
-from collectors import CollectorConfig
+from collectors import KINDS, CollectorConfig
 from collectors.modbus import ModbusCollectorConfig
 from collectors.mqtt import MqttBrokerConfig, MqttCollectorConfig
+from gateway.core.i18n import DEFAULT_TIMEZONE, check_zone
+from gateway.core.standards import GSP_RECORDS_YEARS
 from gateway.notifiers.config import ModbusOutputChannel, NotifiersConfig
 from gateway.pipeline.completeness import CompletenessConfig
 from gateway.pipeline.influx_sink import InfluxConfig
@@ -43,11 +58,81 @@ class JournalConfig(Strict):
     max_batch_readings: int = Field(20_000, gt=0)
 
 
+class BackupConfig(Strict):
+    """`gateway.backup`: a consistent copy of every store once a day (docs/operations.md)."""
+
+    destination: Path
+    """A folder (another disk, a mounted share); each backup is a dated folder inside it."""
+    at: str = "02:00"
+    """Local time of day, HH:MM, in `gateway.timezone`."""
+    keep: int = Field(7, ge=1)
+    """Backups kept in `destination`; older ones made by vigil are removed after a success."""
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: str) -> str:
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})", v.strip())
+        if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+            raise ValueError("expected a time of day HH:MM, e.g. 02:30")
+        return f"{int(m.group(1)):02d}:{m.group(2)}"
+
+
+class ClockConfig(Strict):
+    """`gateway.clock`: how the gateway judges its own clock (gateway_health rules alarm)."""
+
+    sync_check_s: float = Field(60.0, ge=0)
+    """How often the system's time-sync status is read (timedatectl, chronyc); 0: never."""
+    skew_window_s: float = Field(600.0, gt=0)
+    """Device skew is the median over devices of each one's smallest receive-minus-event
+    time within this window (the freshest reading estimates its clock best)."""
+    min_devices: int = Field(3, ge=1)
+    """Fewer devices with their own timestamps in the window: no skew is reported."""
+
+
 class GatewayConfig(Strict):
     name: str = Field(default_factory=socket.gethostname)
     data_dir: Path = Path("./data")
     metrics_interval_s: float = Field(10.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    language: Literal["zh-CN", "en"] = "zh-CN"
+    """Default language of the web console, reports and notifications; a user's own choice
+    and a request's `lang=` / Accept-Language win over it."""
+    timezone: str = DEFAULT_TIMEZONE
+    """IANA zone every displayed time is shown in (storage is UTC)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        return check_zone(v)
+
+    backup: BackupConfig | None = None
+    """Absent: no scheduled backup (`vigil backup DIR` still works)."""
+    clock: ClockConfig = ClockConfig()
+    anchor_interval_s: float = Field(3600.0, gt=0, le=3600.0)
+    """How often the audit and journal heads are written to InfluxDB (`audit_head`)."""
+
+
+class RetentionConfig(Strict):
+    """`retention`: how long the gateway's records are kept (docs/operations.md, Retention)."""
+
+    test_mode: bool = False
+    """Allow `records_years` below the GSP floor: for tests and demos only."""
+    records_years: float = Field(float(GSP_RECORDS_YEARS), gt=0)
+    """Readings (journal and archive), the alert log and records (shipments) are kept this long;
+    lots until their expiry plus 5 years. The audit trail is never pruned."""
+    archive_dir: Path | None = None
+    """Where archive segments go; default DATA_DIR/archive."""
+
+    @field_validator("records_years")
+    @classmethod
+    def _floor(cls, v: float, info: ValidationInfo) -> float:
+        if v < GSP_RECORDS_YEARS and not info.data.get("test_mode"):
+            raise ValueError(
+                f"below the floor of {GSP_RECORDS_YEARS} years (GSP keeps monitoring records at "
+                f"least {GSP_RECORDS_YEARS} years); retention.test_mode: true allows it, for "
+                "tests only"
+            )
+        return v
 
 
 class ApiConfig(Strict):
@@ -61,6 +146,7 @@ class VigilConfig(Strict):
     mqtt: MqttBrokerConfig = MqttBrokerConfig()
     collectors: list[CollectorConfig] = Field(default_factory=list)
     journal: JournalConfig = JournalConfig()
+    retention: RetentionConfig = RetentionConfig()
     influx: InfluxConfig | None = None
     api: ApiConfig = ApiConfig()
     rules: RulesConfig = Field(default_factory=RulesConfig)
@@ -122,6 +208,10 @@ class VigilConfig(Strict):
     def alerts_path(self) -> Path:
         return self.gateway.data_dir / "alerts.sqlite"
 
+    @property
+    def archive_dir(self) -> Path:
+        return self.retention.archive_dir or self.gateway.data_dir / "archive"
+
 
 def _host(host: str) -> str:
     """One spelling per host: lower case, `localhost` as 127.0.0.1."""
@@ -180,18 +270,102 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def _kind(raw: dict[str, Any], index: object) -> object:
-    try:
-        return raw["collectors"][index].get("kind")
-    except (IndexError, TypeError, AttributeError, KeyError):
-        return None
+def _without_tags(loc: tuple[int | str, ...], raw: Any) -> tuple[int | str, ...]:
+    """The key path without the discriminator values pydantic puts in it (a collector's,
+    channel's or rule's `kind`): the path as the user wrote it."""
+    out: list[int | str] = []
+    value: Any = raw
+    for part in loc:
+        if isinstance(value, dict) and part not in value and part == value.get("kind"):
+            continue
+        out.append(part)
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            value = None
+    return tuple(out)
 
 
-def _channel_kind(raw: dict[str, Any], name: object) -> object:
-    try:
-        return raw["notifiers"]["channels"][name].get("kind")
-    except (IndexError, TypeError, AttributeError, KeyError):
-        return None
+def _unwrap(annotation: Any, raw: Any) -> type[BaseModel] | None:
+    """The model a value of `annotation` is validated by (`raw`: the value, to pick a member of
+    a union by its `kind`)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0], raw)
+    if origin in (typing.Union, types.UnionType):
+        models = [m for a in typing.get_args(annotation) if (m := _unwrap(a, raw)) is not None]
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        for m in models:
+            field = m.model_fields.get("kind")
+            if field is not None and kind in typing.get_args(field.annotation):
+                return m
+        return models[0] if len(models) == 1 else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _annotation_at(loc: tuple[int | str, ...], raw: Any) -> tuple[Any, Any]:
+    """(the type the config expects at `loc`, the value found there), walking the models."""
+    model: type[BaseModel] | None = VigilConfig
+    value: Any = raw
+    annotation: Any = VigilConfig
+    for part in loc:
+        if model is not None and isinstance(part, str) and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+            value = value.get(part) if isinstance(value, dict) else None
+        elif typing.get_origin(annotation) in (list, dict):
+            annotation = typing.get_args(annotation)[-1]
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                value = None
+        else:
+            return None, None
+        model = _unwrap(annotation, value)
+    return annotation, value
+
+
+def _known_keys(loc: tuple[int | str, ...], raw: Any) -> list[str]:
+    """The keys the config accepts at `loc` (the parent of an unknown key), for suggestions."""
+    model = _unwrap(*_annotation_at(loc, raw))
+    return list(model.model_fields) if model is not None else []
+
+
+def _kinds(loc: tuple[int | str, ...], raw: Any) -> list[str]:
+    """The `kind` values a discriminated entry at `loc` may take (collectors, channels)."""
+    annotation, _ = _annotation_at(loc, raw)
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    out: list[str] = []
+    for member in typing.get_args(annotation):
+        field = member.model_fields.get("kind") if hasattr(member, "model_fields") else None
+        if field is not None:
+            out.extend(str(k) for k in typing.get_args(field.annotation))
+    return out
+
+
+def _problem(err: Any, loc: tuple[int | str, ...], raw: dict[str, Any], source: str) -> str:
+    """One validation error as `file: key.path: what is wrong`, in the words a user needs."""
+    kind = err["type"]
+    if kind == "missing":
+        return f"{source}: {_loc(loc)}: required"
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        expected = ", ".join(KINDS if loc and loc[0] == "collectors" else _kinds(loc, raw))
+        where = _loc((*loc, "kind"))
+        if kind == "union_tag_not_found":
+            return f"{source}: {where}: required, one of {expected}"
+        tag = (err.get("ctx") or {}).get("tag")
+        return f"{source}: {where}: unknown kind {tag!r}, one of {expected}"
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        close = difflib.get_close_matches(key, _known_keys(loc[:-1], raw), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{source}: {_loc(loc)}: unknown key{hint}"
+    got = repr(err.get("input"))
+    got = got if len(got) <= 80 else got[:77] + "..."
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{source}: {_loc(loc)}: {msg} (got {got})"
 
 
 def parse_config(
@@ -207,22 +381,8 @@ def parse_config(
     except ValidationError as e:
         problems = []
         for err in e.errors():
-            loc = tuple(err["loc"])
-            # pydantic puts the discriminator value (a collector or channel kind) in the path
-            if len(loc) > 2 and loc[0] == "collectors" and loc[2] == _kind(raw, loc[1]):
-                loc = loc[:2] + loc[3:]
-            if (
-                len(loc) > 3
-                and loc[:2] == ("notifiers", "channels")
-                and loc[3] == _channel_kind(raw, loc[2])
-            ):
-                loc = loc[:3] + loc[4:]
-            if err["type"] == "missing":
-                problems.append(f"{source}: {_loc(loc)}: required")
-            else:
-                got = repr(err.get("input"))
-                got = got if len(got) <= 80 else got[:77] + "..."
-                problems.append(f"{source}: {_loc(loc)}: {err['msg']} (got {got})")
+            loc = _without_tags(tuple(err["loc"]), raw)
+            problems.append(_problem(err, loc, raw, source))
         raise ConfigError(problems) from None
     cfg._base_dir = base_dir or Path.cwd()
     missing = cfg.notifiers.env_problems(env) if cfg.notifiers.enabled else []

@@ -1,8 +1,16 @@
-"""`vigil demo`: the whole system on embedded defaults, visible within seconds.
+"""`vigil demo`: the whole system on embedded defaults, visible within seconds, every time.
 
-An embedded amqtt broker on 127.0.0.1 (unless VIGIL_MQTT_URL names one), the shipped demo scenario
-(a warehouse and two trucks, one of which goes offline and later uploads its buffer), the gateway
-with its journal, InfluxDB only when VIGIL_INFLUX_URL is set, and a live view of what flows.
+An embedded amqtt broker on 127.0.0.1 (unless VIGIL_MQTT_URL names one), simulated PLCs, the
+gateway with its journal (InfluxDB only when VIGIL_INFLUX_URL is set) and a live view of what
+flows. Once the gateway has subscribed, truck-01 uploads the two hours it buffered while offline
+(`demo_truck_history`: the one retrospective batch), then the live scenario (`demo_live`) runs
+and loops until stopped: the warehouse loggers, the trucks and the PLCs stamp their readings with
+the wall clock, so the alerts they raise are live ones, within seconds.
+
+Each run starts from a fresh demo data directory (`data/demo`, marked as the demo's own): stale
+rule state of an earlier run can never hide this run's alerts. A VIGIL_DATA_DIR that is not a
+demo directory is used as it is (resumed), never emptied. The printed hints say which
+VIGIL_DATA_DIR `vigil audit verify` and `vigil report` need afterwards.
 """
 
 from __future__ import annotations
@@ -12,10 +20,11 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +43,15 @@ from gateway.core.schema import COLDCHAIN, PROCESS
 from simulators import scenarios
 from simulators.plc import collector_config, demo_specs, start_plcs, stop_plcs
 from simulators.runner import run_scenario
-from simulators.scenario import load_scenario
+from simulators.scenario import Scenario, load_scenario
 
 log = logging.getLogger("vigil.demo")
 
 DEMO_BROKER_PORT = 1884
+DEMO_DATA_DIR = Path("data/demo")
+DEMO_MARKER = ".vigil-demo"
+"""Marks a data directory as the demo's own: the next run may empty it."""
+SHIPMENT_ASSET = "truck-02"
 DEMO_RULES = {
     "bindings": [
         {"profile": "crt", "site": "wh-shanghai", "asset": "room-a"},
@@ -82,6 +95,27 @@ async def start_embedded_broker(port: int) -> Any:
     return broker
 
 
+def prepare_data_dir(path: Path) -> str:
+    """Empty a demo data directory left by an earlier run ("fresh"); use any other one as it is
+    ("resumed"): only a directory the demo marked as its own is ever emptied."""
+    if path.is_dir() and any(path.iterdir()):
+        if not (path / DEMO_MARKER).exists():
+            return "resumed"
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / DEMO_MARKER).write_text("vigil demo data: emptied by the next `vigil demo`\n")
+    return "fresh"
+
+
+def hints(data_dir: Path, shipment: str | None) -> list[str]:
+    """What to try afterwards, with the data directory the commands need."""
+    env = f"VIGIL_DATA_DIR={data_dir}"
+    out = [f"{env} vigil audit verify", f"{env} vigil journal verify"]
+    if shipment:
+        out.append(f"{env} vigil report shipment {shipment} --format pdf")
+    return out
+
+
 @dataclass
 class LiveState:
     """What the live view shows: the latest value per device, fed by the journal listener."""
@@ -89,9 +123,19 @@ class LiveState:
     latest: dict[str, tuple[Reading, float]] = field(default_factory=dict)
     logins: str = ""
     alerts: dict[tuple[str, str], AlertEvent] = field(default_factory=dict)
+    printer: Callable[[str], None] | None = None
+    """Plain mode: each alert raised is printed as it happens."""
+    started: float = field(default_factory=time.monotonic)
 
     def on_alert(self, event: AlertEvent) -> None:
         self.alerts[(event.alert.rule, event.alert.source)] = event
+        a = event.alert
+        if self.printer is not None and event.kind in ("raised", "reactivated"):
+            when = "retrospective" if a.retrospective else "live"
+            self.printer(
+                f"+{time.monotonic() - self.started:.0f}s alert {event.kind} ({when}): "
+                f"{a.severity} {a.rule} {a.source}: {a.message}"
+            )
 
     def __call__(self, readings: Sequence[Reading]) -> None:
         now = time.monotonic()
@@ -190,7 +234,47 @@ def _demo_users(gw: Gateway) -> dict[str, str]:
     return logins
 
 
-async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: bool = False) -> None:
+async def _wait_subscribed(gw: Gateway, stop: asyncio.Event, within_s: float = 20.0) -> None:
+    """Until the MQTT collector has subscribed: what the simulators send before would be lost
+    (the embedded broker keeps no session for a subscriber it has not seen)."""
+    deadline = time.monotonic() + within_s
+    while not stop.is_set() and time.monotonic() < deadline:
+        if any(st.kind == "mqtt" and st.online for st in gw.sources()):
+            return
+        await asyncio.sleep(0.1)
+    log.warning("the gateway did not subscribe within %.0f s; starting the simulators", within_s)
+
+
+async def _simulate(history: Scenario, live: Scenario, mqtt_url: str, stop: asyncio.Event) -> None:
+    """truck-01's buffered upload first (so its live readings come after it), then the live
+    scenario again and again: a demo left running never ends in a flood of stale alerts."""
+    await run_scenario(history, mqtt_url, stop=stop)
+    while not stop.is_set():
+        await run_scenario(live, mqtt_url, stop=stop)
+
+
+def _start_shipment(gw: Gateway) -> str | None:
+    """A shipment on truck-02, so `vigil report shipment` has something to report."""
+    registry = gw.records.shipments
+    active = registry.active_for(SHIPMENT_ASSET)
+    if active is not None:
+        return active.id
+    new = registry.start(
+        SHIPMENT_ASSET,
+        "vaccine_2_8",
+        "demo",
+        site="fleet-east",
+        product="demo vaccine",
+        origin="wh-shanghai",
+        destination="Hangzhou",
+    )
+    gw.records.audit.record(
+        "demo", "shipment.start", "shipment", new.id, None, new.to_dict(), "vigil demo"
+    )
+    return str(new.id)
+
+
+async def run_demo(seconds: float | None = None, plain: bool = False) -> None:
 
     setup_logging("WARNING" if not plain else "INFO")
     stop = asyncio.Event()
@@ -205,8 +289,10 @@ async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: boo
         broker = await start_embedded_broker(port)
         mqtt_url = f"mqtt://127.0.0.1:{port}"
 
-    plcs = await start_plcs(demo_specs(), speed=speed / 6)
-    data_dir = Path(os.environ.get("VIGIL_DATA_DIR", "./data/demo"))
+    env_dir = os.environ.get("VIGIL_DATA_DIR")
+    data_dir = Path(env_dir) if env_dir else DEMO_DATA_DIR
+    how = prepare_data_dir(data_dir)
+    plcs = await start_plcs(demo_specs(), speed=1.0)  # live: PLC clocks read the wall clock
     cfg = parse_config(
         {
             "gateway": {"name": "demo", "data_dir": str(data_dir), "metrics_interval_s": 5},
@@ -214,46 +300,56 @@ async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: boo
             "mqtt": {"url": mqtt_url, "client_id": "vigil-demo", "protocol": "3.1.1"},
             "collectors": [
                 {"kind": "mqtt", "name": "loggers"},
-                # the PLCs' own clocks: at demo speed, wall time would judge F0 wrongly
+                # the PLCs' own clocks (the wall clock at speed 1): cycles filed under PLC time
                 collector_config(plcs, line="fill-finish-1", device_clock=True),
             ],
             "rules": DEMO_RULES,
             "api": {"host": "127.0.0.1", "port": int(os.environ.get("VIGIL_API_PORT", "8080"))},
         },
         "(demo defaults)",
+        env={k: v for k, v in os.environ.items() if k != "VIGIL_DATA_DIR"},
     )
-    state = LiveState()
+    say: Callable[[str], None] = lambda text: print(text, flush=True)  # noqa: E731
+    state = LiveState(printer=say if plain else None)
     gw = Gateway(cfg, listeners=[state])
     logins = _demo_users(gw)
     state.logins = "web page log-ins: " + ", ".join(f"{u} / {p}" for u, p in logins.items())
     if gw.alerting is not None:
         gw.alerting.event_sinks.append(state.on_alert)
-    scenario = load_scenario(scenarios.path("demo"))
-    scenario = scenario.model_copy(update={"speed": speed})
+    history = load_scenario(scenarios.path("demo_truck_history"))
+    live = load_scenario(scenarios.path("demo_live"))
 
     gw_task = asyncio.create_task(gw.run(stop), name="gateway")
-    sim_task = asyncio.create_task(run_scenario(scenario, mqtt_url, stop=stop), name="simulators")
+    await _wait_subscribed(gw, stop)
+    shipment = _start_shipment(gw)
+    tips = hints(data_dir, shipment)
+    state.logins += " — afterwards: " + "; ".join(tips)
+    sim_task = asyncio.create_task(_simulate(history, live, mqtt_url, stop), name="simulators")
     started = time.monotonic()
+    state.started = started
     deadline = started + seconds if seconds else None
     try:
         if plain:
-            print(f"web page http://{cfg.api.host}:{cfg.api.port}/ — {state.logins}", flush=True)
+            say(
+                f"vigil demo running ({how} data dir {data_dir}): web page "
+                f"http://{cfg.api.host}:{cfg.api.port}/ — {state.logins}"
+            )
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 2)
                 gw.refresh_counters()
                 c = gw.counters
-                print(
+                say(
                     f"received={c.received} journaled={c.journaled} "
-                    f"dead_letters={c.dead_letters} devices={len(state.latest)}",
-                    flush=True,
+                    f"dead_letters={c.dead_letters} devices={len(state.latest)} "
+                    f"alerts={len(state.alerts)}"
                 )
         else:
-            with Live(render(gw, state, mqtt_url, started), refresh_per_second=2) as live:
+            with Live(render(gw, state, mqtt_url, started), refresh_per_second=2) as live_view:
                 while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.5)
-                    live.update(render(gw, state, mqtt_url, started))
+                    live_view.update(render(gw, state, mqtt_url, started))
     finally:
         stop.set()
         await asyncio.wait([gw_task, sim_task], timeout=12)
@@ -261,3 +357,6 @@ async def run_demo(seconds: float | None = None, speed: float = 60.0, plain: boo
         if broker is not None:
             await broker.shutdown()
     print(f"demo stopped: {gw.counters.journaled} readings journaled in {cfg.journal_path}")
+    print("try, with the demo's data directory:")
+    for tip in tips:
+        print(f"  {tip}")

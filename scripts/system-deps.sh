@@ -10,9 +10,15 @@ python3 -m venv --help >/dev/null 2>&1 && python3 -c "import ensurepip" 2>/dev/n
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 # headless browser for the live-page test (driven by playwright with executable_path)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+# systemd-analyze checks the service unit (tests/integration/test_operations.py)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # InfluxDB 1.x (Debian: 1.6, InfluxQL): the dashboards' queries and the v1 write path are tested
 # against a real influxd that the tests start on loopback ports
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
+# pdftotext: the report tests read PDFs as a person's viewer would
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+# a TrueType font with Chinese glyphs, embedded in PDF reports (and used by the browser)
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 for extra in "$@"; do
   command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
 done

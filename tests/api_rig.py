@@ -65,6 +65,7 @@ class Rig:
         self.ctx.journal.append(readings, [])
         self.ctx.shipments.record(readings)
         self.ctx.live.observe(readings)
+        self.ctx.history.observe(readings)
         engine = self.ctx.engine
         return engine.process(readings) if engine is not None else []
 

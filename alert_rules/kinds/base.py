@@ -22,6 +22,7 @@ from alert_rules.model import Priority
 from alert_rules.timers import ENTER, NORMAL, STAY, UNKNOWN
 from alert_rules.units import Duration
 from gateway.core.eventtime import fmt_ns
+from gateway.core.i18n import Text
 from gateway.core.reading import FieldValue, Reading
 
 
@@ -35,7 +36,7 @@ class PointSink(Protocol):
         at: int,
         value: float | None,
         peak: float | None,
-        message: str,
+        message: Text,
         cycle: int | None = None,
     ) -> None:
         """`cycle`: the production cycle the alarm judges (each failed load its own alert)."""

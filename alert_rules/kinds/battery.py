@@ -11,6 +11,7 @@ from alert_rules.kinds.base import Evaluator, Limit, PointSink, RuleBase
 from alert_rules.kinds.threshold import ExcursionEvaluator
 from alert_rules.model import Priority
 from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_
 from gateway.core.standards import ON_OFF_MAX_GAP_S
 
 
@@ -32,5 +33,5 @@ class BatteryLowRule(RuleBase):
             0,
             to_ns(self.max_gap),
             " %",
-            "battery low",
+            N_("battery low"),
         )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import Evaluator, PointSink, fmt_ts
+from alert_rules.kinds.base import Evaluator, PointSink
 from alert_rules.timers import ENTER, NORMAL, UNKNOWN, ExcursionTimer
-from alert_rules.units import fmt_duration
+from gateway.core.i18n import N_, Dur, Text, Time
 from gateway.core.reading import FieldValue, Reading
 
 _TEXT = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
@@ -47,10 +47,15 @@ class BoolEvaluator(Evaluator):
     def on_activate(
         self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
     ) -> None:
-        text = self.text
+        what = Text(self.text)
         if self.timer.on_delay:
-            text += f" for more than {fmt_duration(self.timer.on_delay / 1e9)}"
-        self.point.activate(ctx, started, at, 1.0, None, f"{text} since {fmt_ts(started)}")
+            text = Text(
+                N_("{what} for more than {delay} since {since}"),
+                {"what": what, "delay": Dur(self.timer.on_delay / 1e9), "since": Time(started)},
+            )
+        else:
+            text = Text(N_("{what} since {since}"), {"what": what, "since": Time(started)})
+        self.point.activate(ctx, started, at, 1.0, None, text)
 
     def on_clear(
         self, ctx: EvalContext, ended: int, at: int, value: Any, peak: float | None

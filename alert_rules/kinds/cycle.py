@@ -26,8 +26,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts
+from alert_rules.kinds.base import Evaluator, PointSink, RuleBase
 from alert_rules.model import Priority
+from gateway.core.i18n import N_, Text, Time
 from gateway.core.reading import Reading
 
 DEFAULT_CYCLE_PROFILE = "vigil"
@@ -182,11 +183,16 @@ class CycleEvaluator(Evaluator):
             self.phases[-1]["end_ns"] = end_ns
         seen = {p["phase"] for p in self.phases}
         missing = [p for p in self.spec.require_phases if p not in seen]
-        reasons: list[str] = []
+        reasons: list[Text] = []
         if missing:
-            reasons.append(f"phase(s) {', '.join(missing)} never reached (aborted cycle)")
+            reasons.append(
+                Text(
+                    N_("phase(s) {phases} never reached (aborted cycle)"),
+                    {"phases": ", ".join(missing)},
+                )
+            )
         if self.partial:
-            reasons.append("cycle start not seen (monitoring began mid-cycle)")
+            reasons.append(Text(N_("cycle start not seen (monitoring began mid-cycle)")))
         out = {
             "cycle_id": self.cycle_id,
             "start_ns": self.start,
@@ -202,16 +208,12 @@ class CycleEvaluator(Evaluator):
         }
         if reasons:
             start = self.start if self.start is not None else end_ns
-            what = f"cycle {self.batch} " if self.batch else "cycle "
-            self.point.activate(
-                ctx,
-                start,
-                end_ns,
-                None,
-                None,
-                f"{what}started {fmt_ts(start)} failed: {'; '.join(reasons)}",
-                cycle=self.cycle_id,
-            )
+            args = {"batch": self.batch, "start": Time(start), "reasons": reasons}
+            if self.batch:
+                text = Text(N_("cycle {batch} started {start} failed: {reasons}"), args)
+            else:
+                text = Text(N_("cycle started {start} failed: {reasons}"), args)
+            self.point.activate(ctx, start, end_ns, None, None, text, cycle=self.cycle_id)
             self.point.clear(ctx, end_ns, end_ns, None, None, cycle=self.cycle_id)
         self._reset()
         return out
@@ -259,6 +261,12 @@ class CycleParticipant(Evaluator):
         """Finish the cycle's accounting at `ts`; return the result for the summary:
         at least {"passed": bool | None, "reasons": [str]} (None: nothing to judge)."""
         raise NotImplementedError
+
+
+def reason_fields(reasons: list[Text]) -> dict[str, Any]:
+    """A verdict's reasons as a cycle result stores them: English text and the Text documents
+    (rendered in the reader's language by the API and reports)."""
+    return {"reasons": [str(r) for r in reasons], "reason_texts": [r.to_json() for r in reasons]}
 
 
 def phase_set(phases: list[str] | None) -> frozenset[str] | None:

@@ -16,9 +16,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts
+from alert_rules.kinds.base import Evaluator, PointSink, RuleBase
 from alert_rules.model import Priority
-from alert_rules.units import Duration, fmt_duration, to_ns
+from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Dur, Text, Time
 
 
 class DeviceOfflineRule(RuleBase):
@@ -47,16 +48,12 @@ class DeviceOfflineEvaluator(Evaluator):
         if online is False and not self.active and now - since_ns >= self.on_delay:
             self.active = True
             gone = (now - since_ns) / 1e9
-            why = f": {error}" if error else ""
-            self.point.activate(
-                ctx,
-                since_ns,
-                since_ns + self.on_delay,
-                gone,
-                gone,
-                f"device offline since {fmt_ts(since_ns)} "
-                f"(more than {fmt_duration(self.on_delay / 1e9)}){why}",
-            )
+            args = {"since": Time(since_ns), "delay": Dur(self.on_delay / 1e9), "error": error}
+            if error:
+                text = Text(N_("device offline since {since} (more than {delay}): {error}"), args)
+            else:
+                text = Text(N_("device offline since {since} (more than {delay})"), args)
+            self.point.activate(ctx, since_ns, since_ns + self.on_delay, gone, gone, text)
             return True
         if online is True and self.active:
             self.active = False

@@ -10,6 +10,7 @@ from pydantic import Field
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase
 from alert_rules.kinds.boolean import BoolEvaluator
 from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_
 from gateway.core.standards import ON_OFF_MAX_GAP_S
 
 
@@ -21,5 +22,5 @@ class DoorOpenRule(RuleBase):
 
     def build(self, point: PointSink) -> Evaluator:
         return BoolEvaluator(
-            self.field, point, True, to_ns(self.max_open), 0, to_ns(self.max_gap), "door open"
+            self.field, point, True, to_ns(self.max_open), 0, to_ns(self.max_gap), N_("door open")
         )

@@ -22,13 +22,13 @@ from alert_rules.kinds.base import (
     RuleBase,
     check_one_limit,
     fmt_num,
-    fmt_ts,
     limit_from,
     num,
 )
 from alert_rules.kinds.threshold import ExcursionEvaluator
 from alert_rules.timers import CumulativeTimer
-from alert_rules.units import Duration, fmt_duration, to_ns
+from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Dur, Text, Time
 from gateway.core.reading import FieldValue, Reading
 from gateway.core.standards import DEFAULT_MAX_GAP_S
 
@@ -114,17 +114,27 @@ class CumulativeEvaluator(Evaluator):
         self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
     ) -> None:
         t, lim = self.timer, self.limit
-        scope = (
-            f"within {fmt_duration(t.window / 1e9)}"
-            if t.window is not None
-            else f"in shipment {t.scope_key}"
-            if t.scope_key
-            else "cumulative"
-        )
-        text = (
-            f"cumulative: {self.field} {lim.op} {fmt_num(lim.limit)}{self.unit} for "
-            f"{fmt_duration(t.duration / 1e9)} {scope}, first at {fmt_ts(started)} "
-            f"(peak {fmt_num(peak)}{self.unit})"
+        if t.window is not None:
+            scope = Text(N_("within {window}"), {"window": Dur(t.window / 1e9)})
+        elif t.scope_key:
+            scope = Text(N_("in shipment {shipment}"), {"shipment": t.scope_key})
+        else:
+            scope = Text(N_("cumulative"))
+        text = Text(
+            N_(
+                "cumulative: {field} {op} {limit}{unit} for {duration} {scope}, "
+                "first at {since} (peak {peak}{unit})"
+            ),
+            {
+                "field": self.field,
+                "op": lim.op,
+                "limit": fmt_num(lim.limit),
+                "unit": self.unit,
+                "duration": Dur(t.duration / 1e9),
+                "scope": scope,
+                "since": Time(started),
+                "peak": fmt_num(peak),
+            },
         )
         self.point.activate(ctx, started, at, value, peak, text)
 

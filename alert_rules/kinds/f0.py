@@ -28,6 +28,7 @@ from pydantic import Field
 from alert_rules.kinds.base import PointSink
 from alert_rules.kinds.hold import HoldEvaluator, HoldRule
 from alert_rules.units import Duration
+from gateway.core.i18n import N_, Text
 from gateway.core.standards import (
     F0_T_REF_C,
     F0_Z_C,
@@ -95,11 +96,11 @@ class F0Evaluator(HoldEvaluator):
     def _value(self) -> float:
         return self.f0
 
-    def _more_reasons(self) -> list[str]:
+    def _more_reasons(self) -> list[Text]:
         s: F0Rule = self.spec  # type: ignore[assignment]
         if self.f0 >= s.target:
             return []
-        return [f"F0 {self.f0:.2f} min < {s.target:g} min"]
+        return [Text(N_("F0 {f0:.2f} min < {target:g} min"), {"f0": self.f0, "target": s.target})]
 
     def _result(self) -> dict[str, Any]:
         s: F0Rule = self.spec  # type: ignore[assignment]

@@ -17,7 +17,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_ts, num
+from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, num
+from gateway.core.i18n import N_, Text, Time
 from gateway.core.reading import FieldValue, Reading
 
 
@@ -102,11 +103,26 @@ class FillWeightEvaluator(Evaluator):
             bad = [x for x in recent if x is not None]
             first = bad[0][0]
             self.worst = max((d for _t, d in bad), key=abs)
-            what = f"{self.bad} of the last {len(recent)} weights" if s.window > 1 else "weight"
-            text = (
-                f"fill weight: {what} outside {fmt_num(target)} ± {fmt_num(round(tol, 6))}{s.unit}"
-                f" (last {fmt_num(v)}{s.unit}, worst {self.worst:+.3g}{s.unit}) "
-                f"since {fmt_ts(first)}"
+            if s.window > 1:
+                what = Text(
+                    N_("{bad} of the last {n} weights"), {"bad": self.bad, "n": len(recent)}
+                )
+            else:
+                what = Text(N_("weight"))
+            text = Text(
+                N_(
+                    "fill weight: {what} outside {target} ± {tol}{unit} "
+                    "(last {value}{unit}, worst {worst}{unit}) since {since}"
+                ),
+                {
+                    "what": what,
+                    "target": fmt_num(target),
+                    "tol": fmt_num(round(tol, 6)),
+                    "unit": s.unit,
+                    "value": fmt_num(v),
+                    "worst": f"{self.worst:+.3g}",
+                    "since": Time(first),
+                },
             )
             self.point.activate(ctx, first, ts, v, self.worst, text)
         elif self.active:

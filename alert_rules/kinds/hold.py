@@ -21,10 +21,11 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import PointSink, RuleBase, fmt_num, fmt_ts, num
-from alert_rules.kinds.cycle import CycleInfo, CycleParticipant, phase_set
+from alert_rules.kinds.base import PointSink, RuleBase, fmt_num, num
+from alert_rules.kinds.cycle import CycleInfo, CycleParticipant, phase_set, reason_fields
 from alert_rules.model import Priority
-from alert_rules.units import Duration, fmt_duration, to_ns
+from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Dur, Text, Time
 from gateway.core.reading import FieldValue, Reading
 
 
@@ -213,8 +214,14 @@ class HoldEvaluator(CycleParticipant):
                     ctx,
                     ts,
                     reading.tags.get("batch"),
-                    f"short hold: {self._held()} < {fmt_duration(self.spec.duration)} "
-                    f"when phase {hold_phase} ended",
+                    Text(
+                        N_("short hold: {held} < {duration} when phase {phase} ended"),
+                        {
+                            "held": self._held(),
+                            "duration": Dur(self.spec.duration),
+                            "phase": hold_phase,
+                        },
+                    ),
                 )
         self.last_phase = phase
 
@@ -222,46 +229,73 @@ class HoldEvaluator(CycleParticipant):
     def duration_ns(self) -> int:
         return to_ns(self.spec.duration)
 
-    def _held(self) -> str:
+    def _held(self) -> Text:
         s = self.spec
-        op = "≥" if s.inclusive else ">"
+        args = {
+            "field": s.field,
+            "op": "≥" if s.inclusive else ">",
+            "temp": fmt_num(s.temp),
+            "unit": s.unit,
+        }
         held = self.meter.best_len
         if held == 0:
-            return f"{s.field} never {op} {fmt_num(s.temp)}{s.unit}"
-        return f"{s.field} {op} {fmt_num(s.temp)}{s.unit} held {fmt_duration(held / 1e9)}"
+            return Text(N_("{field} never {op} {temp}{unit}"), args)
+        return Text(N_("{field} {op} {temp}{unit} held {held}"), {**args, "held": Dur(held / 1e9)})
 
     def _value(self) -> float:
         """The alert's value: minutes held."""
         return self.meter.best_len / 60e9
 
-    def _alert(self, ctx: EvalContext, ts: int, batch: str | None, text: str) -> None:
+    def _alert(self, ctx: EvalContext, ts: int, batch: str | None, text: Text) -> None:
         self.alerted = True
         start = self.cycle_start if self.cycle_start is not None else ts
-        what = f"cycle {batch}" if batch else f"cycle started {fmt_ts(start)}"
+        if batch:
+            what = Text(N_("cycle {batch}"), {"batch": batch})
+        else:
+            what = Text(N_("cycle started {start}"), {"start": Time(start)})
         v = self._value()
-        self.point.activate(ctx, start, ts, v, v, f"{what}: {text}", cycle=self.cycle_id)
+        self.point.activate(
+            ctx,
+            start,
+            ts,
+            v,
+            v,
+            Text(N_("{label}: {what}"), {"label": what, "what": text}),
+            cycle=self.cycle_id,
+        )
         self.point.clear(ctx, ts, ts, v, v, cycle=self.cycle_id)
 
     # -- verdict -----------------------------------------------------------------------------
-    def _reasons(self) -> list[str]:
+    def _reasons(self) -> list[Text]:
         s = self.spec
         out = []
         if self.meter.best_len < self.duration_ns:
-            out.append(f"{self._held()} < {fmt_duration(s.duration)}")
+            out.append(
+                Text("{held} < {duration}", {"held": self._held(), "duration": Dur(s.duration)})
+            )
         out += self._more_reasons()
         if self.gaps and s.gap_fails:
             out.append(
-                f"{self.gaps} data gap(s) longer than {fmt_duration(s.max_gap)} "
-                f"({fmt_duration(self.gap_ns / 1e9)} without data)"
+                Text(
+                    N_("{gaps} data gap(s) longer than {max_gap} ({gap} without data)"),
+                    {"gaps": self.gaps, "max_gap": Dur(s.max_gap), "gap": Dur(self.gap_ns / 1e9)},
+                )
             )
         if self.faults:
             out.append(
-                f"{self.faults} reading(s) of {s.field} outside the sensor range "
-                f"[{fmt_num(s.sensor_min)}, {fmt_num(s.sensor_max)}]"
+                Text(
+                    N_("{faults} reading(s) of {field} outside the sensor range [{lo}, {hi}]"),
+                    {
+                        "faults": self.faults,
+                        "field": s.field,
+                        "lo": fmt_num(s.sensor_min),
+                        "hi": fmt_num(s.sensor_max),
+                    },
+                )
             )
         return out
 
-    def _more_reasons(self) -> list[str]:
+    def _more_reasons(self) -> list[Text]:
         return []
 
     def _result(self) -> dict[str, Any]:
@@ -280,17 +314,15 @@ class HoldEvaluator(CycleParticipant):
     ) -> dict[str, Any]:
         if self.cycle_start is None or self.cycle_start != cycle.start_ns:
             self._reset()
-            return {
-                "passed": False,
-                "reasons": ["rule not active for the whole cycle (bound or changed mid-cycle)"],
-            }
+            why = Text(N_("rule not active for the whole cycle (bound or changed mid-cycle)"))
+            return {"passed": False, **reason_fields([why])}
         value = reading.fields.get(self.spec.field)
         self._advance(ts, None if value is None else self._valid(value, False))
         self.meter.feed(ts, False)
         reasons = self._reasons()
-        result = {"passed": not reasons, "reasons": reasons, **self._result()}
+        result = {"passed": not reasons, **reason_fields(reasons), **self._result()}
         if reasons and not self.alerted:
-            self._alert(ctx, ts, cycle.batch, "failed: " + "; ".join(reasons))
+            self._alert(ctx, ts, cycle.batch, Text(N_("failed: {reasons}"), {"reasons": reasons}))
         result["alerted"] = self.alerted
         self._reset()
         return result

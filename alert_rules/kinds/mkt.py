@@ -12,9 +12,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts, num
+from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, num
 from alert_rules.mkt import RollingMKT
-from alert_rules.units import Duration, fmt_duration, to_ns
+from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Dur, Text, Time
 from gateway.core.reading import FieldValue, Reading
 from gateway.core.standards import DEFAULT_MAX_GAP_S, MKT_DELTA_H_KJ_MOL
 
@@ -83,9 +84,19 @@ class MktEvaluator(Evaluator):
             if not self.active:
                 self.active = True
                 op = "≥" if spec.inclusive else ">"
-                text = (
-                    f"MKT over {fmt_duration(spec.window)} {mkt:.2f} °C {op} "
-                    f"{spec.limit:g} °C at {fmt_ts(ts)} (ΔH {spec.delta_h:g} kJ/mol)"
+                text = Text(
+                    N_(
+                        "MKT over {window} {mkt:.2f} °C {op} {limit:g} °C at {at} "
+                        "(ΔH {dh:g} kJ/mol)"
+                    ),
+                    {
+                        "window": Dur(spec.window),
+                        "mkt": mkt,
+                        "op": op,
+                        "limit": spec.limit,
+                        "at": Time(ts),
+                        "dh": spec.delta_h,
+                    },
                 )
                 self.point.activate(ctx, ts, ts, mkt, self.peak, text)
         elif self.active:

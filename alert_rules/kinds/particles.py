@@ -22,10 +22,13 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts, num
+from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, num
 from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Text, Time
 from gateway.core.reading import FieldValue, Reading
 from gateway.core.standards import ANNEX1_PARTICLE_LIMITS, DEFAULT_MAX_GAP_S
+
+LEVELS = {"action": N_("action"), "alert": N_("alert")}
 
 Grade = Literal["A", "B", "C", "D"]
 
@@ -136,7 +139,8 @@ class ParticlesEvaluator(Evaluator):
                 self.peak = v
             if not self.active and self.count >= self.spec.consecutive:
                 self.active = True
-                self._activate(ctx, ts, v, limit, "in operation" if operating else "at rest")
+                state_text = N_("in operation") if operating else N_("at rest")
+                self._activate(ctx, ts, v, limit, state_text)
             return
         self.count = 0
         self.run_start = None
@@ -147,12 +151,27 @@ class ParticlesEvaluator(Evaluator):
     def _activate(self, ctx: EvalContext, ts: int, v: float, limit: float, state: str) -> None:
         s = self.spec
         size = "≥0.5 µm" if s.size == 0.5 else "≥5 µm"
-        run = f" in {self.count} consecutive readings" if s.consecutive > 1 else ""
-        text = (
-            f"grade {s.grade} {state}: {size} particles {v:,.0f}/m³ above the {s.level} level "
-            f"{limit:,.0f}/m³{run} since {fmt_ts(self.run_start or ts)}"
-        ).replace(",", " ")
-        self.point.activate(ctx, self.run_start or ts, ts, v, self.peak, text)
+        args = {
+            "grade": s.grade,
+            "state": Text(state),
+            "size": size,
+            "value": f"{v:,.0f}".replace(",", " "),
+            "level": Text(LEVELS[s.level]),
+            "limit": f"{limit:,.0f}".replace(",", " "),
+            "count": self.count,
+            "since": Time(self.run_start or ts),
+        }
+        if s.consecutive > 1:
+            msgid = N_(
+                "grade {grade} {state}: {size} particles {value}/m³ above the {level} level "
+                "{limit}/m³ in {count} consecutive readings since {since}"
+            )
+        else:
+            msgid = N_(
+                "grade {grade} {state}: {size} particles {value}/m³ above the {level} level "
+                "{limit}/m³ since {since}"
+            )
+        self.point.activate(ctx, self.run_start or ts, ts, v, self.peak, Text(msgid, args))
 
     def dump(self) -> dict[str, Any]:
         return {

@@ -25,11 +25,11 @@ from alert_rules.kinds.base import (
     PointSink,
     RuleBase,
     fmt_num,
-    fmt_ts,
     num,
 )
 from alert_rules.timers import ENTER, NORMAL, UNKNOWN, ExcursionTimer
-from alert_rules.units import Duration, fmt_duration, to_ns
+from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Dur, Text, Time
 from gateway.core.reading import FieldValue, Reading
 from gateway.core.standards import DEFAULT_MAX_GAP_S
 
@@ -124,15 +124,31 @@ class PhaseThresholdEvaluator(Evaluator):
         s = self.spec
         lim = self.lo or self.hi
         if self.lo is not None and self.hi is not None:
-            what = f"outside {fmt_num(s.low)}..{fmt_num(s.high)}{s.unit}"
+            what = Text(
+                N_("outside {low}..{high}{unit}"),
+                {"low": fmt_num(s.low), "high": fmt_num(s.high), "unit": s.unit},
+            )
         else:
             assert lim is not None
-            what = f"{lim.op} {fmt_num(lim.limit)}{s.unit}"
-        text = f"phase {self.run_phase}: {s.field} {what}"
+            what = Text(
+                "{op} {limit}{unit}", {"op": lim.op, "limit": fmt_num(lim.limit), "unit": s.unit}
+            )
+        args: dict[str, Any] = {
+            "phase": self.run_phase,
+            "field": s.field,
+            "what": what,
+            "since": Time(started),
+            "value": fmt_num(value),
+            "unit": s.unit,
+        }
         if self.timer.on_delay:
-            text += f" for {fmt_duration(self.timer.on_delay / 1e9)}"
-        text += f" since {fmt_ts(started)} (value {fmt_num(value)}{s.unit})"
-        self.point.activate(ctx, started, at, value, peak, text)
+            args["delay"] = Dur(self.timer.on_delay / 1e9)
+            msgid = N_(
+                "phase {phase}: {field} {what} for {delay} since {since} (value {value}{unit})"
+            )
+        else:
+            msgid = N_("phase {phase}: {field} {what} since {since} (value {value}{unit})")
+        self.point.activate(ctx, started, at, value, peak, Text(msgid, args))
 
     def on_clear(
         self, ctx: EvalContext, ended: int, at: int, value: Any, peak: float | None

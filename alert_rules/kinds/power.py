@@ -11,6 +11,7 @@ from alert_rules.kinds.base import Evaluator, PointSink, RuleBase
 from alert_rules.kinds.boolean import BoolEvaluator
 from alert_rules.model import Priority
 from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_
 from gateway.core.standards import ON_OFF_MAX_GAP_S
 
 
@@ -30,5 +31,5 @@ class PowerFailureRule(RuleBase):
             to_ns(self.on_delay),
             to_ns(self.off_delay),
             to_ns(self.max_gap),
-            "power failure",
+            N_("power failure"),
         )

@@ -16,11 +16,12 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import Evaluator, Limit, PointSink, RuleBase, fmt_num, fmt_ts, num
+from alert_rules.kinds.base import Evaluator, Limit, PointSink, RuleBase, fmt_num, num
 from alert_rules.kinds.boolean import as_bool
 from alert_rules.model import Priority
 from alert_rules.timers import ExcursionTimer
-from alert_rules.units import Duration, fmt_duration, to_ns
+from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Dur, Text, Time
 from gateway.core.reading import FieldValue, Reading
 from gateway.core.standards import ANNEX1_MIN_DP_PA
 
@@ -86,11 +87,25 @@ class PressureCascadeEvaluator(Evaluator):
         self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
     ) -> None:
         s = self.spec
-        delay = fmt_duration(self.timer.on_delay / 1e9)
-        why = f" (door opened; door delay {delay})" if self.door_seen else f" for {delay}"
-        text = (
-            f"pressure cascade lost: {s.field} < {fmt_num(s.min_dp)}{s.unit}{why} "
-            f"since {fmt_ts(started)} (value {fmt_num(value)}{s.unit}, lowest {fmt_num(peak)})"
+        delay = Dur(self.timer.on_delay / 1e9)
+        if self.door_seen:
+            why = Text(N_(" (door opened; door delay {delay})"), {"delay": delay})
+        else:
+            why = Text(N_(" for {delay}"), {"delay": delay})
+        text = Text(
+            N_(
+                "pressure cascade lost: {field} < {min_dp}{unit}{why} "
+                "since {since} (value {value}{unit}, lowest {peak})"
+            ),
+            {
+                "field": s.field,
+                "min_dp": fmt_num(s.min_dp),
+                "unit": s.unit,
+                "why": why,
+                "since": Time(started),
+                "value": fmt_num(value),
+                "peak": fmt_num(peak),
+            },
         )
         self.point.activate(ctx, started, at, value, peak, text)
 

@@ -13,8 +13,9 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_ts, num
+from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, num
 from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Text, Time
 from gateway.core.reading import FieldValue, Reading
 from gateway.core.standards import DEFAULT_MAX_GAP_S
 
@@ -80,12 +81,20 @@ class RateEvaluator(Evaluator):
             if not self.active:
                 self.active = True
                 unit = self.spec.unit
-                text = (
-                    f"{self.field} changing at {rate:+.3g}{unit}/min (limit "
+                limits = (
                     f"{'+' + fmt_num(self.rise) if self.rise else ''}"
                     f"{' / ' if self.rise and self.fall else ''}"
-                    f"{'-' + fmt_num(self.fall) if self.fall else ''}{unit}/min) "
-                    f"at {fmt_ts(ts)}"
+                    f"{'-' + fmt_num(self.fall) if self.fall else ''}"
+                )
+                text = Text(
+                    N_("{field} changing at {rate}{unit}/min (limit {limits}{unit}/min) at {at}"),
+                    {
+                        "field": self.field,
+                        "rate": f"{rate:+.3g}",
+                        "unit": unit,
+                        "limits": limits,
+                        "at": Time(ts),
+                    },
                 )
                 self.point.activate(ctx, hist[0][0], ts, rate, self.peak, text)
         elif self.active:

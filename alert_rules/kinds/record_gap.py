@@ -25,8 +25,9 @@ from pydantic import Field, model_validator
 
 from alert_rules.completeness import Completeness, completeness
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts, num
-from alert_rules.units import Duration, fmt_duration, to_ns
+from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, num
+from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Dur, Text, Time
 from gateway.core.reading import FieldValue, Reading
 from gateway.core.standards import (
     GSP_RECORD_OUT_OF_RANGE_S,
@@ -119,10 +120,18 @@ class RecordGapEvaluator(Evaluator):
         last = self.last
         if last is not None and ts - last > self.required > 0:
             gap_s = (ts - last) / 1e9
-            text = (
-                f"record gap: no {self.field} record for {fmt_duration(gap_s)}, from "
-                f"{fmt_ts(last)} to {fmt_ts(ts)} (China GSP: at least every "
-                f"{fmt_duration(self.required / 1e9)} here)"
+            text = Text(
+                N_(
+                    "record gap: no {field} record for {gap}, from {start} to {end} "
+                    "(China GSP: at least every {cadence} here)"
+                ),
+                {
+                    "field": self.field,
+                    "gap": Dur(gap_s),
+                    "start": Time(last),
+                    "end": Time(ts),
+                    "cadence": Dur(self.required / 1e9),
+                },
             )
             self.point.activate(ctx, last, ts, gap_s, gap_s, text)
             self.point.clear(ctx, ts, ts, gap_s, gap_s)

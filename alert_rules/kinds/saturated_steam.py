@@ -20,9 +20,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_ts, num
+from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, num
 from alert_rules.timers import ENTER, NORMAL, STAY, UNKNOWN, ExcursionTimer
-from alert_rules.units import Duration, fmt_duration, to_ns
+from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Dur, Text, Time
 from gateway.core.reading import FieldValue, Reading
 from gateway.core.standards import DEFAULT_MAX_GAP_S
 
@@ -137,16 +138,35 @@ class SaturatedSteamEvaluator(Evaluator):
         self, ctx: EvalContext, started: int, at: int, value: Any, peak: float | None
     ) -> None:
         s, d = self.spec, self.delta
-        why = "superheated (dry) steam" if d > 0 else "air or non-condensable gas in the chamber"
-        text = (
-            f"steam not saturated: {s.field} {self.temp:.2f} °C is {d:+.1f} K from "
-            f"{tsat_c(self.pressure):.2f} °C, the saturation temperature at "
-            f"{self.pressure:.1f} kPa (limit ±{fmt_num(s.tolerance)} K"
+        why = (
+            N_("superheated (dry) steam")
+            if d > 0
+            else N_("air or non-condensable gas in the chamber")
         )
+        args: dict[str, Any] = {
+            "field": s.field,
+            "temp": f"{self.temp:.2f}",
+            "delta": f"{d:+.1f}",
+            "tsat": f"{tsat_c(self.pressure):.2f}",
+            "pressure": f"{self.pressure:.1f}",
+            "tolerance": fmt_num(s.tolerance),
+            "why": Text(why),
+            "since": Time(started),
+        }
         if self.timer.on_delay:
-            text += f" for {fmt_duration(self.timer.on_delay / 1e9)}"
-        text += f"): {why}, since {fmt_ts(started)}"
-        self.point.activate(ctx, started, at, d, d, text)
+            args["delay"] = Dur(self.timer.on_delay / 1e9)
+            msgid = N_(
+                "steam not saturated: {field} {temp} °C is {delta} K from {tsat} °C, the "
+                "saturation temperature at {pressure} kPa (limit ±{tolerance} K for {delay}): "
+                "{why}, since {since}"
+            )
+        else:
+            msgid = N_(
+                "steam not saturated: {field} {temp} °C is {delta} K from {tsat} °C, the "
+                "saturation temperature at {pressure} kPa (limit ±{tolerance} K): "
+                "{why}, since {since}"
+            )
+        self.point.activate(ctx, started, at, d, d, Text(msgid, args))
 
     def on_clear(
         self, ctx: EvalContext, ended: int, at: int, value: Any, peak: float | None

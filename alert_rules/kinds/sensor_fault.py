@@ -13,9 +13,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, fmt_ts, num
+from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_num, num
 from alert_rules.model import Priority
-from alert_rules.units import Duration, fmt_duration, to_ns
+from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Dur, Text, Time
 from gateway.core.reading import FieldValue, Reading
 
 
@@ -57,26 +58,40 @@ class SensorFaultEvaluator(Evaluator):
         v = num(value)
         if v is None:
             return
-        text = ""
+        text: Text | None = None
         started = at = ts
         if not (self.lo <= v <= self.hi):  # also true for NaN
             self.ref_ts = None
-            text = (
-                f"sensor fault: {self.field} = {fmt_num(v)} outside the sensor's range "
-                f"[{fmt_num(self.lo)}, {fmt_num(self.hi)}] at {fmt_ts(ts)}"
+            text = Text(
+                N_(
+                    "sensor fault: {field} = {value} outside the sensor's range "
+                    "[{lo}, {hi}] at {at}"
+                ),
+                {
+                    "field": self.field,
+                    "value": fmt_num(v),
+                    "lo": fmt_num(self.lo),
+                    "hi": fmt_num(self.hi),
+                    "at": Time(ts),
+                },
             )
         elif self.flat:
             ref = self.ref_ts
             if ref is not None and abs(v - self.ref_v) <= self.tol:
                 if ts - ref >= self.flat:
                     started, at = ref, ref + self.flat
-                    text = (
-                        f"sensor fault: {self.field} flat at {fmt_num(self.ref_v)} for "
-                        f"{fmt_duration(self.flat / 1e9)} since {fmt_ts(ref)}"
+                    text = Text(
+                        N_("sensor fault: {field} flat at {value} for {duration} since {since}"),
+                        {
+                            "field": self.field,
+                            "value": fmt_num(self.ref_v),
+                            "duration": Dur(self.flat / 1e9),
+                            "since": Time(ref),
+                        },
                     )
             else:
                 self.ref_ts, self.ref_v = ts, v
-        if text:
+        if text is not None:
             if not self.active:
                 self.active = True
                 self.point.activate(ctx, started, at, v, v, text)

@@ -13,8 +13,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from alert_rules.context import EvalContext
-from alert_rules.kinds.base import Evaluator, PointSink, RuleBase, fmt_ts
-from alert_rules.units import Duration, fmt_duration, to_ns
+from alert_rules.kinds.base import Evaluator, PointSink, RuleBase
+from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Dur, Text, Time
 from gateway.core.reading import Reading
 
 
@@ -57,11 +58,14 @@ class StaleEvaluator(Evaluator):
             return
         self.active = True
         gap = (now_ns - last) / 1e9
-        what = f"{self.field} " if self.field else ""
-        text = (
-            f"stale: no {what}reading for more than {fmt_duration(self.limit / 1e9)} "
-            f"(last received {fmt_ts(last)})"
-        )
+        args = {"limit": Dur(self.limit / 1e9), "last": Time(last)}
+        if self.field:
+            text = Text(
+                N_("stale: no {field} reading for more than {limit} (last received {last})"),
+                {**args, "field": self.field},
+            )
+        else:
+            text = Text(N_("stale: no reading for more than {limit} (last received {last})"), args)
         self.point.activate(ctx, last, last + self.limit, gap, gap, text)
 
     def dump(self) -> dict[str, Any]:

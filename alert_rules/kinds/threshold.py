@@ -20,12 +20,12 @@ from alert_rules.kinds.base import (
     RuleBase,
     check_one_limit,
     fmt_num,
-    fmt_ts,
     limit_from,
     num,
 )
 from alert_rules.timers import ExcursionTimer
-from alert_rules.units import Duration, fmt_duration, to_ns
+from alert_rules.units import Duration, to_ns
+from gateway.core.i18n import N_, Dur, Text, Time
 from gateway.core.reading import FieldValue, Reading
 from gateway.core.standards import DEFAULT_MAX_GAP_S
 
@@ -122,27 +122,41 @@ class ExcursionEvaluator(Evaluator):
     ) -> None:
         lim = self.limit
         if self.message:
+            custom = Text(
+                self.message,
+                {
+                    "value": value,
+                    "limit": lim.limit,
+                    "peak": peak if peak is not None else value,
+                    "field": self.field,
+                    "unit": self.unit,
+                    "op": lim.op,
+                    "since": Time(started),
+                },
+            )
             try:
-                text = self.message.format(
-                    value=value,
-                    limit=lim.limit,
-                    peak=peak if peak is not None else value,
-                    field=self.field,
-                    unit=self.unit,
-                    op=lim.op,
-                    since=fmt_ts(started),
-                )
+                str.format(self.message, **{**custom.args, "since": ""})
             except (ValueError, TypeError, IndexError, KeyError):  # e.g. {value:.0%} of None
                 pass
             else:
-                self.point.activate(ctx, started, at, value, peak, text)
+                self.point.activate(ctx, started, at, value, peak, custom)
                 return
-        text = f"{self.field} {lim.op} {fmt_num(lim.limit)}{self.unit}"
+        args: dict[str, Any] = {
+            "field": self.field,
+            "op": lim.op,
+            "limit": fmt_num(lim.limit),
+            "unit": self.unit,
+            "since": Time(started),
+            "value": fmt_num(value),
+        }
         if self.timer.on_delay:
-            text += f" for {fmt_duration(self.timer.on_delay / 1e9)}"
+            args["delay"] = Dur(self.timer.on_delay / 1e9)
+            msgid = N_("{field} {op} {limit}{unit} for {delay} since {since} (value {value}{unit})")
+        else:
+            msgid = N_("{field} {op} {limit}{unit} since {since} (value {value}{unit})")
+        text = Text(msgid, args)
         if self.label:
-            text = f"{self.label}: {text}"
-        text += f" since {fmt_ts(started)} (value {fmt_num(value)}{self.unit})"
+            text = Text(N_("{label}: {what}"), {"label": Text(self.label), "what": text})
         self.point.activate(ctx, started, at, value, peak, text)
 
     def on_clear(

@@ -256,6 +256,7 @@ class ModbusCollector:
                     },
                 )
             )
+        self._meta = {d.spec.name: config.field_meta_for(d.spec) for d in self._devices}
         self._pending: list[Reading] = []
         self._pending_dead: list[DeadLetter] = []
         self._wake = asyncio.Event()
@@ -280,6 +281,7 @@ class ModbusCollector:
                 d.status.last_reading_received_ns,
                 MEASUREMENT,
                 dict(d.base_tags),
+                *self._meta[d.spec.name],
             )
             for d in self._devices
         ]

@@ -82,6 +82,10 @@ class RegisterSpec(Strict):
     """Labels for integer or bit values (phase numbers → names); unknown numbers pass as text."""
     encoding: str = "ascii"
     """Text encoding of type string."""
+    unit: str | None = Field(None, max_length=32)
+    """Shown with the value in the web console (°C, kPa, ...); default: from the name's suffix."""
+    label: str | None = Field(None, max_length=100)
+    """What the value is, as people call it (any language), e.g. 腔体温度."""
     timestamp: ClockUnit | None = None
     """This entry is the device's clock (epoch seconds `s` or milliseconds `ms`, UTC): its value
     becomes the reading's event time instead of a field. At most one per register map."""
@@ -368,6 +372,18 @@ class ModbusCollectorConfig(Strict):
         for r in device.registers:
             merged[r.name] = r.point(device.order)
         return list(merged.values())
+
+    def field_meta_for(self, device: DeviceSpec) -> tuple[dict[str, str], dict[str, str]]:
+        """(units, labels) of the device's fields that the register map names."""
+        units: dict[str, str] = {}
+        labels: dict[str, str] = {}
+        entries = list(self.profiles[device.profile].registers) if device.profile else []
+        for r in [*entries, *device.registers]:
+            if r.unit is not None:
+                units[r.name] = r.unit
+            if r.label is not None:
+                labels[r.name] = r.label
+        return units, labels
 
     def clock_for(self, device: DeviceSpec) -> Point | None:
         """The device's clock register (a `timestamp:` entry), if its map has one."""

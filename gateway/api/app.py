@@ -17,6 +17,7 @@ from gateway.api import (
     routes_alerts,
     routes_audit,
     routes_auth,
+    routes_config,
     routes_cycles,
     routes_devices,
     routes_health,
@@ -25,6 +26,7 @@ from gateway.api import (
 from gateway.api.context import ApiContext
 from gateway.api.prom import make_registry
 from gateway.api.routes_health import VERSION
+from gateway.core.i18n import catalog, normalize
 
 log = logging.getLogger("vigil.api")
 
@@ -42,7 +44,7 @@ vigil's operator, QA and regulator API (DESIGN §3).
 `/health`, `/ready`, `/metrics` and `POST /auth/login` are open; everything under `/api/v1/`
 needs `Authorization: Bearer <token>`. Roles: **viewer** (read-only, for regulators),
 **operator** (acknowledge, shelve, shipments), **qa** (also close alerts and approve shipment
-reports with an electronic signature), **admin** (users; read).
+reports with an electronic signature), **admin** (users, config reload; read).
 Every change is written to the hash-chained audit trail (`GET /api/v1/audit`).
 """
 
@@ -56,6 +58,7 @@ ROUTERS = (
     routes_devices.router,
     routes_shipments.router,
     routes_audit.router,
+    routes_config.router,
 )
 
 
@@ -97,6 +100,19 @@ def create_app(ctx: ApiContext) -> FastAPI:
         @app.get("/", include_in_schema=False)
         async def index() -> FileResponse:
             return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+        @app.get("/favicon.ico", include_in_schema=False)
+        async def favicon() -> FileResponse:
+            return FileResponse(WEB_DIR / "favicon.svg", media_type="image/svg+xml")
+
+    @app.get("/i18n/{lang}.json", include_in_schema=False)
+    async def messages(lang: str) -> JSONResponse:
+        """The web console's translations (gettext catalog of the language, msgid → text);
+        open, since the log-in page needs them."""
+        code = normalize(lang)
+        if code is None:
+            return JSONResponse({"detail": f"no language {lang!r}"}, status_code=404)
+        return JSONResponse({"language": code, "messages": catalog(code)})
 
     return app
 

@@ -6,8 +6,10 @@ the API reads them and writes only alert actions, shipments and users through th
 
 from __future__ import annotations
 
+import bisect
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,11 @@ from prometheus_client.metrics_core import Metric
 from alert_rules import AlertEvent, AlertStore, RuleLibrary, RulesConfig, RulesEngine
 from gateway.api.tokens import DEFAULT_TOKEN_TTL_S, LoginLimiter, TokenSigner, load_or_create_key
 from gateway.core.eventtime import in_store_range
+from gateway.core.i18n import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.metrics import Counters
 from gateway.core.ports import SourceStatus
-from gateway.core.reading import Reading
+from gateway.core.reading import FieldValue, Reading
 from gateway.core.schema import RESERVED_MEASUREMENTS
 from gateway.pipeline.journal import Journal
 from gateway.records import Records
@@ -75,8 +78,114 @@ class LiveReadings:
             return list(self._latest.values())
 
 
+class ReadingHistory:
+    """Recent readings per series (measurement, device) for the console's trend charts: a
+    JournalWriter listener, seeded from the journal. Memory is bounded: at most `per_series`
+    readings a series, `max_series` series and `max_points` readings in all (the longest series
+    gives up its oldest first), a few hundred bytes each. Older readings stay in the journal,
+    InfluxDB and, for shipments, the shipment registry."""
+
+    def __init__(
+        self, per_series: int = 20_000, max_series: int = 2_000, max_points: int = 300_000
+    ) -> None:
+        self.per_series = per_series
+        self.max_series = max_series
+        self.max_points = max_points
+        self._series: dict[tuple[str, str], deque[tuple[int, dict[str, FieldValue]]]] = {}
+        self._total = 0
+        self._dropped: dict[tuple[str, str], int] = {}
+        """Per series, the newest event time given up: older windows are incomplete."""
+        self._lock = threading.Lock()
+
+    def observe(self, readings: Sequence[Reading]) -> None:
+        with self._lock:
+            for r in readings:
+                if r.measurement in INTERNAL_MEASUREMENTS or not in_store_range(r.ts_ns):
+                    continue
+                key = (r.measurement, r.tags.get("device", ""))
+                q = self._series.get(key)
+                if q is None:
+                    if len(self._series) >= self.max_series:
+                        continue
+                    q = self._series[key] = deque(maxlen=self.per_series)
+                before = len(q)
+                if len(q) == q.maxlen:
+                    self._drop(key, q[0][0])
+                if q and q[-1][0] > r.ts_ns:  # a late reading: keep the deque in time order
+                    items = list(q)
+                    bisect.insort(items, (r.ts_ns, r.fields), key=lambda p: p[0])
+                    q.clear()
+                    q.extend(items[-self.per_series :])
+                else:
+                    q.append((r.ts_ns, r.fields))
+                self._total += len(q) - before
+            while self._total > self.max_points:
+                key, longest = max(self._series.items(), key=lambda kv: len(kv[1]))
+                for _ in range(max(1, len(longest) // 10)):
+                    self._drop(key, longest.popleft()[0])
+                    self._total -= 1
+
+    def _drop(self, key: tuple[str, str], ts_ns: int) -> None:
+        self._dropped[key] = max(ts_ns, self._dropped.get(key, ts_ns))
+
+    def seed(self, journal: Journal, rows: int = 100_000) -> int:
+        """Fill from the journal's newest rows at startup (blocking: use a worker thread)."""
+        start = max(0, journal.last_id() - rows)
+        found = []
+        for jr in journal.read_after(start, rows):
+            try:
+                found.append(decode(jr.line, jr.received_ns))
+            except LineProtocolError:
+                continue
+        found.sort(key=lambda r: r.ts_ns)
+        self.observe(found)
+        return len(found)
+
+    def window(
+        self, device: str, since_ns: int, until_ns: int
+    ) -> dict[str, tuple[list[tuple[int, dict[str, FieldValue]]], bool]]:
+        """measurement → (readings of the device in [since, until], whether the buffer still
+        reaches back to `since`)."""
+        out = {}
+        with self._lock:
+            for (meas, dev), q in self._series.items():
+                if dev != device:
+                    continue
+                items = [p for p in q if since_ns <= p[0] <= until_ns]
+                dropped = self._dropped.get((meas, dev))
+                out[meas] = (items, dropped is None or dropped < since_ns)
+        return out
+
+
 def _no_sources() -> list[SourceStatus]:
     return []
+
+
+@dataclass
+class ReloadOutcome:
+    """What a config reload did, or why it was refused (the running config is then kept)."""
+
+    ok: bool
+    changed: list[str] = field(default_factory=list)
+    """Sections that changed: rules, notifiers, collectors, mqtt."""
+    rules: list[str] = field(default_factory=list)
+    """Rule ids changed, added or removed."""
+    started: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.ok:
+            return "refused: " + "; ".join(self.problems)
+        if not self.changed:
+            return "no change"
+        return f"applied: {', '.join(self.changed)}" + (
+            f" (rules {', '.join(self.rules)})" if self.rules else ""
+        )
+
+
+ReloadFn = Callable[[str, str, str | None], Awaitable[ReloadOutcome]]
+"""(actor, reason, client) → outcome: the gateway's reload, for POST /api/v1/config/reload."""
 
 
 @dataclass
@@ -95,10 +204,15 @@ class ApiContext:
     extra_metrics: Callable[[], Iterable[Metric]] | None = None
     """More Prometheus metric families for /metrics (supervisor restarts, sink state, ...)."""
     live: LiveReadings = field(default_factory=LiveReadings)
+    history: ReadingHistory = field(default_factory=ReadingHistory)
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     library: RuleLibrary | None = None
     """Product profiles when there is no engine (default: the built-in packs)."""
     gateway_name: str = "vigil"
+    language: str = DEFAULT_LANGUAGE
+    """gateway.language: the default when neither the request nor the user chose one."""
+    timezone: str = DEFAULT_TIMEZONE
+    """gateway.timezone: the zone times are displayed in."""
     stale_after_s: float = 300.0
     """A device with nothing received for this long shows as stale on /devices."""
     api_counts: dict[str, int] = field(default_factory=dict)
@@ -109,6 +223,8 @@ class ApiContext:
     process()/tick(). Notifications of actions are stored by the engine itself (the outbox)."""
     notification_history: Callable[[int], list[dict[str, Any]]] | None = None
     """Delivery results of an alert's notifications (gateway.notifiers, Notifier.history)."""
+    reload_config: ReloadFn | None = None
+    """Re-read the config file (None: the API runs without a gateway, e.g. in tests)."""
 
     def __post_init__(self) -> None:
         if self.alert_store is None and self.engine is not None:

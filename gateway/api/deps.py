@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.api.context import ApiContext
 from gateway.api.tokens import TokenClaims
+from gateway.core.i18n import negotiate
 from gateway.records.users import AuthError, Perm, User
 
 bearer = HTTPBearer(auto_error=False, description="token from POST /auth/login")
@@ -71,6 +73,33 @@ def require(perm: Perm) -> Callable[..., Awaitable[Principal]]:
     dep.perm = perm  # type: ignore[attr-defined]
     dep.__name__ = f"require_{perm.value.replace('.', '_')}"
     return dep
+
+
+@dataclass(frozen=True, slots=True)
+class Display:
+    """How a response shows texts and times: the reader's language and the gateway's zone."""
+
+    lang: str
+    tz: str
+
+
+def display_of(request: Request, p: Principal | None, lang: str | None = None) -> Display:
+    """`lang` (a request's `?lang=`) first, then the user's own choice, then Accept-Language,
+    then gateway.language."""
+    ctx = get_ctx(request)
+    chosen = negotiate(
+        lang,
+        p.user.language if p is not None else None,
+        accept_language=request.headers.get("accept-language"),
+        default=ctx.language,
+    )
+    return Display(chosen, ctx.timezone)
+
+
+LangQuery = Annotated[
+    Literal["zh-CN", "en"] | None,
+    Query(description="language of texts (default: the user's, Accept-Language, the gateway's)"),
+]
 
 
 def route_permission(route: object) -> Perm | None:

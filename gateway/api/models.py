@@ -10,6 +10,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from alert_rules.cycles import Cycle
 from alert_rules.model import Alert
 from gateway.core.eventtime import ns_to_datetime
+from gateway.core.i18n import render_json
+
+GATEWAY_CLOCK_KINDS = frozenset({"stale", "device_offline"})
+"""Rule kinds judged on the gateway's receive clock, not the device's event time."""
 
 INT64_MAX = 2**63 - 1
 
@@ -94,13 +98,24 @@ class AlertOut(Out):
     shelve_reason: str | None
     close_reason: str | None
     tags: dict[str, str]
+    text: str = Field(description="`message` in the reader's language, times in gateway.timezone")
+    activated_at: datetime = Field(description="the latest activation (event time)")
+    field: str
+    clock: Literal["device", "gateway"] = Field(
+        description="whose clock started/raised/ended are on: the device's (event time), or "
+        "the gateway's receive clock (stale-data alerts)"
+    )
     cycle_id: int | None = Field(
         None, description="the production cycle this alarm judges (f0, hold, cycle verdict)"
     )
 
     @classmethod
-    def of(cls, a: Alert) -> AlertOut:
+    def of(cls, a: Alert, lang: str = "en", tz: str | None = None) -> AlertOut:
         return cls(
+            text=render_json(a.text, lang, tz, a.message),
+            activated_at=ns_to_dt(a.activated_at),
+            field=a.field,
+            clock="gateway" if a.kind in GATEWAY_CLOCK_KINDS else "device",
             id=a.id,
             rule=a.rule,
             source=a.source,
@@ -238,10 +253,15 @@ class CycleOut(BaseModel):
         description="alerts of the device raised during the cycle, or active when it began"
     )
     data_gaps: int
+    reasons_text: list[str] = Field(
+        default_factory=list, description="`reasons` in the reader's language"
+    )
 
     @classmethod
-    def of(cls, c: Cycle) -> CycleOut:
+    def of(cls, c: Cycle, lang: str = "en", tz: str | None = None) -> CycleOut:
+        texts = [render_json(d, lang, tz) for d in c.reason_texts]
         return cls(
+            reasons_text=[t for t in texts if t] or list(c.reasons),
             id=c.id,
             rule=c.rule,
             source=c.source,
@@ -278,10 +298,17 @@ class CycleDetailOut(CycleOut):
         description="per participant rule (`f0`, `hold`): passed, reasons, f0_min, hold_s, "
         "gaps, ...; times in it (`*_ns`) are UTC nanoseconds"
     )
+    journal_chain: str = Field(
+        "", description="the journal chain position and head this summary was read at"
+    )
 
     @classmethod
-    def of(cls, c: Cycle) -> CycleDetailOut:
-        return cls(**CycleOut.of(c).model_dump(), results=c.results)
+    def of(
+        cls, c: Cycle, lang: str = "en", tz: str | None = None, journal_chain: str = ""
+    ) -> CycleDetailOut:
+        return cls(
+            **CycleOut.of(c, lang, tz).model_dump(), results=c.results, journal_chain=journal_chain
+        )
 
 
 # -- auth and users ---------------------------------------------------------------------------
@@ -297,6 +324,18 @@ class UserOut(BaseModel):
     role: str
     enabled: bool
     permissions: list[str] = []
+    language: str | None = Field(None, description="the user's own choice: zh-CN, en or null")
+
+
+class MeOut(UserOut):
+    display_language: str = Field(description="the language texts are shown in now")
+    timezone: str = Field(description="gateway.timezone: the zone times are shown in")
+    gateway: str
+
+
+class LanguageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    language: Literal["zh-CN", "en"] | None = Field(description="null: the default")
 
 
 class TokenOut(BaseModel):
@@ -339,6 +378,14 @@ class ReadingOut(BaseModel):
     ts_from_receive: bool
 
 
+class FieldOut(BaseModel):
+    measurement: str
+    field: str
+    value: FieldValue
+    unit: str
+    label: str
+
+
 class DeviceOut(BaseModel):
     device: str
     """The device tag; for a connection (an MQTT broker), the collector's name."""
@@ -362,6 +409,30 @@ class DeviceOut(BaseModel):
     fields: dict[str, FieldValue]
     open_alerts: int
     shipment: str | None
+    values: list[FieldOut] = Field(
+        default_factory=list, description="newest value of each field, with unit and label"
+    )
+
+
+class SeriesOut(BaseModel):
+    """Readings of one device for a chart: times (event time) and one list per field."""
+
+    device: str
+    measurement: str
+    ts: list[datetime]
+    fields: dict[str, list[float | None]]
+    units: dict[str, str]
+    labels: dict[str, str]
+    complete: bool = Field(description="false: older readings are no longer held for charts")
+    limits: dict[str, list[BandOut]] = Field(
+        default_factory=dict, description="per field, the limits of the rules bound to it"
+    )
+
+
+class BandOut(BaseModel):
+    op: str
+    limit: float
+    label: str
 
 
 class GapOut(BaseModel):
@@ -432,6 +503,10 @@ class ApproveIn(SignatureIn):
     comment: Comment | None = None
 
 
+class RejectIn(SignatureIn):
+    reason: Reason
+
+
 class SignatureOut(BaseModel):
     name: str
     username: str
@@ -449,7 +524,7 @@ class ShipmentOut(BaseModel):
     origin: str
     destination: str
     note: str
-    status: Literal["active", "stopped", "approved"]
+    status: Literal["active", "stopped", "approved", "rejected"]
     started_at: datetime
     started_by: str
     stopped_at: datetime | None
@@ -457,6 +532,8 @@ class ShipmentOut(BaseModel):
     stop_reason: str | None
     readings: int
     signature: SignatureOut | None
+    rejection: SignatureOut | None = None
+    rejection_reason: str | None = None
 
 
 class ShipmentActionOut(BaseModel):
@@ -506,3 +583,14 @@ class HealthOut(BaseModel):
 class ReadyOut(BaseModel):
     ready: bool
     reasons: list[str]
+
+
+class ReloadOut(BaseModel):
+    """The result of POST /api/v1/config/reload."""
+
+    ok: bool
+    changed: list[str] = Field(description="sections applied: rules, notifiers, collectors, mqtt")
+    rules: list[str] = Field(description="rule ids changed, added or removed")
+    started: list[str] = Field(description="collectors started (new or changed)")
+    stopped: list[str] = Field(description="collectors stopped (changed or removed)")
+    problems: list[str] = Field(description="why it was refused (the running config is kept)")

@@ -10,8 +10,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 
-from alert_rules.model import ActionResult, Alert, AlertActionError, AlertNotFound, AlertState
-from gateway.api.deps import Principal, get_ctx, require
+from alert_rules.model import (
+    ActionResult,
+    Alert,
+    AlertActionError,
+    AlertNotFound,
+    AlertState,
+    Priority,
+)
+from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, require
 from gateway.api.models import (
     INT64_MAX,
     AckIn,
@@ -56,7 +63,7 @@ def audit_view(a: Alert) -> dict[str, Any]:
 @router.get("", response_model=list[AlertOut], summary="List alerts, newest first")
 async def list_alerts(
     request: Request,
-    _: Annotated[Principal, Depends(require(Perm.READ))],
+    p: Annotated[Principal, Depends(require(Perm.READ))],
     state: Annotated[AlertState | None, Query(description="ISA-18.2 state")] = None,
     source: Annotated[
         str | None, Query(max_length=200, description="exact, or a prefix ending in *")
@@ -65,10 +72,15 @@ async def list_alerts(
     rule: Annotated[str | None, Query(max_length=200)] = None,
     open: Annotated[bool, Query(description="only alerts not in state normal")] = False,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    until: Annotated[datetime | None, Query(description="raised before (event time)")] = None,
+    severity: Annotated[Priority | None, Query()] = None,
+    active: Annotated[bool | None, Query(description="condition still present, or not")] = None,
+    lang: LangQuery = None,
 ) -> list[AlertOut]:
     store = get_ctx(request).alert_store
     if store is None:
         return []
+    d = display_of(request, p, lang)
     alerts = store.list_alerts(
         state=state,
         source=source,
@@ -76,16 +88,21 @@ async def list_alerts(
         rule=rule,
         open_only=open,
         limit=limit,
+        severity=None if severity is None else str(severity),
+        until_ns=dt_to_ns(until) if until is not None else None,
+        active=active,
     )
-    return [AlertOut.of(a) for a in alerts]
+    return [AlertOut.of(a, d.lang, d.tz) for a in alerts]
 
 
 @router.get("/{alert_id}", response_model=AlertDetailOut, summary="One alert with its history")
 async def get_alert(
     request: Request,
     alert_id: AlertId,
-    _: Annotated[Principal, Depends(require(Perm.READ))],
+    p: Annotated[Principal, Depends(require(Perm.READ))],
+    lang: LangQuery = None,
 ) -> AlertDetailOut:
+    d = display_of(request, p, lang)
     store = get_ctx(request).alert_store
     a = store.get_alert(alert_id) if store is not None else None
     if a is None or store is None:
@@ -118,7 +135,7 @@ async def get_alert(
         for n in (deliveries(alert_id) if deliveries is not None else [])
     ]
     return AlertDetailOut(
-        **AlertOut.of(a).model_dump(), history=history, notifications=notifications
+        **AlertOut.of(a, d.lang, d.tz).model_dump(), history=history, notifications=notifications
     )
 
 
@@ -164,8 +181,9 @@ async def _audited(
         signature,
         p.client,
     )
+    d = display_of(request, p)
     return ActionOut(
-        alert=AlertOut.of(res.new),
+        alert=AlertOut.of(res.new, d.lang, d.tz),
         old_state=str(res.old.state),
         new_state=str(res.new.state),
         audit_seq=row.seq,

@@ -64,6 +64,9 @@ async def audit_rows(
     entity_id: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     newest_first: bool = False,
+    before_seq: Annotated[
+        int | None, Query(ge=1, le=INT64_MAX, description="rows before this one (paging back)")
+    ] = None,
 ) -> list[AuditRowOut]:
     rows = await asyncio.to_thread(
         get_ctx(request).audit.rows,
@@ -76,6 +79,7 @@ async def audit_rows(
         entity_id=entity_id,
         limit=limit,
         newest_first=newest_first,
+        before_seq=before_seq,
     )
     return [row_out(r) for r in rows]
 

@@ -7,9 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 
-from gateway.api.deps import Principal, client_of, get_ctx, require
+from gateway.api.deps import Principal, client_of, display_of, get_ctx, require
 from gateway.api.models import (
+    LanguageIn,
     LoginIn,
+    MeOut,
     PasswordChangeIn,
     ReasonIn,
     TokenOut,
@@ -32,6 +34,7 @@ def user_out(u: User) -> UserOut:
         role=str(u.role),
         enabled=u.enabled,
         permissions=sorted(str(p) for p in u.perms),
+        language=u.language,
     )
 
 
@@ -114,9 +117,38 @@ async def logout(request: Request, p: Annotated[Principal, Depends(require(Perm.
     )
 
 
-@router.get("/api/v1/me", response_model=UserOut, summary="The logged-in user and permissions")
-async def me(p: Annotated[Principal, Depends(require(Perm.READ))]) -> UserOut:
-    return user_out(p.user)
+@router.get("/api/v1/me", response_model=MeOut, summary="The logged-in user and permissions")
+async def me(request: Request, p: Annotated[Principal, Depends(require(Perm.READ))]) -> MeOut:
+    d = display_of(request, p)
+    return MeOut(
+        **user_out(p.user).model_dump(),
+        display_language=d.lang,
+        timezone=d.tz,
+        gateway=get_ctx(request).gateway_name,
+    )
+
+
+@router.post("/api/v1/me/language", response_model=UserOut, summary="Choose one's language")
+async def set_language(
+    request: Request,
+    body: LanguageIn,
+    p: Annotated[Principal, Depends(require(Perm.READ))],
+) -> UserOut:
+    ctx = get_ctx(request)
+    old, new = await asyncio.to_thread(ctx.users.set_language, p.user.username, body.language)
+    await asyncio.to_thread(
+        ctx.audit.record,
+        p.user.username,
+        "user.language",
+        "user",
+        p.user.username,
+        {"language": old.language},
+        {"language": new.language},
+        None,
+        None,
+        p.client,
+    )
+    return user_out(new)
 
 
 @router.post("/api/v1/me/password", status_code=204, summary="Change one's own password")

@@ -4,6 +4,7 @@ device's record completeness (from the journal)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from datetime import datetime
@@ -14,21 +15,28 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from alert_rules.engine import source_of
 from alert_rules.kinds.base import num
 from alert_rules.kinds.record_gap import RecordGapRule, Sample
-from gateway.api.deps import Principal, get_ctx, require
+from alert_rules.limits import profile_limits
+from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, require
 from gateway.api.models import (
+    BandOut,
     CadenceOut,
     CompletenessOut,
     DeviceOut,
+    FieldOut,
     GapOut,
     ReadingOut,
+    SeriesOut,
     dt_to_ns,
     ns_to_dt,
 )
+from gateway.core.i18n import gettext
 from gateway.core.lineprotocol import LineProtocolError, decode
 from gateway.core.ports import SourceStatus
-from gateway.core.reading import Reading
+from gateway.core.reading import FieldValue, Reading
+from gateway.core.schema import FIELD_LABELS, unit_of
 from gateway.pipeline.completeness import DEVICE_MEASUREMENTS, rule_for
 from gateway.pipeline.journal import Journal
+from gateway.records.reports import band_label
 from gateway.records.users import Perm
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
@@ -51,15 +59,17 @@ def reading_out(r: Reading) -> ReadingOut:
 @router.get("/devices", response_model=list[DeviceOut], summary="Devices, newest reading, state")
 async def devices(
     request: Request,
-    _: Annotated[Principal, Depends(require(Perm.READ))],
+    p: Annotated[Principal, Depends(require(Perm.READ))],
     site: Annotated[str | None, Query(max_length=200)] = None,
     asset: Annotated[str | None, Query(max_length=200)] = None,
+    lang: LangQuery = None,
 ) -> list[DeviceOut]:
     """Every device that sent readings or that a collector polls, and every collector connection.
 
     State: `alarm` when an annunciated alert is open on the device's source, `offline` when its
     collector cannot reach it, `stale` when nothing arrived for `stale_after_s`, else `ok`."""
     ctx = get_ctx(request)
+    d = display_of(request, p, lang)
     by_device: dict[str, list[Reading]] = {}
     for r in ctx.live.snapshot():
         dev = r.tags.get("device", "")
@@ -95,9 +105,23 @@ async def devices(
         else:  # a polled device that has not answered yet: the source its readings would have
             src = source_of(st.tags) if st is not None and st.tags else dev
         states = open_by_source.get(src, [])
+        meta_units = st.units if st is not None else {}
+        meta_labels = st.labels if st is not None else {}
+        values = [
+            FieldOut(
+                measurement=r.measurement,
+                field=k,
+                value=v,
+                unit=meta_units.get(k) or unit_of(k),
+                label=meta_labels.get(k) or gettext(FIELD_LABELS.get(k, k), d.lang),
+            )
+            for r in sorted(rs, key=lambda r: r.measurement)
+            for k, v in sorted(r.fields.items())
+        ]
         out.append(
             DeviceOut(
                 device=dev,
+                values=values,
                 source=src,
                 state=_state(states, st, received, now, stale_ns),
                 measurements=sorted({r.measurement for r in rs}),
@@ -295,3 +319,101 @@ async def device_completeness(
             for g in c.gaps
         ],
     )
+
+
+def _thin(
+    pts: list[tuple[int, dict[str, FieldValue]]], n: int
+) -> list[tuple[int, dict[str, FieldValue]]]:
+    """At most about n points: every k-th, plus each bucket's extremes of every field, so a
+    short excursion is never thinned away."""
+    if len(pts) <= n:
+        return pts
+    k = -(-len(pts) // max(1, n // 3))
+    keep: set[int] = set()
+    for start in range(0, len(pts), k):
+        keep.add(start)
+        chunk = range(start, min(start + k, len(pts)))
+        names = {f for i in chunk for f, v in pts[i][1].items() if _number(v) is not None}
+        for f in names:
+            vals = [(_number(pts[i][1].get(f)), i) for i in chunk]
+            present = [(v, i) for v, i in vals if v is not None]
+            if present:
+                keep.add(min(present)[1])
+                keep.add(max(present)[1])
+    return [pts[i] for i in sorted(keep)]
+
+
+def _number(v: object) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def series_out(
+    device: str,
+    measurement: str,
+    pts: list[tuple[int, dict[str, FieldValue]]],
+    complete: bool,
+    points: int,
+    lang: str,
+) -> SeriesOut:
+    pts = _thin(sorted(pts, key=lambda p: p[0]), points)
+    names = sorted({f for _, fs in pts for f, v in fs.items() if _number(v) is not None})
+    return SeriesOut(
+        device=device,
+        measurement=measurement,
+        ts=[ns_to_dt(ts) for ts, _ in pts],
+        fields={f: [_number(fs.get(f)) for _, fs in pts] for f in names},
+        units={f: unit_of(f) for f in names},
+        labels={f: gettext(FIELD_LABELS.get(f, f), lang) for f in names},
+        complete=complete,
+    )
+
+
+def history_series(
+    request: Request, device: str, since_ns: int, until_ns: int, points: int
+) -> list[SeriesOut]:
+    """A device's recent readings per measurement, from the API's reading history, with the
+    limits of the rules bound to the device's series."""
+    ctx = get_ctx(request)
+    lang = display_of(request, None).lang
+    found = ctx.history.window(device, since_ns, until_ns)
+    tags = {
+        r.measurement: r.tags for r in ctx.live.snapshot() if r.tags.get("device", "") == device
+    }
+    library = ctx.rule_library()
+    out = []
+    for meas, (pts, complete) in sorted(found.items()):
+        s = series_out(device, meas, pts, complete, points, lang)
+        if library is not None and meas in tags:
+            specs = [c.spec for c in library.rules_for(meas, dict(tags[meas]))]
+            for f in s.fields:
+                bands = profile_limits("bound", f, specs).bands
+                if bands:
+                    unit = s.units.get(f, "")
+                    s.limits[f] = [
+                        BandOut(op=b.op, limit=b.limit, label=band_label(b, unit)) for b in bands
+                    ]
+        out.append(s)
+    return out
+
+
+@router.get(
+    "/readings/history",
+    response_model=list[SeriesOut],
+    summary="A device's readings over a time range, per measurement (for trend charts)",
+)
+async def readings_history(
+    request: Request,
+    _: Annotated[Principal, Depends(require(Perm.READ))],
+    device: Annotated[str, Query(min_length=1, max_length=200)],
+    since: Annotated[datetime | None, Query(description="default: 6 hours before until")] = None,
+    until: Annotated[datetime | None, Query(description="default: now")] = None,
+    points: Annotated[int, Query(ge=10, le=20_000)] = 2000,
+) -> list[SeriesOut]:
+    """Event time; thinned to about `points` per series keeping each bucket's extremes. The
+    gateway holds the newest readings of each series (`complete` false when the range starts
+    before them); the journal, InfluxDB and shipment records keep the rest."""
+    end = dt_to_ns(until) if until is not None else time.time_ns()
+    start = dt_to_ns(since) if since is not None else end - 6 * 3600 * 1_000_000_000
+    return history_series(request, device, start, end, points)

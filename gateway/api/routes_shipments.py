@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
 
-from gateway.api.deps import Principal, get_ctx, require
+from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, require
 from gateway.api.models import (
     ApproveIn,
+    RejectIn,
+    SeriesOut,
     ShipmentActionOut,
     ShipmentIn,
     ShipmentOut,
@@ -19,9 +21,24 @@ from gateway.api.models import (
     StopIn,
     ns_to_dt,
 )
+from gateway.api.routes_devices import series_out
 from gateway.api.signing import verify_signature
+from gateway.core.i18n import gettext
+from gateway.core.lineprotocol import LineProtocolError, parse_line
+from gateway.core.reading import FieldValue
+from gateway.pipeline.chain import head_line
 from gateway.records.audit import Signature
-from gateway.records.reports import content_digest, gather_alerts, report_for, to_csv, to_pdf
+from gateway.records.reports import (
+    BOM,
+    SeriesStats,
+    ShipmentReport,
+    band_label,
+    content_digest,
+    gather_alerts,
+    report_for,
+    to_csv,
+    to_pdf,
+)
 from gateway.records.shipments import Shipment, ShipmentError
 from gateway.records.users import Perm
 
@@ -42,7 +59,18 @@ def shipment_out(s: Shipment, readings: int) -> ShipmentOut:
             signed_at=ns_to_dt(s.approved_at_ns),
             content_sha256=s.approved_digest,
         )
+    rej = None
+    if s.rejected_at_ns is not None:
+        rej = SignatureOut(
+            name=s.rejected_name or "",
+            username=s.rejected_by or "",
+            meaning=s.rejection_meaning or "",
+            signed_at=ns_to_dt(s.rejected_at_ns),
+            content_sha256=None,
+        )
     return ShipmentOut(
+        rejection=rej,
+        rejection_reason=s.rejection_reason,
         id=s.id,
         asset=s.asset,
         site=s.site,
@@ -74,7 +102,7 @@ async def list_shipments(
     request: Request,
     _: Annotated[Principal, Depends(require(Perm.READ))],
     status_: Annotated[
-        Literal["active", "stopped", "approved"] | None, Query(alias="status")
+        Literal["active", "stopped", "approved", "rejected"] | None, Query(alias="status")
     ] = None,
     asset: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
@@ -190,11 +218,13 @@ async def approve_shipment(
     s = _get(request, shipment_id)
     if s.active:
         raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {s.id} is still active")
-    if s.approved_at_ns is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {s.id} is already approved")
+    if s.approved_at_ns is not None or s.rejected_at_ns is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {s.id} is already {s.status}")
     await verify_signature(request, p, body.password, "shipment", s.id)
     alerts = gather_alerts(ctx.alert_store, s)
-    report = await asyncio.to_thread(report_for, ctx.shipments, s, alerts, ctx.rule_library())
+    report = await asyncio.to_thread(
+        report_for, ctx.shipments, s, alerts, ctx.rule_library(), None, ctx.audit
+    )
     digest = content_digest(report)
     now = time.time_ns()
     try:
@@ -221,6 +251,48 @@ async def approve_shipment(
     )
 
 
+@router.post(
+    "/shipments/{shipment_id}/reject",
+    response_model=ShipmentActionOut,
+    summary="Reject the shipment report (QA, electronically signed: password, meaning, reason)",
+)
+async def reject_shipment(
+    request: Request,
+    shipment_id: ShipmentId,
+    body: RejectIn,
+    p: Annotated[Principal, Depends(require(Perm.REPORT_SIGN))],
+) -> ShipmentActionOut:
+    ctx = get_ctx(request)
+    s = _get(request, shipment_id)
+    if s.active:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {s.id} is still active")
+    if s.approved_at_ns is not None or s.rejected_at_ns is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"shipment {s.id} is already {s.status}")
+    await verify_signature(request, p, body.password, "shipment", s.id)
+    now = time.time_ns()
+    try:
+        old, new = ctx.shipments.reject(
+            s.id, p.user.username, p.user.name, body.meaning, body.reason, now_ns=now
+        )
+    except ShipmentError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from None
+    row = await asyncio.to_thread(
+        ctx.audit.record,
+        p.user.username,
+        "shipment.reject",
+        "shipment",
+        s.id,
+        old.to_dict(),
+        new.to_dict(),
+        body.reason,
+        Signature(p.user.name, p.user.username, body.meaning, now),
+        p.client,
+    )
+    return ShipmentActionOut(
+        shipment=shipment_out(new, ctx.shipments.reading_count(new.id)), audit_seq=row.seq
+    )
+
+
 @router.get(
     "/reports/shipments/{shipment_id}",
     summary="Shipment report as PDF or CSV",
@@ -232,16 +304,130 @@ async def approve_shipment(
 async def shipment_report(
     request: Request,
     shipment_id: ShipmentId,
-    _: Annotated[Principal, Depends(require(Perm.READ))],
+    p: Annotated[Principal, Depends(require(Perm.READ))],
     format: Annotated[Literal["pdf", "csv"], Query()] = "pdf",
+    lang: LangQuery = None,
 ) -> Response:
-    ctx = get_ctx(request)
-    s = _get(request, shipment_id)
-    alerts = gather_alerts(ctx.alert_store, s)
-    report = await asyncio.to_thread(report_for, ctx.shipments, s, alerts, ctx.rule_library())
-    name = f"shipment-{s.id}.{format}"
+    """In the language of `lang`, else the user's, Accept-Language or gateway.language; times
+    in gateway.timezone."""
+    d = display_of(request, p, lang)
+    report = await _report(request, _get(request, shipment_id))
+    name = f"shipment-{report.shipment.id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "csv":
-        return Response(to_csv(report), media_type="text/csv; charset=utf-8", headers=headers)
-    pdf = await asyncio.to_thread(to_pdf, report)
+        body = BOM + to_csv(report, d.lang, d.tz)
+        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+    pdf = await asyncio.to_thread(to_pdf, report, d.lang, d.tz)
     return Response(pdf, media_type="application/pdf", headers=headers)
+
+
+async def _report(request: Request, s: Shipment) -> ShipmentReport:
+    ctx = get_ctx(request)
+    alerts = gather_alerts(ctx.alert_store, s)
+    report = await asyncio.to_thread(
+        report_for, ctx.shipments, s, alerts, ctx.rule_library(), None, ctx.audit
+    )
+    report.journal_chain = head_line(*ctx.journal.head())
+    return report
+
+
+@router.get(
+    "/shipments/{shipment_id}/review",
+    summary="What QA reviews before approving: verdict, loggers, excursions, MKT, completeness",
+)
+async def shipment_review(
+    request: Request,
+    shipment_id: ShipmentId,
+    p: Annotated[Principal, Depends(require(Perm.READ))],
+    lang: LangQuery = None,
+) -> dict[str, Any]:
+    d = display_of(request, p, lang)
+    r = await _report(request, _get(request, shipment_id))
+    return {
+        "verdict": {
+            "code": r.verdict.code,
+            "title": gettext(r.verdict.title, d.lang),
+            "reasons": [t.render(d.lang, d.tz) for t in r.verdict.reasons],
+        },
+        "limits": {
+            "low": r.limits.low,
+            "high": r.limits.high,
+            "mkt_limit": r.limits.mkt_limit,
+            "bands": [
+                {"op": b.op, "limit": b.limit, "label": band_label(b)} for b in r.limits.bands
+            ],
+        },
+        "summary": _stats(r.summary, d.lang),
+        "devices": [
+            {
+                **_stats(dv.temp, d.lang),
+                "serial": dv.serial,
+                "interval_s": dv.interval_s,
+                "completeness": dv.completeness.share,
+                "slots": dv.completeness.slots,
+                "gaps": [
+                    {
+                        "from": ns_to_dt(g.start_ns),
+                        "to": ns_to_dt(g.end_ns),
+                        "missed": g.missed_slots,
+                    }
+                    for g in dv.completeness.gaps
+                ],
+                "humidity": None if dv.humidity is None else _stats(dv.humidity, d.lang),
+            }
+            for dv in r.devices
+        ],
+        "excursions": [
+            {
+                "device": x.excursion.device,
+                "side": x.excursion.side,
+                "limit": x.excursion.limit,
+                "start": ns_to_dt(x.excursion.start_ns),
+                "end": ns_to_dt(x.excursion.end_ns),
+                "duration_s": x.excursion.duration_s,
+                "peak": x.excursion.peak,
+                "alert_ids": [a.alert["id"] for a in x.alerts],
+            }
+            for x in r.excursions
+        ],
+        "content_sha256": content_digest(r),
+    }
+
+
+def _stats(st: SeriesStats, lang: str) -> dict[str, Any]:
+    return {
+        "device": gettext(st.device, lang),
+        "readings": st.n,
+        "min": st.min,
+        "max": st.max,
+        "mean": st.mean,
+        "mkt": st.mkt,
+        "covered_s": st.held_s,
+        "out_of_range_s": st.band_s,
+    }
+
+
+@router.get(
+    "/shipments/{shipment_id}/readings",
+    response_model=list[SeriesOut],
+    summary="Every reading of the shipment, per logger (for the review chart)",
+)
+async def shipment_readings(
+    request: Request,
+    shipment_id: ShipmentId,
+    p: Annotated[Principal, Depends(require(Perm.READ))],
+    points: Annotated[int, Query(ge=10, le=20_000)] = 3000,
+) -> list[SeriesOut]:
+    d = display_of(request, p)
+    s = _get(request, shipment_id)
+    rows = await asyncio.to_thread(get_ctx(request).shipments.readings, s.id)
+    by: dict[tuple[str, str], list[tuple[int, dict[str, FieldValue]]]] = {}
+    for measurement, device, ts, line in rows:
+        try:
+            _m, _tags, fields, _ts = parse_line(line)
+        except LineProtocolError:
+            continue
+        by.setdefault((device, measurement), []).append((ts, fields))
+    return [
+        series_out(dev, meas, pts, True, points, d.lang) for (dev, meas), pts in sorted(by.items())
+    ]

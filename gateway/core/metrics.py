@@ -51,6 +51,13 @@ class Counters:
     fill_alarm: float = 0.0
     """The highest fill threshold crossed (0.8 or 0.95), 0 when below both."""
     ingest_rate: float = 0.0
+    clock_skew_s: float | None = None
+    """Gateway clock minus its devices' clocks (None: too few devices to tell)."""
+    clock_synced: bool | None = None
+    """The system's time-sync status (None: the system cannot tell)."""
+    backup_failed: bool | None = None
+    """The last scheduled backup failed (None: none has run since the start)."""
+    archive_bytes: int = 0
     components: dict[str, Stats] = field(default_factory=dict)
     """Registered counter groups, e.g. collector:line1 → ModbusStats."""
     _last_journaled: int = 0
@@ -93,5 +100,12 @@ class Counters:
             "notifications_dropped": float(self.notifications_dropped),
             "journal_fill": float(self.journal_fill),
             "readings": float(self.readings_parsed),
+            "archive_bytes": float(self.archive_bytes),
         }
+        if self.clock_skew_s is not None:
+            fields["clock_skew_s"] = float(self.clock_skew_s)
+        if self.clock_synced is not None:
+            fields["clock_synced"] = 1.0 if self.clock_synced else 0.0
+        if self.backup_failed is not None:
+            fields["backup_failed"] = 1.0 if self.backup_failed else 0.0
         return Reading(GATEWAY.name, {"gateway": gateway}, fields, time.time_ns())

@@ -55,6 +55,10 @@ class SourceStatus:
     tags: dict[str, str] = field(default_factory=dict)
     """The tags its readings carry (line/equipment/device, site/asset/device): the rules bind
     a device's liveness alarm (`device_offline`) by them, before any reading arrived."""
+    units: dict[str, str] = field(default_factory=dict)
+    """Units of its fields where its configuration names them (a register map's `unit`)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Labels of its fields where its configuration names them (a register map's `label`)."""
 
 
 class Collector(Protocol):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.core.i18n import N_
+
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
@@ -74,6 +76,10 @@ GATEWAY = Measurement(
         "notifications_dropped",
         "journal_fill",
         "readings",
+        "clock_skew_s",
+        "clock_synced",
+        "backup_failed",
+        "archive_bytes",
         "notifier_failing",
         "notifier_failures",
     ),
@@ -82,9 +88,20 @@ GATEWAY = Measurement(
 online by. `readings`: device readings parsed since the gateway started.
 `journal_fill`: share of journal.max_bytes in use (a ratio; at least 1.0 while readings wait
 for room). Also written at once when it crosses 80 %, 95 % or 100 %, for the gateway_health
-rules. A notification channel's own readings carry `device` = `notifier:<channel>` and
-`notifier_failing` (1 while its attempts keep failing, 0 once one succeeds) with
-`notifier_failures` (failed attempts in a row), written when that changes."""
+rules. `clock_skew_s`: the gateway clock minus its devices' (median over devices, seconds);
+`clock_synced`: 1 when the system says its clock is synchronised, 0 when not (absent where the
+system cannot tell); `backup_failed`: 1 after a failed scheduled backup, 0 after a good one;
+`archive_bytes`: the archive segments on disk. A notification channel's own
+readings carry `device` = `notifier:<channel>` and `notifier_failing` (1 while its attempts keep
+failing, 0 once one succeeds) with `notifier_failures` (failed attempts in a row), written when
+that changes."""
+AUDIT_HEAD = Measurement(
+    "audit_head",
+    tags=("gateway",),
+    fields=("audit_seq", "audit_hash", "journal_batch", "journal_hash"),
+)
+"""The newest audit row and journal chain link, written at least hourly: an anchor outside the
+gateway, against which `vigil audit verify --anchor influx` detects deleted newest rows."""
 ALARM_KPI = Measurement(
     "alarm_kpi",
     tags=("gateway",),
@@ -130,11 +147,56 @@ longest from the last reading before it to the first after it (`longest_gap_s`),
 cadence in force at the window's start. Rewritten when late readings fill the window."""
 
 RESERVED_MEASUREMENTS = frozenset(
-    {ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name, COMPLETENESS.name}
+    {ALERT.name, CYCLE.name, GATEWAY.name, ALARM_KPI.name, COMPLETENESS.name, AUDIT_HEAD.name}
 )
 """Written by the gateway about itself: no collector may write them (a device could otherwise
 raise the gateway's own health alerts)."""
 
 MEASUREMENTS: dict[str, Measurement] = {
-    m.name: m for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI, COMPLETENESS)
+    m.name: m
+    for m in (COLDCHAIN, PROCESS, ALERT, CYCLE, GATEWAY, ALARM_KPI, COMPLETENESS, AUDIT_HEAD)
 }
+
+
+# -- how values are shown ---------------------------------------------------------------------
+UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("_c", "°C"),
+    ("_rh_pct", "%RH"),
+    ("_pct", "%"),
+    ("_kpa", "kPa"),
+    ("_mbar", "mbar"),
+    ("_ubar", "µbar"),
+    ("_pa", "Pa"),
+    ("_m3", "/m³"),
+    ("_g", "g"),
+    ("_min", "min"),
+    ("_s", "s"),
+    ("_vpm", "/min"),
+)
+"""The unit a field name's suffix states (`chamber_temp_c` is in °C); a register map's `unit`
+wins."""
+FIELD_UNITS = {"rh_pct": "%RH"}
+FIELD_LABELS = {
+    "temp_c": N_("Temperature"),
+    "rh_pct": N_("Relative humidity"),
+    "battery_pct": N_("Battery"),
+    "door_open": N_("Door open"),
+    "power_ok": N_("Mains power"),
+    "chamber_temp_c": N_("Chamber temperature"),
+    "chamber_pressure_kpa": N_("Chamber pressure"),
+    "dp_pa": N_("Differential pressure"),
+    "particles_05um_m3": N_("Particles ≥0.5 µm"),
+    "particles_5um_m3": N_("Particles ≥5 µm"),
+    "shelf_temp_c": N_("Shelf temperature"),
+    "condenser_temp_c": N_("Condenser temperature"),
+    "fill_weight_g": N_("Fill weight"),
+    "f0_min": N_("F0 (PLC)"),
+}
+"""Labels of the logger protocol's fields and the known process fields (msgids)."""
+
+
+def unit_of(field: str) -> str:
+    """The unit of a field by its name: known fields, then the suffix; '' when none says."""
+    if field in FIELD_UNITS:
+        return FIELD_UNITS[field]
+    return next((unit for suffix, unit in UNIT_SUFFIXES if field.endswith(suffix)), "")

@@ -27,8 +27,10 @@ def connect(
     check_same_thread: bool = False,
     autocommit: bool = True,
     busy_timeout_ms: int | None = 10_000,
+    wal: bool = True,
 ) -> sqlite3.Connection:
-    """Open `path` in WAL mode with the given durability.
+    """Open `path` in WAL mode (or, `wal=False`, with a rollback journal: one self-contained
+    file, for archive segments) with the given durability.
 
     `autocommit` True (isolation_level=None): every statement commits by itself unless the store
     opens a transaction with `transaction()`. False: the sqlite3 module's default implicit
@@ -41,10 +43,22 @@ def connect(
         db = sqlite3.connect(path, check_same_thread=check_same_thread, isolation_level=None)
     else:
         db = sqlite3.connect(path, check_same_thread=check_same_thread)
-    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA journal_mode={'WAL' if wal else 'DELETE'}")
     db.execute(f"PRAGMA synchronous={synchronous}")
     if busy_timeout_ms is not None:
         db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    return db
+
+
+def connect_readonly(path: Path | str, *, immutable: bool = False) -> sqlite3.Connection:
+    """Open `path` for reading only: verification, backups and reports never change a store.
+
+    `immutable`: the file cannot change while open (a sealed archive segment), so SQLite takes
+    no locks and creates no side files. Raises sqlite3.OperationalError when it does not exist.
+    """
+    uri = Path(path).resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
+    db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA busy_timeout=10000")
     return db
 
 

@@ -64,3 +64,6 @@ GSP_RECORD_TRANSPORT_S = 5 * 60.0
 """A record at least every 5 minutes in transport (refrigerated trucks, containers)."""
 GSP_RECORD_OUT_OF_RANGE_S = 2 * 60.0
 """A record at least every 2 minutes while the temperature is out of range."""
+GSP_RECORDS_YEARS = 5
+"""GSP (药品经营质量管理规范, 2016): records and vouchers are kept at least 5 years, monitoring
+data included; the floor of `retention.records_years`."""

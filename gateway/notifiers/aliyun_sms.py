@@ -107,8 +107,8 @@ class AliyunSmsSender:
         access_key_secret: str,
         gateway: str,
         *,
-        lang: str | None,
-        tz: str,
+        lang: str,
+        tz: str | None,
     ) -> None:
         self.name = name
         self.config = config

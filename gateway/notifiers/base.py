@@ -23,6 +23,10 @@ class Delivery:
     attempts: int = 0
     cache: dict[str, object] = field(default_factory=dict)
     """Rendered body/message and progress, kept across retries so a retry sends the same bytes."""
+    lang: str = "en"
+    """Language of the texts (the Notifier's, from gateway.language)."""
+    tz: str | None = None
+    """Zone of displayed times (gateway.timezone); None: UTC."""
 
 
 class TransientError(Exception):

@@ -49,8 +49,8 @@ class DingTalkSender:
         secret: str,
         gateway: str,
         *,
-        lang: str | None,
-        tz: str,
+        lang: str,
+        tz: str | None,
     ) -> None:
         self.name = name
         self.config = config

@@ -52,7 +52,6 @@ from gateway.notifiers.config import (
     _Delivery,
 )
 from gateway.notifiers.dingtalk import DingTalkSender
-from gateway.notifiers.message import DEFAULT_LANGUAGE, DEFAULT_TIMEZONE
 from gateway.notifiers.modbus_output import ModbusOutput
 from gateway.notifiers.mqtt import MqttLink, MqttSender
 from gateway.notifiers.outbox import (
@@ -270,7 +269,10 @@ class OutboxChannel(Channel):
         while True:
             before = self.outbox.ids(self.name)
             try:
-                published, cleared = await self.sender.sync(self.notifier.open_states(self.name))
+                n = self.notifier
+                published, cleared = await self.sender.sync(
+                    n.open_states(self.name), n.language, n.timezone
+                )
             except TransientError as e:
                 self.stats.retried += 1
                 await self.result(False, str(e))
@@ -300,6 +302,7 @@ class OutboxChannel(Channel):
             d = self._deliveries[row.id] = Delivery(
                 row.event, row.recipients, row.key, row.created_ns, row.attempts
             )
+            d.lang, d.tz = self.notifier.language, self.notifier.timezone
         d.attempts += 1
         row.attempts = d.attempts
         try:
@@ -415,10 +418,12 @@ class Notifier:
         counters: Counters | None = None,
         audit: AuditTrail | None = None,
         health: HealthSink | None = None,
-        language: str | None = DEFAULT_LANGUAGE,
-        timezone: str = DEFAULT_TIMEZONE,
+        language: str = "en",
+        timezone: str | None = None,
     ) -> None:
         env = os.environ if env is None else env
+        self.language = language
+        self.timezone = timezone
         problems = config.env_problems(env)
         if mqtt is None and any(isinstance(c, MqttChannel) for c in config.channels.values()):
             problems.append("notifiers.channels: an mqtt channel needs the gateway's mqtt broker")
@@ -463,11 +468,18 @@ class Notifier:
             self.channels[name] = OutboxChannel(name, cfg, sender, self.outbox, self)
         for name, out in self.outputs.items():
             out.output.seed(a for a in store.open_alerts() if self.router.carries(name, a))
+        self._audits: list[tuple[OutboxRow, str, str]] = []
+        self._audit_wake = asyncio.Event()
+        now = time.time_ns()
+        for row in self.outbox.orphans(set(self.channels)):  # nobody left to deliver them
+            why = f"channel {row.channel!r} is no longer configured"
+            log.error("notification given up", extra={"alert_id": row.alert_id, "error": why})
+            self.outbox.finish(row, GAVE_UP, why, now)
+            self.audit_later(row, GAVE_UP, why)
+        self.outbox.commit()
         if counters is not None:
             for name, ch in self.all_channels.items():
                 counters.register(f"notifier:{name}", ch.stats)
-        self._audits: list[tuple[OutboxRow, str, str]] = []
-        self._audit_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -478,6 +490,11 @@ class Notifier:
     def attach(self, alerts: AlertManager) -> None:
         """Store the notifications of every transition alongside it (AlertManager listener)."""
         alerts.listeners.append(self.enqueue)
+
+    def detach(self, alerts: AlertManager) -> None:
+        """Stop storing notifications (a reload replaces this notifier by another)."""
+        if self.enqueue in alerts.listeners:
+            alerts.listeners.remove(self.enqueue)
 
     # -- the rules side (sync, inside the store's transaction) --------------------------------
     def enqueue(self, event: AlertEvent, transition: int) -> None:

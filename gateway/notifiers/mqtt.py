@@ -77,14 +77,14 @@ class MqttSender:
     def key(self, event: AlertEvent) -> str:
         return state_topic(self.config.topic_prefix, event.alert)
 
-    def body(self, event: AlertEvent) -> bytes:
+    def body(self, event: AlertEvent, lang: str, tz: str | None) -> bytes:
         if event.new_state is AlertState.NORMAL:
             return b""
-        return to_json(payload(event, self.gateway))
+        return to_json(payload(event, self.gateway, lang=lang, tz=tz))
 
     async def send(self, delivery: Delivery) -> str:
         topic = self.key(delivery.event)
-        await self._publish(topic, self.body(delivery.event))
+        await self._publish(topic, self.body(delivery.event, delivery.lang, delivery.tz))
         return f"published to {topic}"
 
     async def _publish(self, topic: str, body: bytes) -> None:
@@ -97,13 +97,15 @@ class MqttSender:
             await self._drop()
             raise TransientError(f"publish to {topic} failed: {e}") from None
 
-    async def sync(self, open_alerts: Mapping[str, AlertEvent]) -> tuple[int, int]:
+    async def sync(
+        self, open_alerts: Mapping[str, AlertEvent], lang: str = "en", tz: str | None = None
+    ) -> tuple[int, int]:
         """Publish `open_alerts` ({topic: latest event}) and clear the retained topics of this
         gateway's alerts that are no longer open. Returns (published, cleared)."""
         retained = await self.retained()
         stale = [t for t, gw in retained.items() if t not in open_alerts and gw == self.gateway]
         for topic, event in open_alerts.items():
-            await self._publish(topic, self.body(event))
+            await self._publish(topic, self.body(event, lang, tz))
         for topic in stale:
             await self._publish(topic, b"")
         return len(open_alerts), len(stale)

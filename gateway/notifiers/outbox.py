@@ -193,6 +193,11 @@ class Outbox:
         )
         return replaced
 
+    def orphans(self, channels: set[str]) -> list[OutboxRow]:
+        """Rows of channels that are no longer configured (a changed config)."""
+        rows = self._rows("ORDER BY id", ())
+        return [r for r in rows if r.channel not in channels]
+
     def waits(self, channel: str, coalesce_key: str) -> bool:
         """A row with this coalescing key waits (a newer state would replace it)."""
         row = self.db.execute(

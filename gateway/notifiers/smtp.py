@@ -51,13 +51,13 @@ class EmailSender:
         msg = EmailMessage(policy=POLICY)
         msg["From"] = self.config.sender
         msg["To"] = ", ".join(delivery.recipients)
-        msg["Subject"] = subject(event)
+        msg["Subject"] = subject(event, delivery.lang, delivery.tz)
         msg["Date"] = formatdate(usegmt=True)
         msg["Message-ID"] = make_msgid(idstring=delivery.id, domain=self._domain)
         msg["X-Vigil-Alert-Id"] = str(event.alert.id)
         msg["X-Vigil-Event"] = str(event.kind)
         msg["X-Vigil-Severity"] = str(event.alert.severity)
-        msg.set_content(text_body(event, self.gateway))
+        msg.set_content(text_body(event, self.gateway, delivery.lang, delivery.tz))
         delivery.cache["message"] = msg
         return msg
 

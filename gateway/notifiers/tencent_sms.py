@@ -106,8 +106,8 @@ class TencentSmsSender:
         secret_key: str,
         gateway: str,
         *,
-        lang: str | None,
-        tz: str,
+        lang: str,
+        tz: str | None,
     ) -> None:
         self.name = name
         self.config = config

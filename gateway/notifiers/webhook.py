@@ -43,7 +43,9 @@ class WebhookSender:
     def body(self, delivery: Delivery) -> bytes:
         body = delivery.cache.get("body")
         if not isinstance(body, bytes):
-            doc = payload(delivery.event, self.gateway, delivery.recipients)
+            doc = payload(
+                delivery.event, self.gateway, delivery.recipients, delivery.lang, delivery.tz
+            )
             doc["delivery_id"] = delivery.id
             body = delivery.cache["body"] = to_json(doc)
         return body

@@ -38,7 +38,7 @@ class WeComSender:
     kind = "wecom"
 
     def __init__(
-        self, name: str, config: WeComChannel, key: str, gateway: str, *, lang: str | None, tz: str
+        self, name: str, config: WeComChannel, key: str, gateway: str, *, lang: str, tz: str | None
     ) -> None:
         self.name = name
         self.config = config

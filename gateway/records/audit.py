@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.core.sqlite import Where, connect, transaction
+from gateway.core.sqlite import Where, connect, connect_readonly, transaction
 
 GENESIS = "0" * 64
 
@@ -161,6 +161,16 @@ class AuditTrail:
         self._db = connect(self.path, synchronous="FULL")
         self._db.executescript(_SCHEMA)
 
+    @classmethod
+    def open_readonly(cls, path: Path | str, *, immutable: bool = False) -> AuditTrail:
+        """The trail opened for reading only (verification of a live file or of a backup):
+        nothing is created or changed in it."""
+        trail = cls.__new__(cls)
+        trail.path = Path(path)
+        trail._lock = threading.Lock()
+        trail._db = connect_readonly(trail.path, immutable=immutable)
+        return trail
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -207,20 +217,35 @@ class AuditTrail:
                 )
         return self._to_row(row)
 
-    def record_config(self, path: Path | str, text: str, actor: str = "system") -> AuditRow | None:
-        """At startup: a `config.change` row when the config differs from the last run's.
+    def record_config(
+        self,
+        path: Path | str,
+        text: str,
+        actor: str = "system",
+        reason: str | None = None,
+        changed: list[str] | None = None,
+        client: str | None = None,
+    ) -> AuditRow | None:
+        """A `config.change` row when the config differs from the one last recorded (at
+        startup, and at each reload), with the old and new text.
 
         Secret values are redacted before the text is stored; the hash is of the real text.
-        Returns the new row, or None when nothing changed.
+        `changed` names what a reload changed (sections, rules). Returns the new row, or None
+        when nothing changed.
         """
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         last = self.last(action="config.change")
         old = last.new_value if last is not None else None
         if isinstance(old, dict) and old.get("sha256") == digest:
             return None
-        new = {"path": str(path), "sha256": digest, "text": redact_config(text)}
-        reason = "first run with this audit trail" if last is None else "config file changed"
-        return self.record(actor, "config.change", "config", str(path), old, new, reason)
+        new: dict[str, Any] = {"path": str(path), "sha256": digest, "text": redact_config(text)}
+        if changed is not None:
+            new["changed"] = changed
+        if reason is None:
+            reason = "first run with this audit trail" if last is None else "config file changed"
+        return self.record(
+            actor, "config.change", "config", str(path), old, new, reason, client=client
+        )
 
     # -- reading ------------------------------------------------------------------------------
     @staticmethod
@@ -260,10 +285,12 @@ class AuditTrail:
         entity_id: str | None = None,
         limit: int = 1000,
         newest_first: bool = False,
+        before_seq: int | None = None,
     ) -> list[AuditRow]:
         where, args = (
             Where()
             .raw("seq > ?", after_seq)
+            .lt("seq", before_seq)
             .eq("actor", actor)
             .eq("entity", entity)
             .eq("entity_id", entity_id)

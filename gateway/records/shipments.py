@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.core.lineprotocol import LineProtocolError, encode, parse_line
-from gateway.core.ports import JournalReader
+from gateway.core.ports import JournalReader, RetentionHold
 from gateway.core.reading import Reading
 from gateway.core.sqlite import Where, connect, transaction
 
@@ -53,7 +53,12 @@ CREATE TABLE IF NOT EXISTS shipments (
     approved_by TEXT,
     approved_name TEXT,
     approval_meaning TEXT,
-    approved_digest TEXT
+    approved_digest TEXT,
+    rejected_at_ns INTEGER,
+    rejected_by TEXT,
+    rejected_name TEXT,
+    rejection_meaning TEXT,
+    rejection_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS shipments_asset ON shipments(asset, started_at_ns);
 CREATE TABLE IF NOT EXISTS shipment_readings (
@@ -97,6 +102,11 @@ class Shipment:
     approval_meaning: str | None = None
     approved_digest: str | None = None
     """SHA-256 of the report content QA signed (21 CFR 11.70: signature linked to record)."""
+    rejected_at_ns: int | None = None
+    rejected_by: str | None = None
+    rejected_name: str | None = None
+    rejection_meaning: str | None = None
+    rejection_reason: str | None = None
 
     @property
     def active(self) -> bool:
@@ -106,7 +116,9 @@ class Shipment:
     def status(self) -> str:
         if self.stopped_at_ns is None:
             return "active"
-        return "approved" if self.approved_at_ns is not None else "stopped"
+        if self.approved_at_ns is not None:
+            return "approved"
+        return "rejected" if self.rejected_at_ns is not None else "stopped"
 
     def contains(self, ts_ns: int) -> bool:
         return self.started_at_ns <= ts_ns and (
@@ -138,7 +150,20 @@ _COLS = [
     "approved_name",
     "approval_meaning",
     "approved_digest",
+    "rejected_at_ns",
+    "rejected_by",
+    "rejected_name",
+    "rejection_meaning",
+    "rejection_reason",
 ]
+_ADDED = {
+    "rejected_at_ns": "INTEGER",
+    "rejected_by": "TEXT",
+    "rejected_name": "TEXT",
+    "rejection_meaning": "TEXT",
+    "rejection_reason": "TEXT",
+}
+"""Columns a registry made before rejections were recorded lacks (added when opened)."""
 
 
 class ShipmentRegistry:
@@ -149,6 +174,10 @@ class ShipmentRegistry:
         # NORMAL: a shipment reading lost to power failure is still in the journal (recover()).
         self._db = connect(self.path, synchronous="NORMAL")
         self._db.executescript(_SCHEMA)
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(shipments)")}
+        for col, kind in _ADDED.items():
+            if col not in have:
+                self._db.execute(f"ALTER TABLE shipments ADD COLUMN {col} {kind}")
         self._index: dict[str, tuple[Shipment, ...]] = {}
         self._known: frozenset[str] = frozenset()
         self.recorded = 0
@@ -181,9 +210,11 @@ class ShipmentRegistry:
         if status == "active":
             w.raw("stopped_at_ns IS NULL")
         elif status == "stopped":
-            w.raw("stopped_at_ns IS NOT NULL AND approved_at_ns IS NULL")
+            w.raw("stopped_at_ns IS NOT NULL AND approved_at_ns IS NULL AND rejected_at_ns IS NULL")
         elif status == "approved":
             w.raw("approved_at_ns IS NOT NULL")
+        elif status == "rejected":
+            w.raw("rejected_at_ns IS NOT NULL AND approved_at_ns IS NULL")
         where, args = w.eq("asset", asset).build()
         return self._rows(
             f"SELECT {', '.join(_COLS)} FROM shipments{where}"
@@ -297,12 +328,7 @@ class ShipmentRegistry:
         now = time.time_ns() if now_ns is None else now_ns
         with self._lock:
             old = self.require(shipment_id)
-            if old.active:
-                raise ShipmentError(f"shipment {shipment_id} is still active: stop it first")
-            if old.approved_at_ns is not None:
-                raise ShipmentError(
-                    f"shipment {shipment_id} was already approved by {old.approved_by}"
-                )
+            self._check_open(old)
             new = replace(
                 old,
                 approved_at_ns=now,
@@ -318,6 +344,47 @@ class ShipmentRegistry:
             )
             self._reindex()
         return old, new
+
+    def reject(
+        self,
+        shipment_id: str,
+        by: str,
+        name: str,
+        meaning: str,
+        reason: str,
+        now_ns: int | None = None,
+    ) -> tuple[Shipment, Shipment]:
+        """Record QA's signed rejection of the shipment report (once, after the stop): the
+        goods are not released; the reason says why."""
+        now = time.time_ns() if now_ns is None else now_ns
+        with self._lock:
+            old = self.require(shipment_id)
+            self._check_open(old)
+            new = replace(
+                old,
+                rejected_at_ns=now,
+                rejected_by=by,
+                rejected_name=name,
+                rejection_meaning=meaning,
+                rejection_reason=reason,
+            )
+            self._db.execute(
+                "UPDATE shipments SET rejected_at_ns = ?, rejected_by = ?, rejected_name = ?, "
+                "rejection_meaning = ?, rejection_reason = ? WHERE id = ?",
+                (now, by, name, meaning, reason, shipment_id),
+            )
+            self._reindex()
+        return old, new
+
+    @staticmethod
+    def _check_open(s: Shipment) -> None:
+        """A report is approved or rejected once, after the stop."""
+        if s.active:
+            raise ShipmentError(f"shipment {s.id} is still active: stop it first")
+        if s.approved_at_ns is not None:
+            raise ShipmentError(f"shipment {s.id} was already approved by {s.approved_by}")
+        if s.rejected_at_ns is not None:
+            raise ShipmentError(f"shipment {s.id} was already rejected by {s.rejected_by}")
 
     # -- the data path ------------------------------------------------------------------------
     def enrich(self, readings: Sequence[Reading]) -> None:
@@ -412,6 +479,32 @@ class ShipmentRegistry:
                 (shipment_id,),
             ).fetchall()
         return rows
+
+    def prune(self, before_ns: int, hold: RetentionHold) -> tuple[int, int, list[str]]:
+        """Delete shipments stopped before `before_ns` (the records floor) with their readings,
+        unless `hold` keeps their readings. Returns (shipments, readings, held reasons)."""
+        old = self._rows(
+            f"SELECT {', '.join(_COLS)} FROM shipments"
+            " WHERE stopped_at_ns IS NOT NULL AND stopped_at_ns < ?",
+            (before_ns,),
+        )
+        gone = readings = 0
+        held: list[str] = []
+        for sh in old:
+            assert sh.stopped_at_ns is not None
+            why = hold.held(sh.started_at_ns, sh.stopped_at_ns)
+            if why:
+                held.append(f"{sh.id}: {why}")
+                continue
+            with self._lock, transaction(self._db) as db:
+                readings += db.execute(
+                    "DELETE FROM shipment_readings WHERE shipment_id = ?", (sh.id,)
+                ).rowcount
+                db.execute("DELETE FROM shipments WHERE id = ?", (sh.id,))
+            gone += 1
+        if gone:
+            self._reindex()
+        return gone, readings, held
 
     def reading_count(self, shipment_id: str) -> int:
         with self._lock:

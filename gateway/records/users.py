@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from gateway.core.i18n import LANGUAGES
 from gateway.core.sqlite import connect
 
 
@@ -99,6 +100,8 @@ class User:
     enabled: bool
     created_at_ns: int
     updated_at_ns: int
+    language: str | None = None
+    """zh-CN or en, chosen by the user; None: the request's or the gateway's default."""
 
     @property
     def perms(self) -> frozenset[Perm]:
@@ -113,6 +116,7 @@ class User:
             "name": self.name,
             "role": str(self.role),
             "enabled": self.enabled,
+            "language": self.language,
         }
 
 
@@ -149,6 +153,9 @@ class UserStore:
         self._lock = threading.Lock()
         self._db = connect(self.path, synchronous="FULL")
         self._db.executescript(_USERS_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(users)")}
+        if "language" not in columns:  # a store from before users chose a language
+            self._db.execute("ALTER TABLE users ADD COLUMN language TEXT")
         # Verifying against this when the user does not exist keeps the timing the same.
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
 
@@ -158,12 +165,12 @@ class UserStore:
 
     @staticmethod
     def _user(row: tuple[Any, ...]) -> User:
-        return User(row[0], row[1], Role(row[2]), bool(row[3]), row[4], row[5])
+        return User(row[0], row[1], Role(row[2]), bool(row[3]), row[4], row[5], row[6])
 
     def get(self, username: str) -> User | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT username, name, role, enabled, created_at_ns, updated_at_ns "
+                "SELECT username, name, role, enabled, created_at_ns, updated_at_ns, language "
                 "FROM users WHERE username = ?",
                 (username,),
             ).fetchone()
@@ -172,7 +179,7 @@ class UserStore:
     def list_users(self) -> list[User]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT username, name, role, enabled, created_at_ns, updated_at_ns "
+                "SELECT username, name, role, enabled, created_at_ns, updated_at_ns, language "
                 "FROM users ORDER BY username"
             ).fetchall()
         return [self._user(r) for r in rows]
@@ -218,8 +225,23 @@ class UserStore:
                 "UPDATE users SET enabled = ?, updated_at_ns = ? WHERE username = ?",
                 (int(enabled), now, username),
             )
-        new = User(old.username, old.name, old.role, enabled, old.created_at_ns, now)
+        new = replace(old, enabled=enabled, updated_at_ns=now)
         return old, new
+
+    def set_language(self, username: str, language: str | None) -> tuple[User, User]:
+        """The user's language (LANGUAGES, or None for the default); returns (old, new)."""
+        old = self.get(username)
+        if old is None:
+            raise KeyError(username)
+        if language is not None and language not in LANGUAGES:
+            raise UserError(f"language must be one of {', '.join(LANGUAGES)}")
+        now = time.time_ns()
+        with self._lock:
+            self._db.execute(
+                "UPDATE users SET language = ?, updated_at_ns = ? WHERE username = ?",
+                (language, now, username),
+            )
+        return old, replace(old, language=language, updated_at_ns=now)
 
     def set_password(self, username: str, password: str) -> None:
         if self.get(username) is None:

@@ -109,8 +109,8 @@ def demo_specs() -> list[PlcSpec]:
             name="CR-B1",
             kind="cleanroom",
             faults=[
-                FaultSpec(kind="door_open", at_s=120, duration_s=20),
-                FaultSpec(kind="particle_spike", at_s=600, duration_s=60, factor=20),
+                FaultSpec(kind="particle_spike", at_s=20, duration_s=60, factor=20),
+                FaultSpec(kind="door_open", at_s=120, duration_s=90),
             ],
         ),
         PlcSpec(name="FL-01", kind="filling_line", params={"setup_s": 60}),

@@ -48,7 +48,20 @@ def test_examples_are_valid(example: Path) -> None:
         ),
         ("collectors:\n  - kind: carrier-pigeon\n", ["collectors[0]", "carrier-pigeon"]),
         ("journal:\n  max_bytes: lots\n", ["journal.max_bytes", "integer"]),
-        ("gateway:\n  colour: blue\n", ["gateway.colour", "Extra inputs"]),
+        (
+            "gateway:\n  colour: blue\n  nmae: x\ncollectors:\n  - name: x\n"
+            "  - kind: mqtt\n    max_paylod_bytes: 3\n",
+            [
+                "gateway.colour: unknown key\n",
+                "gateway.nmae: unknown key; did you mean 'name'?",
+                "collectors[0].kind: required, one of mqtt, modbus",
+                "collectors[1].max_paylod_bytes: unknown key; did you mean 'max_payload_bytes'?",
+            ],
+        ),
+        (
+            "retention:\n  records_years: 1\n",
+            ["retention.records_years: below the floor of 5 years", "retention.test_mode: true"],
+        ),
         ("mqtt: [1, 2\n", ["line 2", "invalid YAML"]),
     ],
 )
@@ -74,6 +87,13 @@ def test_every_error_is_listed(tmp_path: Path) -> None:
         "mqtt.keepalive_s",
         "journal.retention_hours",
     }
+
+
+def test_retention_at_the_floor_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text("retention:\n  records_years: 5\n")
+    result = check(path)
+    assert result.returncode == 0, result.stderr
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -372,6 +372,7 @@ def test_full_journal_alerts_reach_a_webhook_and_sigterm_loses_nothing(
         lambda: all(a.cleared_at for a in health_alerts(gw).values()),
         30,
         what="the journal alerts cleared",
+        show=lambda: {r: (a.cleared_at, a.value) for r, a in health_alerts(gw).items()},
     )
     assert gw.stop() == 0
     pub.close()

@@ -68,6 +68,10 @@ def test_catch_all_bindings_leave_the_gateway_alone(tmp_path: Path) -> None:
     fill(engine, 0, 0.5)
     rules = engine.rules_of(GATEWAY_MEASUREMENT, "")
     assert sorted(rules) == [
+        "gateway_health.backup_failed",
+        "gateway_health.clock_ahead",
+        "gateway_health.clock_behind",
+        "gateway_health.clock_unsynchronised",
         "gateway_health.journal_80",
         "gateway_health.journal_95",
         "gateway_health.journal_full",

@@ -49,20 +49,25 @@ def test_cursor_survives_reopen(tmp_path: Path) -> None:
 
 
 def test_retention_never_deletes_untaken_rows(tmp_path: Path) -> None:
+    """Pruning moves whole commits (chain links) that every sink has taken and that are past
+    retention into the archive; nothing else leaves the journal."""
     j = Journal(tmp_path / "j.sqlite", retention_s=3600)
     j.register_sink("a")
     j.register_sink("b")
-    j.append(readings(10, received_ns=0), [])
+    for k in range(5):  # five commits of two readings: ids 1-2, 3-4, ...
+        j.append(readings(2, t0=2 * k, received_ns=0), [])
     now = 10 * HOUR_NS
     assert j.prune(now) == 0  # nobody has taken anything
     j.advance("a", 10)
-    j.advance("b", 4)
-    assert j.prune(now) == 4  # only what both sinks have
+    j.advance("b", 5)
+    assert j.prune(now) == 4  # the commits both sinks have whole: ids 1-4 (5 is half of 5-6)
     assert next(r.id for r in j.read_after(0, 100)) == 5
     j.advance("b", 10)
     j.append(readings(2, received_ns=now), [])
     assert j.prune(now) == 6  # the fresh rows are inside retention
     assert j.count("readings") == 2
+    archived = [item.link.count for item in j.archive.iter_links()]
+    assert archived == [2, 2, 2, 2, 2]  # moved, not deleted
 
 
 def test_ids_never_reused_after_full_prune(tmp_path: Path) -> None:
@@ -363,5 +368,10 @@ def test_the_periodic_gateway_point_carries_journal_fill() -> None:
     assert point.fields["journal_fill"] == 0.42
     from gateway.core.schema import GATEWAY
 
-    # every field but a notifier channel's own (written when its health changes)
+    optional = {"clock_skew_s", "clock_synced", "backup_failed"}  # only once known
+    optional |= {"notifier_failing", "notifier_failures"}  # a notifier channel's own readings
+    assert set(point.fields) == set(GATEWAY.fields) - optional
+    c.clock_skew_s, c.clock_synced, c.backup_failed = 1.5, False, True
+    point = c.point("gw-1", restarts=0)
     assert set(point.fields) == set(GATEWAY.fields) - {"notifier_failing", "notifier_failures"}
+    assert (point.fields["clock_synced"], point.fields["backup_failed"]) == (0.0, 1.0)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from alert_rules.context import EvalContext
 from alert_rules.kinds.mkt import MktRule
 from alert_rules.mkt import RollingMKT, mkt_c
+from gateway.core.i18n import Text
 
 S = 1_000_000_000
 
@@ -134,10 +135,10 @@ class Sink:
         at: int,
         value: float | None,
         peak: float | None,
-        message: str,
+        message: Text,
     ) -> None:
         self.events.append(("on", at, value))
-        self.message = message
+        self.message = str(message)
 
     def clear(
         self, ctx: EvalContext, ended: int, at: int, value: float | None, peak: float | None

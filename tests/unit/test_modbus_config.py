@@ -228,3 +228,32 @@ def test_production_scenario_serves_the_example_devices() -> None:
     served = {(p.host, p.port, p.unit): p.kind for p in scenario.plcs}
     polled = {(d.host, d.port, d.unit): d.profile for d in c.devices}
     assert served == polled
+
+
+def test_units_and_labels_of_a_register_map() -> None:
+    """A device's own entries add to or replace its profile's; both reach the console through
+    the collector's SourceStatus."""
+    c = ModbusCollectorConfig.model_validate(
+        {
+            "kind": "modbus",
+            "profiles": {
+                "ac": {
+                    "registers": [
+                        {"name": "chamber_temp_c", "fc": 4, "address": 0, "label": "腔体温度"},
+                        {"name": "jacket", "fc": 4, "address": 1, "unit": "bar"},
+                    ]
+                }
+            },
+            "devices": [
+                {
+                    "name": "AC-09",
+                    "host": "127.0.0.1",
+                    "line": "L1",
+                    "profile": "ac",
+                    "registers": [{"name": "jacket", "fc": 4, "address": 2, "unit": "kPa"}],
+                }
+            ],
+        }
+    )
+    units, labels = c.field_meta_for(c.devices[0])
+    assert units == {"jacket": "kPa"} and labels == {"chamber_temp_c": "腔体温度"}

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from alert_rules import Alert, AlertEvent, AlertState, EventKind, Priority
 from collectors.mqtt import MqttBrokerConfig, client_for
+from gateway.core.i18n import fmt_time
 from gateway.notifiers import MqttLink, NotifiersConfig
-from gateway.notifiers.message import SMS_PARAMS, chat_message, local_time, sms_params
+from gateway.notifiers.message import SMS_PARAMS, chat_message, sms_params
 from gateway.notifiers.outbox import Outbox, delivery_key, event_from_json, event_to_json
 from tests.notify_rig import MIN, T0, Fridges
 
@@ -128,11 +129,10 @@ def test_events_survive_the_outbox_as_they_were(tmp_path: Path) -> None:
 # -- what SMS and chat messages say -----------------------------------------------------------
 
 
-def test_local_time_states_its_zone() -> None:
+def test_times_in_messages_state_their_zone() -> None:
     ns = 1_763_798_400 * 10**9  # 2025-11-22T08:00:00Z
-    assert local_time(ns, "Asia/Shanghai") == "2025-11-22 16:00:00 UTC+08:00"
-    assert local_time(ns, "UTC", seconds=False) == "2025-11-22 08:00 UTC+00:00"
-    assert local_time(None) == ""
+    assert fmt_time(ns, "Asia/Shanghai") == "2025-11-22 16:00:00 UTC+08:00"
+    assert fmt_time(ns, "UTC", seconds=False) == "2025-11-22 08:00 UTC"
 
 
 @given(st.integers(1, 60), st.text(min_size=0, max_size=300))
@@ -144,7 +144,7 @@ def test_sms_parameters_are_strings_within_the_limit(limit: int, message: str) -
         tags={"site": "wh1", "asset": "fridge-1", "device": "lg-1"},
     )  # fmt: skip
     event = AlertEvent(EventKind.RAISED, a, None, a.state, T0, T0)
-    params = sms_params(event, "gw", lang=None, tz="Asia/Shanghai", max_chars=limit)
+    params = sms_params(event, "gw", lang="en", tz="Asia/Shanghai", max_chars=limit)
     assert all(isinstance(v, str) and len(v) <= limit for v in params.values())
     assert set(params) == set(SMS_PARAMS)
     if limit >= 35:
@@ -154,12 +154,15 @@ def test_sms_parameters_are_strings_within_the_limit(limit: int, message: str) -
 def test_chat_message_carries_facts_times_and_mentions(tmp_path: Path) -> None:
     fridges = Fridges(tmp_path / "alerts.db")
     [raised] = fridges.temps("fridge-1", 0, [5.0, 9.4])
-    title, text = chat_message(
-        raised, "gw", mentions=["13800000001"], lang=None, tz="Asia/Shanghai"
-    )
+    title, text = chat_message(raised, "gw", mentions=["13800000001"], tz="Asia/Shanghai")
     assert title == "[high · alarm] fridge-1/lg-fridge-1 at wh1"
     assert text.startswith("### **high · alarm**\n")
-    assert "- Raised: 2025-11-22 16:01:00 UTC+08:00" in text and text.endswith("@13800000001")
-    assert f"- Alert: #{raised.alert.id} · gw" in text
-    _, plain = chat_message(raised, "gw", markdown=False, lang=None, tz="UTC")
+    assert "- Raised at: 2025-11-22 16:01:00 UTC+08:00" in text and text.endswith("@13800000001")
+    assert f"- Alert id: #{raised.alert.id} · gw" in text
+    _, plain = chat_message(raised, "gw", markdown=False, tz="UTC")
     assert plain.startswith("[high · alarm]\nWhere: fridge-1/lg-fridge-1 at wh1")
+    # in Chinese, the gateway's default language
+    title, text = chat_message(raised, "gw", lang="zh-CN", tz="Asia/Shanghai")
+    assert title.startswith("[高 · 报警] ") and "- 报警时间: 2025-11-22 16:01:00 UTC+08:00" in text
+    zh = sms_params(raised, "gw", lang="zh-CN", tz="Asia/Shanghai")
+    assert (zh["severity"], zh["event"], zh["time"]) == ("高", "报警", "2025-11-22 16:01 UTC+08:00")

@@ -3,11 +3,10 @@ alerts with their actions, CSV sections, PDF rendering, signature status and con
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
-import re
-import zlib
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -58,18 +57,11 @@ def ship(reg: ShipmentRegistry, temps: list[float], step: int = 5 * MIN, **kw: o
 
 
 def pdf_text(pdf: bytes) -> str:
-    """The text drawn on the pages: reportlab's page streams, inflated, strings unescaped."""
-    out = []
-    for m in re.finditer(rb"stream\r?\n(.*?)endstream", pdf, re.S):
-        body = m.group(1)
-        try:
-            body = zlib.decompress(base64.a85decode(body.strip(), adobe=True))
-        except (ValueError, zlib.error):
-            continue
-        for t in re.finditer(rb"\(((?:\\.|[^\\)])*)\)\s*Tj", body):
-            raw = re.sub(rb"\\([0-7]{3})", lambda o: bytes([int(o.group(1), 8)]), t.group(1))
-            out.append(re.sub(rb"\\(.)", rb"\1", raw).decode("latin-1"))
-    return " ".join(out)
+    """The text of the pages as poppler's pdftotext extracts it (the fonts' own Unicode maps)."""
+    out = subprocess.run(
+        ["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, check=True
+    )
+    return out.stdout.decode("utf-8")
 
 
 def test_profile_limits_from_the_rules_library() -> None:
@@ -258,3 +250,93 @@ def test_empty_shipment_still_reports(reg: ShipmentRegistry) -> None:
     assert report.series == [] and report.summary.n == 0
     assert to_pdf(report).startswith(b"%PDF")
     assert "not signed (shipment still active)" in to_csv(report)
+
+
+PRODUCT = "新冠病毒灭活疫苗（Vero细胞）"
+ORIGIN = "上海市浦东新区"
+DESTINATION = "北京市朝阳区"
+
+
+def test_pdf_in_chinese_keeps_every_glyph(reg: ShipmentRegistry, tmp_path: Path) -> None:
+    """pdftotext of a report whose product, origin and destination are Chinese returns those
+    exact strings; labels, the verdict and times (Beijing time) are in Chinese."""
+    temps = [5.0] * 10 + [9.5] * 4 + [5.0] * 10
+    sid = ship(reg, temps, step=MIN, product=PRODUCT, origin=ORIGIN, destination=DESTINATION)
+    reg.approve(sid, "qa1", "质量部 张伟", "已审核并批准")
+    report = report_for(reg, reg.require(sid), [], LIB, now_ns=T0 + 30 * MIN)
+    pdf = to_pdf(report, "zh-CN", "Asia/Shanghai")
+    (tmp_path / "zh.pdf").write_bytes(pdf)
+    text = pdf_text(pdf)
+    flat = text.replace(" ", "")
+    for s in (PRODUCT, ORIGIN, DESTINATION, "质量部张伟", "已审核并批准"):
+        assert s.replace(" ", "") in flat, s
+    assert "运输温度记录报告" in text and "结论" in text and "温度超标" in flat
+    assert "平均动力学温度" in text and "电子签名" in text
+    assert "第 1 页，共" in text and "已批准" in text  # page numbers; the status as the API says
+    assert "2026-11-18 19:06:40 UTC+08:00" in text  # T0 in Beijing time
+    assert "?" not in text  # no glyph lost
+    en = pdf_text(to_pdf(report, "en", "UTC"))
+    assert PRODUCT in en.replace(" ", "")  # an English report prints Chinese data too
+    assert "Verdict: Temperature excursion" in en and "page 1 of" in en
+    assert "2026-11-18 11:06:40 UTC" in en
+
+
+def test_within_limits(reg: ShipmentRegistry) -> None:
+    ok = report_for(reg, reg.require(ship(reg, [5.0] * 12)), [], LIB, now_ns=T0)
+    assert ok.verdict.code == "within_limits" and ok.verdict.reasons == ()
+    assert ok.excursions == [] and ok.devices[0].completeness.share == 1.0
+
+
+def test_excursion_verdict_and_table(reg: ShipmentRegistry) -> None:
+    hot = report_for(reg, reg.require(ship(reg, [5.0, 9.0, 9.5, 5.0])), [], LIB, now_ns=T0)
+    assert hot.verdict.code == "excursion"
+    [row] = hot.excursions
+    e = row.excursion
+    assert (e.side, e.limit, e.peak, e.duration_s) == ("high", 8.0, 9.5, 600)
+    assert (e.start_ns, e.end_ns) == (T0 + 5 * MIN, T0 + 15 * MIN)
+    assert "lg-1: 10m above 8 °C (peak 9.5 °C)" in [str(t) for t in hot.verdict.reasons]
+
+
+def test_mkt_above_its_limit_is_the_verdict_even_without_an_excursion() -> None:
+    """MKT 8.17 °C against an 8 °C limit is flagged, with every reading inside 2-8 °C."""
+    lib = RulesConfig.model_validate(
+        {
+            "profiles": {
+                "tight": {
+                    "rules": [
+                        {"id": "high", "kind": "threshold", "field": "temp_c", "high": 9},
+                        {"id": "mkt", "kind": "mkt", "field": "temp_c", "limit": 8},
+                    ]
+                }
+            }
+        }
+    ).library()
+    reg = ShipmentRegistry(Path(tempfile.mkdtemp()) / "s.sqlite")
+    s = reg.start("truck-7", "tight", "olga", now_ns=T0)
+    rs = [reading(T0 + i * 5 * MIN, 8.17) for i in range(12)]
+    reg.enrich(rs)
+    reg.record(rs)
+    reg.stop(s.id, "olga", now_ns=T0 + 60 * MIN)
+    r = report_for(reg, reg.require(s.id), [], lib, now_ns=T0)
+    assert r.verdict.code == "mkt_above_limit"
+    assert str(r.verdict.reasons[0]) == "MKT 8.17 °C above the limit of 8 °C"
+    csv_rows = list(csv.reader(io.StringIO(to_csv(r, "zh-CN", "Asia/Shanghai"))))
+    assert ["verdict", "text", "平均动力学温度超限"] in csv_rows
+
+
+def test_gaps_make_the_record_incomplete(reg: ShipmentRegistry) -> None:
+    s = reg.start("truck-7", "vaccine_2_8", "olga", now_ns=T0)
+    rs = [reading(T0 + i * MIN, 5.0) for i in range(10)]
+    rs += [reading(T0 + (30 + i) * MIN, 5.0) for i in range(10)]  # 20 min without a record
+    reg.enrich(rs)
+    reg.record(rs)
+    reg.stop(s.id, "olga", now_ns=T0 + 40 * MIN)
+    r = report_for(reg, reg.require(s.id), [], LIB, now_ns=T0)
+    assert r.verdict.code == "incomplete"
+    [dev] = r.devices
+    assert dev.interval_s == 60 and len(dev.completeness.gaps) == 1
+    gap = dev.completeness.gaps[0]
+    assert (gap.start_ns, gap.end_ns) == (T0 + 9 * MIN, T0 + 30 * MIN)
+    rows = list(csv.reader(io.StringIO(to_csv(r))))
+    assert any(row[:2] == ["gaps", "lg-1"] for row in rows)
+    assert ["humidity", "lg-1", "20", "40.00", "40.00", "40.00"] in rows

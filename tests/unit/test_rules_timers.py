@@ -211,7 +211,7 @@ class PointRecorder:
         self.events: list[tuple[str, int, int]] = []
 
     def activate(
-        self, ctx: EvalContext, started: int, at: int, value: Any, peak: Any, message: str
+        self, ctx: EvalContext, started: int, at: int, value: Any, peak: Any, message: Any
     ) -> None:
         self.events.append(("on", started, at))
 

@@ -19,27 +19,41 @@ field, the MKT activation energy from its `mkt` rule (default 83.144 kJ/mol).
 thread (the alert store is bound to it) and builds and renders in a worker thread.
 """
 
-from gateway.records.reports.csvfile import content_digest, to_csv
+from gateway.records.reports.analysis import (
+    DeviceAnalysis,
+    Excursion,
+    SeriesStats,
+    analyse_device,
+    band_label,
+)
+from gateway.records.reports.csvfile import BOM, content_digest, to_csv
 from gateway.records.reports.pdf import to_pdf
 from gateway.records.reports.stats import (
     AlertAction,
     ReportAlert,
-    SeriesStats,
     ShipmentReport,
-    band_label,
+    Verdict,
+    actions_of,
     build_report,
     fmt_dur,
     fmt_ts,
     gather_alerts,
     profile_limits,
     report_for,
+    with_signatures,
 )
 
 __all__ = [
+    "BOM",
     "AlertAction",
+    "DeviceAnalysis",
+    "Excursion",
     "ReportAlert",
     "SeriesStats",
     "ShipmentReport",
+    "Verdict",
+    "actions_of",
+    "analyse_device",
     "band_label",
     "build_report",
     "content_digest",
@@ -50,4 +64,5 @@ __all__ = [
     "report_for",
     "to_csv",
     "to_pdf",
+    "with_signatures",
 ]
