@@ -106,17 +106,12 @@ class AliyunSmsSender:
         access_key_id: str,
         access_key_secret: str,
         gateway: str,
-        *,
-        lang: str,
-        tz: str | None,
     ) -> None:
         self.name = name
         self.config = config
         self._key_id = access_key_id
         self._secret = access_key_secret
         self.gateway = gateway
-        self.lang = lang
-        self.tz = tz
         parts = urlsplit(config.endpoint)
         self._base = f"{parts.scheme}://{parts.netloc}"
         self._host = parts.netloc
@@ -132,7 +127,11 @@ class AliyunSmsSender:
     def query(self, delivery: Delivery) -> dict[str, str]:
         cfg = self.config
         values = sms_params(
-            delivery.event, self.gateway, lang=self.lang, tz=self.tz, max_chars=cfg.max_param_chars
+            delivery.event,
+            self.gateway,
+            lang=delivery.lang,
+            tz=delivery.tz,
+            max_chars=cfg.max_param_chars,
         )
         params = {var: values[p] for var, p in cfg.template_params.items()}
         return {

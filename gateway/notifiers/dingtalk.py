@@ -48,17 +48,12 @@ class DingTalkSender:
         access_token: str,
         secret: str,
         gateway: str,
-        *,
-        lang: str,
-        tz: str | None,
     ) -> None:
         self.name = name
         self.config = config
         self._token = access_token
         self._secret = secret
         self.gateway = gateway
-        self.lang = lang
-        self.tz = tz
         self._http = HttpClient(config.timeout_s)
 
     units = staticmethod(one_unit)
@@ -75,8 +70,8 @@ class DingTalkSender:
             self.gateway,
             markdown=markdown,
             mentions=mentions,
-            lang=self.lang,
-            tz=self.tz,
+            lang=delivery.lang,
+            tz=delivery.tz,
         )
         doc: dict[str, object] = {
             "msgtype": cfg.msgtype,

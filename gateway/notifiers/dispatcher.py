@@ -438,7 +438,6 @@ class Notifier:
         self.outbox = Outbox(store)
         self.channels: dict[str, OutboxChannel] = {}
         self.outputs: dict[str, OutputChannel] = {}
-        lang, tz = language, timezone
         for name, cfg in config.channels.items():
             sender: Sender
             if isinstance(cfg, ModbusOutputChannel):
@@ -454,15 +453,15 @@ class Notifier:
                 sender = EmailSender(name, cfg, password, gateway)
             elif isinstance(cfg, AliyunSmsChannel):
                 key_id, secret = env[cfg.access_key_id_env], env[cfg.access_key_secret_env]
-                sender = AliyunSmsSender(name, cfg, key_id, secret, gateway, lang=lang, tz=tz)
+                sender = AliyunSmsSender(name, cfg, key_id, secret, gateway)
             elif isinstance(cfg, TencentSmsChannel):
                 sid, skey = env[cfg.secret_id_env], env[cfg.secret_key_env]
-                sender = TencentSmsSender(name, cfg, sid, skey, gateway, lang=lang, tz=tz)
+                sender = TencentSmsSender(name, cfg, sid, skey, gateway)
             elif isinstance(cfg, DingTalkChannel):
                 token, secret = env[cfg.access_token_env], env[cfg.secret_env]
-                sender = DingTalkSender(name, cfg, token, secret, gateway, lang=lang, tz=tz)
+                sender = DingTalkSender(name, cfg, token, secret, gateway)
             elif isinstance(cfg, WeComChannel):
-                sender = WeComSender(name, cfg, env[cfg.key_env], gateway, lang=lang, tz=tz)
+                sender = WeComSender(name, cfg, env[cfg.key_env], gateway)
             else:  # pragma: no cover - the discriminated union has no other kinds
                 raise TypeError(cfg)
             self.channels[name] = OutboxChannel(name, cfg, sender, self.outbox, self)

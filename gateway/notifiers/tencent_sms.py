@@ -105,17 +105,12 @@ class TencentSmsSender:
         secret_id: str,
         secret_key: str,
         gateway: str,
-        *,
-        lang: str,
-        tz: str | None,
     ) -> None:
         self.name = name
         self.config = config
         self._id = secret_id
         self._key = secret_key
         self.gateway = gateway
-        self.lang = lang
-        self.tz = tz
         parts = urlsplit(config.endpoint)
         self._host = parts.netloc
         self._path = parts.path or "/"
@@ -131,7 +126,11 @@ class TencentSmsSender:
     def body(self, delivery: Delivery) -> bytes:
         cfg = self.config
         values = sms_params(
-            delivery.event, self.gateway, lang=self.lang, tz=self.tz, max_chars=cfg.max_param_chars
+            delivery.event,
+            self.gateway,
+            lang=delivery.lang,
+            tz=delivery.tz,
+            max_chars=cfg.max_param_chars,
         )
         doc = {
             "PhoneNumberSet": [e164(delivery.recipients[0])],

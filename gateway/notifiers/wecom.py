@@ -37,15 +37,11 @@ def clip_bytes(text: str, limit: int) -> str:
 class WeComSender:
     kind = "wecom"
 
-    def __init__(
-        self, name: str, config: WeComChannel, key: str, gateway: str, *, lang: str, tz: str | None
-    ) -> None:
+    def __init__(self, name: str, config: WeComChannel, key: str, gateway: str) -> None:
         self.name = name
         self.config = config
         self._key = key
         self.gateway = gateway
-        self.lang = lang
-        self.tz = tz
         self._http = HttpClient(config.timeout_s)
 
     units = staticmethod(one_unit)
@@ -63,8 +59,8 @@ class WeComSender:
             self.gateway,
             markdown=markdown,
             mentions=[] if markdown else mentions,
-            lang=self.lang,
-            tz=self.tz,
+            lang=delivery.lang,
+            tz=delivery.tz,
             colour=True,
         )
         docs: list[dict[str, object]] = []
@@ -77,7 +73,9 @@ class WeComSender:
                     {
                         "msgtype": "text",
                         "text": {
-                            "content": clip_bytes(subject(delivery.event), TEXT_MAX),
+                            "content": clip_bytes(
+                                subject(delivery.event, delivery.lang, delivery.tz), TEXT_MAX
+                            ),
                             "mentioned_mobile_list": mentions,
                         },
                     }

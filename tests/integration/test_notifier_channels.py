@@ -207,6 +207,7 @@ async def test_wecom_markdown_then_a_text_mention(
             fridges,
             {"wx": channel("wecom", stand)},
             {"gsp": {"channels": ["wx"], "sites": ["wh1"]}},
+            language="zh-CN",  # the gateway's default language
         )
     )
     fridges.temps("fridge-2", 0, [5.0, 9.1])
@@ -217,7 +218,12 @@ async def test_wecom_markdown_then_a_text_mention(
     assert md["msgtype"] == "markdown" and '<font color="warning">' in md["markdown"]["content"]
     assert mention["msgtype"] == "text"
     assert mention["text"]["mentioned_mobile_list"] == ["13800000001", "13800000002", "13800000003"]
-    assert mention["text"]["content"].startswith("[HIGH] vaccine_2_8.high fridge-2/")
+    content = md["markdown"]["content"]
+    assert '<font color="warning">高 · 报警</font>' in content
+    assert "- 报警时间: 2025-11-22 16:01:00 UTC+08:00" in content
+    assert mention["text"]["content"].startswith(
+        "[高] vaccine_2_8.high wh1 的 fridge-2/lg-fridge-2"
+    )
 
 
 async def test_busy_vendor_is_retried_with_the_same_key_a_refusal_is_recorded(

@@ -111,9 +111,7 @@ def test_aliyun_sender_signs_the_host_it_reaches_and_a_fresh_nonce() -> None:
         {"kind": "aliyun_sms", "endpoint": "http://127.0.0.1:8443", "access_key_id_env": "A",
          "access_key_secret_env": "B", "sign_name": "某医药", "template_code": "SMS_1"}
     )  # fmt: skip
-    sender = aliyun_sms.AliyunSmsSender(
-        "sms", cfg, "id", "secret", "gw", lang="en", tz="Asia/Shanghai"
-    )
+    sender = aliyun_sms.AliyunSmsSender("sms", cfg, "id", "secret", "gw")
     query = {"PhoneNumbers": "13800000001", "SignName": "某医药", "TemplateCode": "SMS_1"}
     url, h1 = sender.signed_request(query, time.time())
     _, h2 = sender.signed_request(query, time.time())
@@ -198,7 +196,7 @@ def test_tencent_sendsms_body_and_headers() -> None:
          "secret_key_env": "K", "sms_sdk_app_id": "1400006666", "sign_name": "腾讯云",
          "template_id": "1110"}
     )  # fmt: skip
-    sender = tencent_sms.TencentSmsSender("t", cfg, "AKIDx", "key", "gw", lang="en", tz="UTC")
+    sender = tencent_sms.TencentSmsSender("t", cfg, "AKIDx", "key", "gw")
     body = b'{"PhoneNumberSet":["+8613800000000"]}'
     h = sender.headers(body, 1700000000)
     assert h["Host"] == "127.0.0.1:9000" and h["X-TC-Region"] == "ap-guangzhou"
@@ -256,7 +254,7 @@ def test_dingtalk_sign_vectors() -> None:
         {"kind": "dingtalk", "url": "http://127.0.0.1:1/robot/send", "access_token_env": "T",
          "secret_env": "S"}
     )  # fmt: skip
-    sender = dingtalk.DingTalkSender("d", cfg, "tok", secret, "gw", lang="en", tz="UTC")
+    sender = dingtalk.DingTalkSender("d", cfg, "tok", secret, "gw")
     url = sender.url(1700000000003)
     assert url == (
         "http://127.0.0.1:1/robot/send?access_token=tok&timestamp=1700000000003"
