@@ -127,6 +127,8 @@ class Gateway:
             self.completeness = CompletenessWriter(tracker, self._submit_internal)
             self.writer.listeners.append(self.completeness.on_committed)
         self.notifier: Notifier | None = self._build_notifier(cfg)
+        if self.notifier is not None and self.alerting is not None:
+            self.notifier.attach(self.alerting.engine.alerts)
         self.api: ApiContext | None = None
         if cfg.api.enabled:
             self.api = build_context(
@@ -178,7 +180,6 @@ class Gateway:
             language=cfg.gateway.language,
             timezone=cfg.gateway.timezone,
         )
-        notifier.attach(self.alerting.engine.alerts)
         return notifier
 
     def _notification_history(self, alert_id: int) -> list[dict[str, Any]]:
@@ -521,14 +522,16 @@ class Gateway:
                 False, problems=[f"{path}: a change to {what} needs a restart; nothing applied"]
             )
         changed = [k for k in RELOADABLE if before.get(k) != after.get(k)]
+        swap = "notifiers" in changed or "mqtt" in changed
+        notifier = self._build_notifier(new) if swap else self.notifier
         rules_changed: list[str] = []
         if "rules" in changed and self.alerting is not None:
             library = await asyncio.to_thread(new.rules.library, new.base_dir)
             rules_changed = self.alerting.engine.reload(new.rules, library)
             if self.completeness is not None:  # devices seen from now on get the new cadence
                 self.completeness.tracker.library = library
-        if "notifiers" in changed or "mqtt" in changed:
-            await self._swap_notifier(new)
+        if swap:
+            await self._swap_notifier(notifier)
         started, stopped = await self._swap_collectors(new)
         self.config = new
         await asyncio.to_thread(
@@ -542,16 +545,21 @@ class Gateway:
         )
         return ReloadOutcome(True, changed, rules_changed, started, stopped)
 
-    async def _swap_notifier(self, new: VigilConfig) -> None:
-        old = self.notifier
-        if old is not None:
-            if self.alerting is not None:
+    async def _swap_notifier(self, new: Notifier | None) -> None:
+        """Hand over without a gap: from now on the new notifier stores every transition's
+        notifications (in the alert store's outbox, where the old one's undelivered rows stay);
+        the old one gets its drain budget and stops, then the new one delivers."""
+        old, self.notifier = self.notifier, new
+        if self.alerting is not None:
+            if old is not None:
                 old.detach(self.alerting.engine.alerts)
+            if new is not None:
+                new.attach(self.alerting.engine.alerts)
+        if old is not None:
             await old.close(timeout=2.5)
             await self.supervisor.stop(["notifiers"], timeout=0.5)
-        self.notifier = self._build_notifier(new)
-        if self.notifier is not None:
-            self.supervisor.spawn("notifiers", self.notifier.run)
+        if new is not None:
+            self.supervisor.spawn("notifiers", new.run)
 
     async def _swap_collectors(self, new: VigilConfig) -> tuple[list[str], list[str]]:
         """Stop collectors whose entry changed or went, start the changed and new ones; the

@@ -1,10 +1,12 @@
 """The durable outbox across a crash: the real gateway (`vigil run`) raises an alarm from an MQTT
 reading, the webhook, SMS and DingTalk stand-ins answer "busy" so nothing is delivered, the
 gateway is killed with SIGKILL, the receivers recover, the gateway restarts: each receiver gets
-the notification, with the idempotency key it saw before the crash."""
+the notification, with the idempotency key it saw before the crash. A config reload hands the
+notifiers over without losing a transition."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -14,10 +16,14 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 
+from gateway.app import Gateway
+from gateway.config import load_config
+from gateway.core.reading import Reading
 from tests import standins
 from tests.gateway_proc import GatewayProcess, Publisher
-from tests.services import Mosquitto, poll
+from tests.services import Mosquitto, apoll, poll
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +134,79 @@ def test_notifications_survive_sigkill_before_delivery(
         )
         assert {json.loads(v)["key"] for _, v in audit} == set().union(*keys.values())
         assert gw.stop() == 0
+
+
+async def test_a_reload_hands_the_notifiers_over_without_losing_a_transition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload that changes the notifiers: the old notifier drains (its receiver is busy), and a
+    transition during that drain is stored by the new one and delivered. A channel whose secret
+    is missing from the environment refuses the reload: the running notifier stays."""
+    monkeypatch.setenv("HOOK_SECRET", standins.WEBHOOK_SECRET)
+    hook = standins.Webhook()
+    await hook.start()
+    path = tmp_path / "vigil.yaml"
+
+    def write(secret_env: str = "HOOK_SECRET", **retry: float) -> None:
+        channel = {
+            "kind": "webhook",
+            "url": hook.url,
+            "secret_env": secret_env,
+            "recipients": ["duty-a", "duty-b", "duty-c"],
+            **RETRY,
+            **retry,
+        }
+        doc = {
+            "gateway": {"name": "gw-reload", "data_dir": str(tmp_path / "data"),
+                        "clock": {"sync_check_s": 0}},
+            "api": {"enabled": False},
+            "rules": {"bindings": [{"site": "wh1", "profile": "vaccine_2_8"}]},
+            "notifiers": {"channels": {"hook": channel},
+                          "routes": {"gsp": {"channels": ["hook"], "sites": ["wh1"]}}},
+        }  # fmt: skip
+        path.write_text(yaml.safe_dump(doc))
+
+    def reading(temp: float, ts_ns: int) -> Reading:
+        tags = {"site": "wh1", "asset": "fridge-1", "device": "lg-1"}
+        return Reading("coldchain", tags, {"temp_c": temp}, ts_ns, ts_ns)
+
+    write()
+    gw = Gateway(load_config(path))
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop, config_path=path))
+    try:
+        assert gw.alerting is not None and gw.notifier is not None
+        engine, old = gw.alerting.engine, gw.notifier
+        t = time.time_ns() - 120 * 10**9
+        hook.mode = "busy"
+        await gw.writer.submit([reading(5.0, t), reading(9.6, t + 60 * 10**9)])
+        await apoll(lambda: hook.requests, 15, what="a refused first attempt")
+
+        write(secret_env="NOT_SET")
+        refused = await gw.reload("tester", "test")
+        assert not refused.ok and "NOT_SET" in refused.problems[0]
+        assert gw.notifier is old and engine.alerts.listeners.count(old.enqueue) == 1
+
+        write(retry_max_s=0.4)
+        reload = asyncio.create_task(gw.reload("tester", "test"))
+        await apoll(lambda: old._closed, 5, what="the old notifier draining")
+        seen = engine.stats["readings"]
+        # below 2 °C: the first alarm clears and a second one is raised
+        await gw.writer.submit([reading(1.0, t + 90 * 10**9)])
+        await apoll(lambda: engine.stats["readings"] > seen, 5, what="the 1 °C reading")
+        assert not reload.done()  # it happened while the old notifier was still draining
+        outcome = await reload
+        assert outcome.ok and outcome.changed == ["notifiers"] and gw.notifier is not old
+        hook.mode = "ok"
+        want = {("vaccine_2_8.high", "raised"), ("vaccine_2_8.high", "cleared"),
+                ("vaccine_2_8.low", "raised")}  # fmt: skip
+        await apoll(
+            lambda: {(s.doc["rule"], s.doc["event"]) for s in hook.accepted} == want,
+            15,
+            what="the first alarm, and the clear and the alarm stored during the drain",
+            show=lambda: [(s.doc["rule"], s.doc["event"]) for s in hook.accepted],
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await hook.stop()
