@@ -469,13 +469,6 @@ class Notifier:
             out.output.seed(a for a in store.open_alerts() if self.router.carries(name, a))
         self._audits: list[tuple[OutboxRow, str, str]] = []
         self._audit_wake = asyncio.Event()
-        now = time.time_ns()
-        for row in self.outbox.orphans(set(self.channels)):  # nobody left to deliver them
-            why = f"channel {row.channel!r} is no longer configured"
-            log.error("notification given up", extra={"alert_id": row.alert_id, "error": why})
-            self.outbox.finish(row, GAVE_UP, why, now)
-            self.audit_later(row, GAVE_UP, why)
-        self.outbox.commit()
         if counters is not None:
             for name, ch in self.all_channels.items():
                 counters.register(f"notifier:{name}", ch.stats)
@@ -589,6 +582,7 @@ class Notifier:
     # -- the workers --------------------------------------------------------------------------
     async def run(self) -> None:
         """One worker per channel until close() (or cancellation); run it as a supervised task."""
+        self._give_up_orphans()
         self._tasks = [
             asyncio.create_task(self._keep(ch.name, ch.work), name=f"notifier:{ch.name}")
             for ch in self.channels.values()
@@ -602,6 +596,17 @@ class Notifier:
             await asyncio.wait(self._tasks)
         finally:
             await self._stop_workers()
+
+    def _give_up_orphans(self) -> None:
+        """Rows of channels the config no longer has: nobody is left to deliver them. Done when
+        the workers start, so on a reload the notifier being replaced has drained first."""
+        now = time.time_ns()
+        for row in self.outbox.orphans(set(self.channels)):
+            why = f"channel {row.channel!r} is no longer configured"
+            log.error("notification given up", extra={"alert_id": row.alert_id, "error": why})
+            self.outbox.finish(row, GAVE_UP, why, now)
+            self.audit_later(row, GAVE_UP, why)
+        self.outbox.commit()
 
     async def _stop_workers(self, timeout: float = 3.0) -> None:  # noqa: ASYNC109
         """Cancel the workers and wait for them, but not for ever."""

@@ -5,6 +5,7 @@ channels send (template parameters clipped, times in the display zone with their
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from hypothesis import given
@@ -13,10 +14,13 @@ from hypothesis import strategies as st
 from alert_rules import Alert, AlertEvent, AlertState, EventKind, Priority
 from collectors.mqtt import MqttBrokerConfig, client_for
 from gateway.core.i18n import fmt_time
-from gateway.notifiers import MqttLink, NotifiersConfig
+from gateway.notifiers import MqttLink, Notifier, NotifiersConfig
 from gateway.notifiers.message import SMS_PARAMS, chat_message, sms_params
 from gateway.notifiers.outbox import Outbox, delivery_key, event_from_json, event_to_json
-from tests.notify_rig import MIN, T0, Fridges
+from tests import notify_rig
+from tests.notify_rig import MIN, T0, Fridges, until
+
+running = notify_rig.running
 
 PHONES = ["+8613800000001", "+8613800000002", "+8613800000003"]
 ENV = {"A": "a", "B": "b", "H": "h"}
@@ -70,6 +74,27 @@ def test_notifications_commit_with_the_alert_transition(tmp_path: Path) -> None:
     ] + [delivery_key("gw", raised.alert.id, transition, "hook", ())]
     assert n.stats["sms"]["queued"] == 3 and n.stats["hook"]["queued"] == 1
     other.close()
+
+
+async def test_rows_of_a_removed_channel_are_given_up_when_the_workers_start(
+    tmp_path: Path, running: Callable[[Notifier], Awaitable[Notifier]]
+) -> None:
+    fridges = Fridges(tmp_path / "alerts.db")
+    fridges.notifier(config(), gateway="gw", env=ENV)
+    [raised] = fridges.temps("fridge-1", 0, [5.0, 9.0])
+    hook_only = NotifiersConfig.model_validate(
+        {"channels": {"hook": {"kind": "webhook", "url": "http://127.0.0.1:9/h",
+                               "secret_env": "H", "recipients": ["a", "b", "c"]}},
+         "routes": {"gsp": {"channels": ["hook"], "sites": ["wh1"]}}}
+    )  # fmt: skip
+    n = Notifier(hook_only, fridges.engine.store, gateway="gw", env=ENV)  # a reload's new one
+    outbox = Outbox(fridges.engine.store)
+    assert outbox.count("sms") == 3  # the notifier it replaces may still deliver them
+    await running(n)
+    await until(lambda: outbox.count("sms") == 0, what="the SMS rows given up")
+    gave_up = [h for h in outbox.history(raised.alert.id) if h["outcome"] == "gave_up"]
+    assert [h["channel"] for h in gave_up] == ["sms"] * 3
+    assert all(h["detail"] == "channel 'sms' is no longer configured" for h in gave_up)
 
 
 def test_the_key_is_stable_and_distinct_per_part() -> None:
