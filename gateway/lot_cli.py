@@ -195,12 +195,15 @@ def lot_list(
 @lot_app.command("show")
 def lot_show(
     lot_id: Annotated[str, typer.Argument(metavar="LOT")],
-    tz: Annotated[str, typer.Option("--tz", help="display time zone")] = "UTC",
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="display time zone (default gateway.timezone)")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """The lot's chain: legs, figures, stability budget, verdict, decision."""
-    _zone(tz)
+    """The lot's chain: legs, figures, stability budget, verdict, decision (in English)."""
     cfg = _config(config)
+    tz = tz or cfg.gateway.timezone
+    _zone(tz)
     with _records(cfg) as records:
         try:
             r = chain_for(records.lots, lot_id, _library(cfg))

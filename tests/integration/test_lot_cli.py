@@ -127,6 +127,12 @@ def test_a_trip_recorded_after_the_fact_from_the_command_line(tmp_path: Path) ->
     assert ["report", "title", "vigil 全程温度追溯报告，批号 B-77"] in zh
     assert ["report", "time_zone", "Asia/Shanghai"] in zh  # gateway.timezone by default
     assert [row for row in zh if row[:2] == ["budget", "warm"]] == [warm]
+    r = vigil(data, "lot", "show", "B-77")
+    assert r.exit_code == 0, r.output
+    assert "T5" in r.stdout and "48 readings" in r.stdout
+    assert "budget warm" in r.stdout and "1.00 h of 72.00 h used" in r.stdout
+    assert "decision: release by Quinn Quality (quinn)" in r.stdout
+    assert "+08:00" in r.stdout  # gateway.timezone by default
     audit = AuditTrail(data / "audit.sqlite")
     actions = {(row.action, row.actor.startswith("cli:") or row.actor) for row in audit.rows()}
     audit.close()
