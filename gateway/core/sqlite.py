@@ -9,6 +9,7 @@ unescaped `_` that matches any character), so they live here once.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -158,3 +159,30 @@ class Where:
         """(" WHERE a AND b", params), or ("", []) when there is no condition."""
         sql = " WHERE " + " AND ".join(self.terms) if self.terms else ""
         return sql, list(self.params)
+
+
+class ChangeWatch:
+    """Whether another connection (the CLI, a second process) committed to the file since the
+    last `mark()`, asked through `PRAGMA data_version` at most every `every_s` seconds: stores that
+    keep an in-memory index of their rows reload it only then."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        self.every_s = every_s
+        self._version = -1
+        self._checked = 0.0
+
+    def mark(self, db: sqlite3.Connection) -> None:
+        """The index now reflects the file as `db` sees it (call under the store's lock)."""
+        self._version = db.execute("PRAGMA data_version").fetchone()[0]
+
+    def due(self) -> bool:
+        """Time to look again (at most every `every_s`)."""
+        now = time.monotonic()
+        if now - self._checked < self.every_s:
+            return False
+        self._checked = now
+        return True
+
+    def changed(self, db: sqlite3.Connection) -> bool:
+        """Another connection committed since `mark()` (call under the store's lock)."""
+        return bool(db.execute("PRAGMA data_version").fetchone()[0] != self._version)

@@ -50,7 +50,7 @@ from alert_rules.budget import LegSeries
 from gateway.core.lineprotocol import LineProtocolError, encode, parse_line
 from gateway.core.ports import JournalReader
 from gateway.core.reading import Reading
-from gateway.core.sqlite import connect, transaction
+from gateway.core.sqlite import ChangeWatch, connect, transaction
 from gateway.records.audit import AuditTrail
 from gateway.records.geofence import SiteConfig, StageChange, StageTracker
 from gateway.records.shipments import Shipment, ShipmentError, ShipmentRegistry
@@ -372,8 +372,7 @@ class LotRegistry:
         self._tag_cache: dict[tuple[str, ...], dict[str, str]] = {}
         self._dirty: set[str] = set()
         self._backfill: set[str] = set()
-        self._version = -1
-        self._checked = 0.0
+        self._watch = ChangeWatch(REFRESH_S)
         self.recorded = 0
         self.adopt_shipments()
         self._reindex()
@@ -874,7 +873,7 @@ class LotRegistry:
                 "WHERE d.review_at_ns IS NULL AND d.seq = "
                 "(SELECT MAX(seq) FROM decisions WHERE lot_id = d.lot_id)"
             ).fetchall()
-            self._version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            self._watch.mark(self._db)
         fenced_legs = [g for g in self._legs("WHERE geofence = 1 AND stopped_at_ns IS NULL")]
         trackers: dict[str, tuple[Leg, StageTracker]] = {}
         for g in fenced_legs:
@@ -910,13 +909,11 @@ class LotRegistry:
 
     def refresh(self) -> None:
         """Reload when another connection (the CLI) changed the file; at most every REFRESH_S."""
-        now = time.monotonic()
-        if now - self._checked < REFRESH_S:
+        if not self._watch.due():
             return
-        self._checked = now
         with self._lock:
-            version = self._db.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._version:
+            changed = self._watch.changed(self._db)
+        if changed:
             self.adopt_shipments()
             self._reindex()
 

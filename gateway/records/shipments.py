@@ -31,7 +31,7 @@ from typing import Any
 from gateway.core.lineprotocol import LineProtocolError, encode, parse_line
 from gateway.core.ports import JournalReader, RetentionHold
 from gateway.core.reading import Reading
-from gateway.core.sqlite import Where, connect, transaction
+from gateway.core.sqlite import ChangeWatch, Where, connect, transaction
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 TAG = "shipment"
@@ -190,8 +190,7 @@ class ShipmentRegistry:
                 self._db.execute(f"ALTER TABLE shipments ADD COLUMN {col} {kind}")
         self._index: dict[str, tuple[Shipment, ...]] = {}
         self._known: frozenset[str] = frozenset()
-        self._version = -1
-        self._checked = 0.0
+        self._watch = ChangeWatch(REFRESH_S)
         self.recorded = 0
         self._reindex()
 
@@ -256,19 +255,17 @@ class ShipmentRegistry:
             index.setdefault(s.asset, []).append(s)
         with self._lock:
             ids = self._db.execute("SELECT id FROM shipments").fetchall()
-            self._version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            self._watch.mark(self._db)
         self._index = {k: tuple(v) for k, v in index.items()}
         self._known = frozenset(r[0] for r in ids)
 
     def refresh(self) -> None:
         """Reload when another connection (the CLI) changed the file; at most every REFRESH_S."""
-        now = time.monotonic()
-        if now - self._checked < REFRESH_S:
+        if not self._watch.due():
             return
-        self._checked = now
         with self._lock:
-            version = self._db.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._version:
+            changed = self._watch.changed(self._db)
+        if changed:
             self._reindex()
 
     def start(

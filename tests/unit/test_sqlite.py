@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.core.sqlite import Where, connect, escape_like, transaction
+from gateway.core.sqlite import ChangeWatch, Where, connect, escape_like, transaction
 
 _FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
@@ -213,3 +213,22 @@ def test_like_prefix_and_contains_match_literally(text: str, others: list[str]) 
     ).fetchall()
     assert [r[0] for r in matched] == [v for v in values if fold(v) == fold(text)]
     db.close()
+
+
+def test_change_watch_sees_only_other_connections_commits(tmp_path: Path) -> None:
+    path = tmp_path / "w.sqlite"
+    mine, other = connect(path), connect(path)
+    mine.execute("CREATE TABLE t (x INTEGER)")
+    watch = ChangeWatch(every_s=3600)
+    watch.mark(mine)
+    assert watch.due() and not watch.due()  # at most once an interval
+    with transaction(mine) as db:
+        db.execute("INSERT INTO t VALUES (1)")
+    assert not watch.changed(mine)  # its own commits are not news
+    with transaction(other) as db:
+        db.execute("INSERT INTO t VALUES (2)")
+    assert watch.changed(mine)
+    watch.mark(mine)
+    assert not watch.changed(mine)
+    mine.close()
+    other.close()
