@@ -366,9 +366,10 @@ async def test_siren_coil_follows_the_alert_until_acknowledged_and_normal(
     [raised] = fridges.temps("fridge-1", 0, [5.0, 9.2])
     await until(lambda: coil(port, 3), what="the siren on with the alarm")
     fridges.clock.set(T0 + 90 * S)
+    writes = n.stats["siren"]["sent"]
     fridges.engine.ack(raised.alert.id, "olga")  # acknowledged, still above 8 °C
-    await asyncio.sleep(0.8)  # a refresh later it is still on
-    assert await coil(port, 3) is True
+    await until(lambda: n.stats["siren"]["sent"] > writes, what="a write after the ack")
+    assert await coil(port, 3) is True  # still on
     # back to normal after acknowledgement (a minute on: no record gap): the alert ends
     fridges.temps("fridge-1", 2, [5.0])
     await until(lambda: _not(coil(port, 3)), what="the siren off")
@@ -376,8 +377,9 @@ async def test_siren_coil_follows_the_alert_until_acknowledged_and_normal(
     # back to normal first, acknowledged later: on until the acknowledgement
     [again] = fridges.temps("fridge-2", 10, [9.5])
     await until(lambda: coil(port, 3), what="on again")
+    writes = n.stats["siren"]["sent"]
     fridges.temps("fridge-2", 11, [5.0])
-    await asyncio.sleep(0.8)
+    await until(lambda: n.stats["siren"]["sent"] > writes, what="a write after the return")
     assert await coil(port, 3) is True  # returned to normal, not acknowledged yet
     fridges.clock.set(T0 + 15 * MIN)
     fridges.engine.ack(again.alert.id, "olga")
