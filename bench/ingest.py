@@ -37,11 +37,13 @@ import paho.mqtt.client as paho
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import TOPIC_FILTER, Burst, payloads, wait_count  # noqa: E402
+from bench.harness import TOPIC_FILTER, Burst, Profile, cpu_s, payloads, wait_count  # noqa: E402
 from tests.gateway_proc import GatewayProcess  # noqa: E402
 from tests.services import Mosquitto, VictoriaMetrics, free_port, poll  # noqa: E402
 
 NODE_RED_DIR = ROOT / "bench" / ".node-red"
+CPU_US: dict[str, list[float]] = {"gw1": [], "gw2": []}
+"""The gateway's CPU time per reading (µs), per leg (its work dir) and run."""
 
 
 def ceiling(broker: Mosquitto, msgs: list[tuple[str, bytes]], publishers: int) -> float:
@@ -84,6 +86,7 @@ def gateway_leg(
     readings: int,
     publishers: int,
     workdir: Path,
+    profile: Path | None = None,
 ) -> tuple[float, int]:
     """(readings/s first publish → all queryable, readings lost)."""
     vm = VictoriaMetrics(workdir)
@@ -99,9 +102,15 @@ def gateway_leg(
     try:
         gw.start()
         burst = Burst(broker.port, msgs, publishers)
+        assert gw.proc is not None
+        spy = Profile(gw.proc.pid, profile) if profile is not None else None
+        cpu0 = cpu_s(gw.proc.pid)
         first = burst.fire()
         burst.join()
         count, seen = wait_count(vm.url, readings, timeout=900)
+        CPU_US[workdir.name].append((cpu_s(gw.proc.pid) - cpu0) / readings * 1e6)
+        if spy is not None:
+            spy.stop()
     finally:
         gw.stop()
         vm.stop()
@@ -261,6 +270,7 @@ def main() -> None:
     ap.add_argument("--publishers", type=int, default=20)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--node-red", action="store_true", help="add the Node-RED leg")
+    ap.add_argument("--profile", type=Path, help="py-spy the gateway: raw stacks to FILE.LEG.RUN")
     args = ap.parse_args()
     if args.node_red:
         _node_red()
@@ -282,11 +292,27 @@ def main() -> None:
             broker.start()
             try:
                 results["raw"].append(ceiling(broker, single, args.publishers))
-                rate, n = gateway_leg(broker, single, len(single), args.publishers, base / "gw1")
+                spy = f"{args.profile}.single.{run + 1}" if args.profile else None
+                rate, n = gateway_leg(
+                    broker,
+                    single,
+                    len(single),
+                    args.publishers,
+                    base / "gw1",
+                    Path(spy) if spy else None,
+                )
                 results["gw_single"].append(rate)
                 lost["gw_single"].append(n)
                 total = len(batched) * args.batch_size
-                rate, n = gateway_leg(broker, batched, total, args.publishers, base / "gw2")
+                spy = f"{args.profile}.batch.{run + 1}" if args.profile else None
+                rate, n = gateway_leg(
+                    broker,
+                    batched,
+                    total,
+                    args.publishers,
+                    base / "gw2",
+                    Path(spy) if spy else None,
+                )
                 results["gw_batch"].append(rate)
                 lost["gw_batch"].append(n)
                 if args.node_red:
@@ -327,6 +353,12 @@ def main() -> None:
     )
     if args.node_red:
         print(f"| node_red / raw | {med['node_red'] / med['raw']:.2f} | | |")
+    for leg, name in (("gw1", "single"), ("gw2", "batch")):
+        us = CPU_US[leg]
+        print(
+            f"| gateway CPU per reading, {name} | {statistics.median(us):.1f} µs | "
+            f"{', '.join(f'{x:.1f}' for x in us)} | |"
+        )
 
 
 if __name__ == "__main__":
