@@ -28,7 +28,7 @@ from aiosmtpd.controller import Controller
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Profile  # noqa: E402
+from bench.harness import Profile, cpu_s  # noqa: E402
 from tests.gateway_proc import GatewayProcess  # noqa: E402
 from tests.services import Mosquitto, free_port, poll  # noqa: E402
 
@@ -117,6 +117,8 @@ def run_rate(
             assert gw.proc is not None
             spy = Profile(gw.proc.pid, profile)
         every = max(1, rate // breaches_per_s)
+        assert gw.proc is not None
+        cpu0 = cpu_s(gw.proc.pid)
         t0 = time.perf_counter()
         n = int(rate * seconds)
         k = 0
@@ -144,6 +146,7 @@ def run_rate(
             show=lambda: f"{len(latencies)} of {k}",
         )
         mails = inbox.count
+        cpu_us = (cpu_s(gw.proc.pid) - cpu0) / n * 1e6
         if spy is not None:
             spy.stop()
             spy = None
@@ -161,6 +164,7 @@ def run_rate(
         broker.remove()
     lat = sorted(x * 1000 for x in latencies)
     return stages | {
+        "cpu_us": cpu_us,
         "rate": rate,
         "achieved": achieved,
         "alerts": len(lat),
@@ -226,12 +230,15 @@ def main() -> None:
     )
     print(f"command: .venv/bin/python bench/alert_latency.py {' '.join(sys.argv[1:])}")
     print(f"journal synchronous={args.synchronous}")
-    print("| target msg/s | achieved msg/s | alerts | p50 ms | p99 ms | max ms | e-mails |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| target msg/s | achieved msg/s | alerts | p50 ms | p99 ms | max ms | e-mails "
+        "| gateway CPU per message |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['rate']:,} | {r['achieved']:,.0f} | {r['alerts']} | {r['p50']:.1f} | "
-            f"{r['p99']:.1f} | {r['max']:.1f} | {r['mails']} |"
+            f"{r['p99']:.1f} | {r['max']:.1f} | {r['mails']} | {r['cpu_us']:.0f} µs |"
         )
     print()
     print("stages, ms (p50 / p99): publish → received → committed → notified")

@@ -99,27 +99,39 @@ class _Columns:
         """Append, or insert in time order when older than the newest (a late reading)."""
         ts = self.ts
         n = len(ts)
-        at = n if n == self.start or ts[-1] <= ts_ns else bisect.bisect_right(ts, ts_ns, self.start)
-        ts.insert(at, ts_ns)
+        if n > self.start and ts[-1] > ts_ns:
+            self._insert(bisect.bisect_right(ts, ts_ns, self.start), ts_ns, fields)
+            return
+        ts.append(ts_ns)
         values = self.values
         put = 0
         for k, v in fields.items():
             t = type(v)
-            if t is float:
-                x: float = v  # type: ignore[assignment]
-            elif t is int:
-                x = float(v)
-            else:
-                continue  # text and true/false: the charts show numbers only
-            col = values.get(k)
-            if col is None:
-                col = values[k] = array("d", _ABSENT) * n
-            col.insert(at, x)
-            put += 1
+            if t is float or t is int:  # not text nor true/false: the charts draw numbers
+                col = values.get(k)
+                if col is None:
+                    col = values[k] = array("d", _ABSENT) * n
+                col.append(v)  # type: ignore[arg-type]
+                put += 1
         if put != len(values):
             for col in values.values():
                 if len(col) == n:
-                    col.insert(at, math.nan)
+                    col.append(math.nan)
+
+    def _insert(self, at: int, ts_ns: int, fields: dict[str, FieldValue]) -> None:
+        n = len(self.ts)
+        self.ts.insert(at, ts_ns)
+        values = self.values
+        for k, v in fields.items():
+            t = type(v)
+            if t is float or t is int:
+                col = values.get(k)
+                if col is None:
+                    col = values[k] = array("d", _ABSENT) * n
+                col.insert(at, v)  # type: ignore[arg-type]
+        for col in values.values():
+            if len(col) == n:
+                col.insert(at, math.nan)
 
     def drop(self, count: int) -> int:
         """Drop the oldest `count`; returns the event time of the newest dropped."""
