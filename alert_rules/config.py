@@ -48,6 +48,10 @@ PROFILE_TAG = "profile"
 """Tag of a reading inside a leg: its lots' product profiles, comma-separated; bound to it."""
 GATEWAY_HEALTH_PROFILE = "gateway_health"
 """Built-in profile bound to GATEWAY_MEASUREMENT unless `rules.gateway_health` is false."""
+LIVENESS_PROFILE = "liveness"
+"""Built-in profile (device_offline) bound to every device a collector reports unless
+`rules.device_liveness` is false; bindings of your own may override its keys (they are applied
+after it)."""
 
 
 class RulesConfigError(ValueError):
@@ -212,6 +216,9 @@ class RulesConfig(BaseModel):
     gateway_health: bool = True
     """Bind the `gateway_health` profile (journal fill alarms) to the gateway's own
     `vigil_gateway` readings, without a binding of your own. False: no such binding is added."""
+    device_liveness: bool = True
+    """Bind the `liveness` profile (`device_offline`) to every device the collectors report.
+    False: only where a binding of your own names it."""
 
     def library(self, base_dir: Path | str | None = None) -> RuleLibrary:
         """Load the packs and check every reference; raises RulesConfigError."""
@@ -294,6 +301,10 @@ class RuleLibrary:
         self._cache: dict[tuple[Any, ...], list[CompiledRule]] = {}
         self.bindings: list[Binding] = list(config.bindings)
         """The configured bindings plus the implicit gateway_health one."""
+        self.liveness: Binding | None = None
+        """The implicit binding of the liveness profile, for devices a collector reports."""
+        if config.device_liveness and LIVENESS_PROFILE in profiles:
+            self.liveness = Binding(profile=[LIVENESS_PROFILE])
         if config.gateway_health and GATEWAY_HEALTH_PROFILE in profiles:
             self.bindings.append(
                 Binding(profile=[GATEWAY_HEALTH_PROFILE], measurement=GATEWAY_MEASUREMENT)
@@ -426,10 +437,13 @@ class RuleLibrary:
         self._compiled[key] = compiled
         return compiled
 
-    def rules_for(self, measurement: str, tags: dict[str, str]) -> list[CompiledRule]:
+    def rules_for(
+        self, measurement: str, tags: dict[str, str], reported: bool = False
+    ) -> list[CompiledRule]:
         """Rules bound to a series with these tags (cached per distinct tag combination): the
-        matching bindings' profiles and the profiles named by the reading's `profile` tag."""
-        key = (measurement, tags.get(PROFILE_TAG), *(tags.get(k) for k in MATCH_KEYS))
+        matching bindings' profiles and the profiles named by the reading's `profile` tag.
+        `reported`: a collector reports the device (its liveness rules apply)."""
+        key = (measurement, reported, tags.get(PROFILE_TAG), *(tags.get(k) for k in MATCH_KEYS))
         hit = self._cache.get(key)
         if hit is not None:
             return hit
@@ -443,6 +457,8 @@ class RuleLibrary:
         if leg_profiles and measurement != GATEWAY_MEASUREMENT:
             # first, so that a configured binding's overrides of the same rule win
             bindings.insert(0, Binding(profile=leg_profiles))
+        if reported and self.liveness is not None:
+            bindings.insert(0, self.liveness)
         for b in bindings:
             if not b.matches(measurement, tags):
                 continue

@@ -174,10 +174,16 @@ class CycleStore:
         return [_from_row(r) for r in self.db.execute(sql, args)]
 
     def alerts_raised(self, source: str, start_ns: int, end_ns: int) -> list[int]:
+        """Alerts on the source raised during the cycle (its own and those on its conditions)."""
         rows = self.db.execute(
             "SELECT id FROM alerts WHERE source = ? AND raised_at BETWEEN ? AND ? ORDER BY id",
             (source, start_ns, end_ns),
         )
+        return [int(r[0]) for r in rows]
+
+    def cycle_alerts(self, cycle_id: int) -> list[int]:
+        """The alerts that judge this cycle (carrying its id)."""
+        rows = self.db.execute("SELECT id FROM alerts WHERE cycle_id = ? ORDER BY id", (cycle_id,))
         return [int(r[0]) for r in rows]
 
 
@@ -257,7 +263,7 @@ class CycleKeeper:
         cid = self.store.open(s.name, source, b.rule.id, r.tags, r.ts_ns)
         b.ev.begin(r, cid, active)
         for p in s.cycle_parts:
-            p.ev.start_cycle(r.ts_ns)
+            p.ev.start_cycle(r.ts_ns, cid)
 
     def _end(self, ctx: EvalContext, s: _Series, b: _Bound, r: Reading) -> None:
         ev: CycleEvaluator = b.ev
@@ -285,6 +291,8 @@ class CycleKeeper:
         ids = set(summary["active_alerts"]) | set(
             self.store.alerts_raised(b.point.source, start, ts)
         )
+        if summary["cycle_id"] is not None:  # this cycle's own alarms, whenever raised
+            ids |= set(self.store.cycle_alerts(summary["cycle_id"]))
         tags = summary["tags"]
         cycle = Cycle(
             id=summary["cycle_id"],

@@ -1,9 +1,11 @@
 """RulesEngine: binds rules to series, evaluates readings in event time, drives the lifecycle.
 
 The gateway calls `process(readings)` after each journal commit (arrival order, any batch size)
-and `tick(now_ns)` about once a second. Both return AlertEvents for notifiers and, through
-`alert_event_readings`, for the journal / InfluxDB. Production cycles (alert_rules/cycles.py)
-end inside `process()`; their `cycle` readings wait for `drain_readings()`.
+and `tick(now_ns, sources)` about once a second, with the collectors' view of their devices
+(`SourceStatus`) for the rules on device liveness (`device_offline`). Both return AlertEvents
+for notifiers and, through `alert_event_readings`, for the journal / InfluxDB. Production
+cycles (alert_rules/cycles.py) end inside `process()`; their `cycle` readings wait for
+`drain_readings()`.
 
 Event time: each series (measurement, device) is evaluated in timestamp order. A batch is sorted
 before evaluation; with `lateness > 0` readings also wait in a per-series reorder buffer until the
@@ -43,6 +45,7 @@ from alert_rules.model import ActionResult, AlertEvent
 from alert_rules.store import AlertStore
 from alert_rules.units import to_ns
 from gateway.core.i18n import Text
+from gateway.core.ports import SourceStatus
 from gateway.core.reading import Reading
 
 _TS = attrgetter("ts_ns")
@@ -100,16 +103,23 @@ class _Point:
         value: float | None,
         peak: float | None,
         message: Text,
+        cycle: int | None = None,
     ) -> None:
         tags = {k: v for k, v in ctx.tags.items() if k in ALERT_TAGS}
         self.mgr.activate(
-            ctx, self.rule, self.source, started, at, value, peak, message, self.series, tags
+            ctx, self.rule, self.source, started, at, value, peak, message, self.series, tags, cycle
         )
 
     def clear(
-        self, ctx: EvalContext, ended: int, at: int, value: float | None, peak: float | None
+        self,
+        ctx: EvalContext,
+        ended: int,
+        at: int,
+        value: float | None,
+        peak: float | None,
+        cycle: int | None = None,
     ) -> None:
-        self.mgr.clear(ctx, self.rule, self.source, ended, at, value, peak)
+        self.mgr.clear(ctx, self.rule, self.source, ended, at, value, peak, cycle)
 
 
 class _Bound:
@@ -139,8 +149,10 @@ class _Series:
         "name",
         "pending",
         "profile",
+        "reported",
         "rules",
         "site",
+        "status_rules",
         "suppressors",
         "tags",
     )
@@ -151,6 +163,9 @@ class _Series:
         self.bound: list[_Bound] = []
         self.feeds: list[tuple[str, Any]] = []
         self.arrival: list[_Bound] = []
+        self.status_rules: list[_Bound] = []
+        self.reported = False
+        """A collector reports this device (SourceStatus): its liveness rules are bound."""
         self.suppressors: list[_Bound] = []
         self.rules: dict[str, _Bound] = {}
         self.cycle: _Bound | None = None
@@ -222,11 +237,13 @@ class RulesEngine:
 
     # -- binding -----------------------------------------------------------------------------
     def _series_for(self, r: Reading) -> _Series:
-        tags = r.tags
-        key = (r.measurement, tags.get("device", ""))
+        return self._series_of(r.measurement, r.tags)
+
+    def _series_of(self, measurement: str, tags: dict[str, str]) -> _Series:
+        key = (measurement, tags.get("device", ""))
         s = self._series.get(key)
         if s is None:
-            s = _Series(r.measurement, f"{key[0]}/{key[1]}")
+            s = _Series(measurement, f"{key[0]}/{key[1]}")
             saved = self._saved_series.pop(s.name, None)
             if saved is not None and saved[0] is not None:
                 s.last_ts = s.max_seen = saved[0]
@@ -252,7 +269,7 @@ class RulesEngine:
         source = source_of(tags)
         old = s.rules
         s.rules = {}
-        for rule in self.library.rules_for(s.measurement, tags):
+        for rule in self.library.rules_for(s.measurement, tags, s.reported):
             s.rules[rule.id] = self._bound(s, rule, source, old)
         s.cycle_parts = [b for b in s.rules.values() if isinstance(b.ev, CycleParticipant)]
         s.cycle = next((b for b in s.rules.values() if isinstance(b.ev, CycleEvaluator)), None)
@@ -262,6 +279,7 @@ class RulesEngine:
         s.bound = [b for b in s.rules.values() if not b.ev.on_arrival and b.field]
         s.feeds = [(b.field, b.ev.feed) for b in s.bound]  # type: ignore[misc]
         s.arrival = [b for b in s.rules.values() if b.ev.on_arrival]
+        s.status_rules = [b for b in s.rules.values() if b.ev.on_status]
         s.suppressors = [b for b in s.rules.values() if b.rule.spec.suppress_when]
         s.dirty = True
 
@@ -410,9 +428,12 @@ class RulesEngine:
         return self.alerts.take_events()
 
     # -- time --------------------------------------------------------------------------------
-    def tick(self, now_ns: int | None = None) -> list[AlertEvent]:
-        """Wall-clock work: reorder-buffer deadlines, stale data, shelve expiry, escalation,
-        re-alarm, and the periodic rule-state snapshot. Call about once a second."""
+    def tick(
+        self, now_ns: int | None = None, sources: Sequence[SourceStatus] = ()
+    ) -> list[AlertEvent]:
+        """Wall-clock work: reorder-buffer deadlines, stale data, device liveness (from the
+        collectors' `sources`), shelve expiry, escalation, re-alarm, and the periodic rule-state
+        snapshot. Call about once a second."""
         now = self.clock.now_ns() if now_ns is None else now_ns
         if not self.enabled:
             return []
@@ -424,6 +445,17 @@ class RulesEngine:
                 ctx = EvalContext(now, now, s.tags)
                 for b in s.arrival:
                     b.ev.check(ctx)
+        for st in sources:
+            if st.device and st.measurement:
+                s = self._series_of(st.measurement, st.tags or {"device": st.device})
+                if not s.reported:
+                    s.reported = True
+                    self._bind(s, s.tags)
+                if s.status_rules:
+                    ctx = EvalContext(now, now, s.tags)
+                    for b in s.status_rules:
+                        if b.ev.source_status(ctx, st.online, st.since_ns, st.last_error):
+                            s.dirty = True
         mgr.tick(now)
         self._snapshot_step(now)
         self.store.commit()

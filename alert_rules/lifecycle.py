@@ -6,8 +6,12 @@
     shelved / suppressed / out_of_service hide an alert; the condition is still tracked, and on
     leaving them it comes back unacknowledged if still active, otherwise it ends (normal).
 
-One open alert per (rule, source): a new activation while one is open re-activates it.
+One open alert per (rule, source, cycle): a new activation while one is open re-activates it.
+Alarms that judge a production cycle (f0, hold, the cycle verdict) carry the cycle's id, so each
+failed load has an alert of its own; every other alarm has cycle None.
 Every change is written to the store (alerts + alert_log) and returned as an AlertEvent.
+`listeners` see each event as it is logged, inside the store's open transaction: the notifiers'
+outbox (gateway/notifiers/outbox.py) writes its rows there, so they commit with the transition.
 Operator actions return old and new records for the audit trail.
 """
 
@@ -24,6 +28,7 @@ from alert_rules.model import (
     Alert,
     AlertActionError,
     AlertEvent,
+    AlertKey,
     AlertNotFound,
     AlertState,
     EventKind,
@@ -36,6 +41,9 @@ S = AlertState
 _HIDDEN = (S.SHELVED, S.SUPPRESSED, S.OUT_OF_SERVICE)
 _ANNUNCIATED = (S.UNACKNOWLEDGED, S.ACKNOWLEDGED, S.RTN_UNACKNOWLEDGED)
 SYSTEM = "system"
+
+EventListener = Callable[[AlertEvent, int], None]
+"""Called with each event and its transition id (the alert_log row) before the commit."""
 
 
 class AlertManager:
@@ -56,16 +64,20 @@ class AlertManager:
         self.max_shelve_ns = max_shelve_ns
         self.escalate_after_ns = escalate_after_ns
         self.max_tier = max_tier
-        self.open: dict[tuple[str, str], Alert] = {}
+        self.open: dict[AlertKey, Alert] = {}
         self.by_id: dict[int, Alert] = {}
         for a in store.open_alerts():
-            self.open[(a.rule, a.source)] = a
+            self.open[a.key] = a
             self.by_id[a.id] = a
         self.last_activation = store.last_activations()
         self.oos = store.out_of_service()
-        self.suppressed = {k for k, a in self.open.items() if a.state is S.SUPPRESSED}
+        self.suppressed = {
+            (a.rule, a.source) for a in self.open.values() if a.state is S.SUPPRESSED
+        }
         self.events: list[AlertEvent] = []
-        self.excursion_starts: dict[tuple[str, str], int] = {}
+        self.listeners: list[EventListener] = []
+        """Told of every event (engine and operator actions alike) inside the transaction."""
+        self.excursion_starts: dict[AlertKey, int] = {}
         """Start of each active alert's current excursion (a re-activation starts a new one)."""
 
     # -- helpers -----------------------------------------------------------------------------
@@ -91,7 +103,7 @@ class AlertManager:
             annunciate = alert.state in _ANNUNCIATED
         if kind is not EventKind.RAISED:  # a raised alert was just inserted as it is
             self.store.update_alert(alert)
-        self.store.log(alert, kind, old, at_ns, wall_ns, by, reason, annunciate)
+        transition = self.store.log(alert, kind, old, at_ns, wall_ns, by, reason, annunciate)
         event = AlertEvent(
             kind,
             alert.copy(),
@@ -105,18 +117,21 @@ class AlertManager:
             excursion_start_ns,
             value,
         )
+        for listener in self.listeners:
+            listener(event, transition)
         if queue:  # operator actions hand their event back in the ActionResult instead
             self.events.append(event)
         return event
 
     def _finish(self, alert: Alert) -> None:
-        self.open.pop((alert.rule, alert.source), None)
+        self.open.pop(alert.key, None)
         self.by_id.pop(alert.id, None)
 
-    def _hidden_state(self, key: tuple[str, str]) -> AlertState | None:
-        if key in self.oos or ("*", key[1]) in self.oos:
+    def _hidden_state(self, rule: str, source: str) -> AlertState | None:
+        """Out of service or suppressed: the state of the point (rule x source), any cycle."""
+        if (rule, source) in self.oos or ("*", source) in self.oos:
             return S.OUT_OF_SERVICE
-        if key in self.suppressed:
+        if (rule, source) in self.suppressed:
             return S.SUPPRESSED
         return None
 
@@ -139,8 +154,9 @@ class AlertManager:
         message: Text,
         series: str,
         tags: dict[str, str],
+        cycle_id: int | None = None,
     ) -> None:
-        key = (rule.id, source)
+        key = (rule.id, source, cycle_id)
         if at <= self.last_activation.get(key, -1):
             return  # already recorded: a replay of the journal after a restart
         self.last_activation[key] = at
@@ -154,7 +170,7 @@ class AlertManager:
                 source=source,
                 severity=rule.priority,
                 kind=rule.kind,
-                state=self._hidden_state(key) or S.UNACKNOWLEDGED,
+                state=self._hidden_state(rule.id, source) or S.UNACKNOWLEDGED,
                 active=True,
                 started_at=started,
                 raised_at=at,
@@ -169,6 +185,7 @@ class AlertManager:
                 series=series,
                 field=rule.field or "",
                 tags=dict(tags),
+                cycle_id=cycle_id,
             )
             self.store.insert_alert(alert)
             self.open[key] = alert
@@ -208,8 +225,9 @@ class AlertManager:
         at: int,
         value: float | None,
         peak: float | None,
+        cycle_id: int | None = None,
     ) -> None:
-        key = (rule.id, source)
+        key = (rule.id, source, cycle_id)
         alert = self.open.get(key)
         if alert is None or not alert.active:
             return
@@ -242,25 +260,23 @@ class AlertManager:
         self, ctx: EvalContext, rule: CompiledRule, source: str, on: bool, at: int
     ) -> None:
         """Suppressed-by-design (e.g. during CIP): hides the point's alert while `on`."""
-        key = (rule.id, source)
+        point = (rule.id, source)
         if on:
-            self.suppressed.add(key)
+            self.suppressed.add(point)
         else:
-            self.suppressed.discard(key)
-        alert = self.open.get(key)
-        if alert is None:
-            return
-        old = alert.state
-        if on and old in _ANNUNCIATED:
-            alert.state = S.SUPPRESSED
-            self._emit(EventKind.SUPPRESSED, alert, old, at, ctx.wall_ns, annunciate=False)
-        elif not on and old is S.SUPPRESSED:
-            self._unhide(alert, ctx.wall_ns)
-            self._emit(EventKind.UNSUPPRESSED, alert, old, at, ctx.wall_ns)
+            self.suppressed.discard(point)
+        for alert in [a for a in self.open.values() if (a.rule, a.source) == point]:
+            old = alert.state
+            if on and old in _ANNUNCIATED:
+                alert.state = S.SUPPRESSED
+                self._emit(EventKind.SUPPRESSED, alert, old, at, ctx.wall_ns, annunciate=False)
+            elif not on and old is S.SUPPRESSED:
+                self._unhide(alert, ctx.wall_ns)
+                self._emit(EventKind.UNSUPPRESSED, alert, old, at, ctx.wall_ns)
 
     def _unhide(self, alert: Alert, wall_ns: int) -> None:
         """Leave shelved / suppressed / out of service; `wall_ns`: now, the new detected_at."""
-        hidden = self._hidden_state((alert.rule, alert.source))
+        hidden = self._hidden_state(alert.rule, alert.source)
         if hidden is not None:
             alert.state = hidden
         elif alert.active:
@@ -386,7 +402,7 @@ class AlertManager:
         else:
             self.oos.discard((rule, source))
         results = []
-        for (r, src), alert in list(self.open.items()):
+        for (r, src, _cycle), alert in list(self.open.items()):
             if src != source or (rule != "*" and r != rule):
                 continue
             before = alert.copy()

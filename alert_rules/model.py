@@ -52,10 +52,14 @@ class EventKind(StrEnum):
 
 ACTIVATIONS = (EventKind.RAISED, EventKind.REACTIVATED)
 
+AlertKey = tuple[str, str, int | None]
+"""(rule, source, cycle id): at most one open alert per key."""
+
 
 @dataclass(slots=True)
 class Alert:
-    """One alarm occurrence of one rule on one source; at most one is open per (rule, source)."""
+    """One alarm occurrence of one rule on one source; at most one is open per (rule, source,
+    cycle_id)."""
 
     id: int
     rule: str
@@ -101,10 +105,18 @@ class Alert:
     text: dict[str, Any] | None = None
     """`message` as a gateway.core.i18n.Text document, rendered in the reader's language;
     `message` is its English text (None for alerts stored before texts were kept)."""
+    cycle_id: int | None = None
+    """The production cycle this alarm judges (f0, hold, cycle verdict): each failed load has
+    an alert of its own. None for alarms on a condition (thresholds, timers, offline...)."""
 
     @property
     def open(self) -> bool:
         return self.state is not AlertState.NORMAL
+
+    @property
+    def key(self) -> AlertKey:
+        """Its identity while open: rule, source and, for a per-cycle alarm, the cycle."""
+        return (self.rule, self.source, self.cycle_id)
 
     def copy(self) -> Alert:
         return replace(self, tags=dict(self.tags))

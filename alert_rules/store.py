@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from alert_rules.model import Alert, AlertState, Priority
+from alert_rules.model import Alert, AlertKey, AlertState, Priority
 from gateway.core.sqlite import Where, connect
 
 _SCHEMA = """
@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     escalated_at INTEGER, acked_by TEXT, acked_at INTEGER, shelved_by TEXT, shelved_at INTEGER,
     shelved_until INTEGER, shelve_reason TEXT, closed_by TEXT, closed_at INTEGER,
     close_reason TEXT, series TEXT NOT NULL, field TEXT NOT NULL, tags TEXT NOT NULL,
-    text TEXT
+    text TEXT,
+    cycle_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state);
 CREATE INDEX IF NOT EXISTS alerts_source ON alerts(source, raised_at);
@@ -57,6 +58,10 @@ CREATE TABLE IF NOT EXISTS series_state (
     series TEXT PRIMARY KEY, last_ts INTEGER, state TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS alerts_cycle ON alerts(cycle_id) WHERE cycle_id IS NOT NULL;
 """
 
 _COLS = [f.name for f in fields(Alert)]
@@ -104,10 +109,17 @@ class AlertStore:
         )
         self.db.row_factory = sqlite3.Row
         self.db.executescript(_SCHEMA)
-        columns = {r[1] for r in self.db.execute("PRAGMA table_info(alerts)")}
-        if "text" not in columns:  # a store from before alert texts were kept
-            self.db.execute("ALTER TABLE alerts ADD COLUMN text TEXT")
+        self._migrate()
+        self.db.executescript(_INDEXES)
         self.db.commit()
+
+    def _migrate(self) -> None:
+        """Columns added since a store was created (an upgrade keeps its alerts)."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(alerts)")}
+        if "text" not in have:  # a store from before alert texts were kept
+            self.db.execute("ALTER TABLE alerts ADD COLUMN text TEXT")
+        if "cycle_id" not in have:  # a store from before per-cycle alarms
+            self.db.execute("ALTER TABLE alerts ADD COLUMN cycle_id INTEGER")
 
     def close(self) -> None:
         self.db.commit()
@@ -173,12 +185,14 @@ class AlertStore:
             for r in self.db.execute("SELECT * FROM alerts WHERE state != 'normal' ORDER BY id")
         ]
 
-    def last_activations(self) -> dict[tuple[str, str], int]:
-        """Latest activation (event time) per alarm point: replays after a restart skip these."""
+    def last_activations(self) -> dict[AlertKey, int]:
+        """Latest activation (event time) per alarm point and cycle: replays after a restart
+        skip these."""
         rows = self.db.execute(
-            "SELECT rule, source, MAX(activated_at) FROM alerts GROUP BY rule, source"
+            "SELECT rule, source, cycle_id, MAX(activated_at) FROM alerts "
+            "GROUP BY rule, source, cycle_id"
         )
-        return {(r[0], r[1]): r[2] for r in rows}
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
 
     # -- log ---------------------------------------------------------------------------------
     def log(
@@ -191,8 +205,9 @@ class AlertStore:
         by: str | None,
         reason: str | None,
         annunciated: bool,
-    ) -> None:
-        self.db.execute(
+    ) -> int:
+        """Append one transition; returns its id (the `transition` of a notification's key)."""
+        cur = self.db.execute(
             "INSERT INTO alert_log (alert_id, rule, source, kind, old_state, new_state, at_ns, "
             "wall_ns, by, reason, annunciated, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -210,6 +225,7 @@ class AlertStore:
                 alert.value,
             ),
         )
+        return int(cur.lastrowid)  # type: ignore[arg-type]
 
     def history(self, alert_id: int) -> list[dict[str, Any]]:
         return [

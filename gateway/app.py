@@ -115,7 +115,7 @@ class Gateway:
         self.alerting: Alerting | None = None
         if cfg.rules.enabled:
             engine = RulesEngine(cfg.rules, AlertStore(cfg.alerts_path), base_dir=cfg.base_dir)
-            self.alerting = Alerting(engine, self.writer, cfg.gateway.name)
+            self.alerting = Alerting(engine, self.writer, cfg.gateway.name, sources=self.sources)
             self.alerting.extra_readings.append(engine.drain_readings)  # cycle summaries
             self.writer.listeners.append(self.alerting.on_committed)
         self.budgets = BudgetTracker(lots, self.alerting.engine.library if self.alerting else None)
@@ -128,6 +128,8 @@ class Gateway:
             self.completeness = CompletenessWriter(tracker, self._submit_internal)
             self.writer.listeners.append(self.completeness.on_committed)
         self.notifier: Notifier | None = self._build_notifier(cfg)
+        if self.notifier is not None and self.alerting is not None:
+            self.notifier.attach(self.alerting.engine.alerts)
         self.api: ApiContext | None = None
         if cfg.api.enabled:
             self.api = build_context(
@@ -141,8 +143,9 @@ class Gateway:
                 gateway_name=cfg.gateway.name,
                 language=cfg.gateway.language,
                 timezone=cfg.gateway.timezone,
-                # operator actions (ack, shelve, close) reach notifiers and InfluxDB too
+                # operator actions (ack, shelve, close) reach InfluxDB and live views too
                 on_alert_events=self.alerting.publish if self.alerting else None,
+                notification_history=self._notification_history,
                 reload_config=self.reload,
             )
             self.writer.listeners += [self.api.live.observe, self.api.history.observe]
@@ -162,19 +165,27 @@ class Gateway:
     def _build_notifier(self, cfg: VigilConfig) -> Notifier | None:
         if not (cfg.notifiers.enabled and cfg.notifiers.channels):
             return None
+        if self.alerting is None:
+            log.warning("notifiers configured but rules disabled: there is nothing to notify")
+            return None
         broker = cfg.mqtt
         link = MqttLink(broker.url, broker.client_id, lambda cid: client_for(broker, client_id=cid))
         notifier = Notifier(
             cfg.notifiers,
+            self.alerting.engine.store,  # the outbox commits with the alert transitions
             link,
             gateway=cfg.gateway.name,
             counters=self.counters,
+            audit=self.records.audit,
+            health=self._submit_internal,
             language=cfg.gateway.language,
             timezone=cfg.gateway.timezone,
         )
-        if self.alerting is not None:
-            self.alerting.event_sinks.append(notifier.submit)
         return notifier
+
+    def _notification_history(self, alert_id: int) -> list[dict[str, Any]]:
+        """What became of an alert's notifications (the current notifier's outbox)."""
+        return self.notifier.history(alert_id) if self.notifier is not None else []
 
     async def run(self, stop: asyncio.Event, config_path: Path | None = None) -> None:
         """Run until `stop` is set; `config_path` is audited when its content changed, and
@@ -521,14 +532,16 @@ class Gateway:
                 False, problems=[f"{path}: a change to {what} needs a restart; nothing applied"]
             )
         changed = [k for k in RELOADABLE if before.get(k) != after.get(k)]
+        swap = "notifiers" in changed or "mqtt" in changed
+        notifier = self._build_notifier(new) if swap else self.notifier
         rules_changed: list[str] = []
         if "rules" in changed and self.alerting is not None:
             library = await asyncio.to_thread(new.rules.library, new.base_dir)
             rules_changed = self.alerting.engine.reload(new.rules, library)
             if self.completeness is not None:  # devices seen from now on get the new cadence
                 self.completeness.tracker.library = library
-        if "notifiers" in changed or "mqtt" in changed:
-            await self._swap_notifier(new)
+        if swap:
+            await self._swap_notifier(notifier)
         started, stopped = await self._swap_collectors(new)
         self.config = new
         await asyncio.to_thread(
@@ -542,16 +555,21 @@ class Gateway:
         )
         return ReloadOutcome(True, changed, rules_changed, started, stopped)
 
-    async def _swap_notifier(self, new: VigilConfig) -> None:
-        old = self.notifier
+    async def _swap_notifier(self, new: Notifier | None) -> None:
+        """Hand over without a gap: from now on the new notifier stores every transition's
+        notifications (in the alert store's outbox, where the old one's undelivered rows stay);
+        the old one gets its drain budget and stops, then the new one delivers."""
+        old, self.notifier = self.notifier, new
+        if self.alerting is not None:
+            if old is not None:
+                old.detach(self.alerting.engine.alerts)
+            if new is not None:
+                new.attach(self.alerting.engine.alerts)
         if old is not None:
-            if self.alerting is not None and old.submit in self.alerting.event_sinks:
-                self.alerting.event_sinks.remove(old.submit)
             await old.close(timeout=2.5)
             await self.supervisor.stop(["notifiers"], timeout=0.5)
-        self.notifier = self._build_notifier(new)
-        if self.notifier is not None:
-            self.supervisor.spawn("notifiers", self.notifier.run)
+        if new is not None:
+            self.supervisor.spawn("notifiers", new.run)
 
     async def _swap_collectors(self, new: VigilConfig) -> tuple[list[str], list[str]]:
         """Stop collectors whose entry changed or went, start the changed and new ones; the
@@ -578,6 +596,8 @@ class Gateway:
         return started, stopped
 
     async def _submit_internal(self, readings: list[Reading]) -> None:
+        """The gateway's own readings (completeness, a notifier channel failing): exempt from
+        the journal's budget."""
         await self.writer.submit(readings, internal=True)
 
     async def _lots(self) -> None:

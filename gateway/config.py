@@ -25,13 +25,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from alert_rules.config import RulesConfig, RulesConfigError
 from collectors import KINDS, CollectorConfig, device_patterns
+from collectors.modbus import ModbusCollectorConfig
 from collectors.mqtt import MqttBrokerConfig, MqttCollectorConfig
 from gateway.core.i18n import DEFAULT_TIMEZONE, check_zone
 from gateway.core.standards import GSP_RECORDS_YEARS
-from gateway.notifiers.config import NotifiersConfig
+from gateway.notifiers.config import ModbusOutputChannel, NotifiersConfig
 from gateway.pipeline.completeness import CompletenessConfig
 from gateway.pipeline.influx_sink import InfluxConfig
 from gateway.records.lots import TraceabilityConfig
@@ -163,6 +165,39 @@ class VigilConfig(Strict):
                 c.broker = self.mqtt
         return self
 
+    @model_validator(mode="after")
+    def _outputs_are_not_plcs(self) -> VigilConfig:
+        """A modbus_output channel may not write to a device a Modbus collector polls: the
+        gateway never writes to a production PLC."""
+        polled = {
+            (_host(d.host), d.port, d.unit): (i, c.name, d.name)
+            for i, c in enumerate(self.collectors)
+            if isinstance(c, ModbusCollectorConfig)
+            for d in c.devices
+        }
+        errors: list[InitErrorDetails] = []
+        for name, ch in self.notifiers.channels.items():
+            if not isinstance(ch, ModbusOutputChannel):
+                continue
+            hit = polled.get((_host(ch.host), ch.port, ch.unit))
+            if hit is not None:
+                i, collector, device = hit
+                errors.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "plc_output",
+                            f"{ch.address} is polled as process PLC {device!r} "
+                            f"(collectors[{i}], {collector!r}); the gateway never writes to a "
+                            "production PLC: wire the siren to a relay/IO module of its own",
+                        ),
+                        loc=("notifiers", "channels", name, "host"),
+                        input=ch.host,
+                    )
+                )
+        if errors:
+            raise ValidationError.from_exception_data("VigilConfig", errors)
+        return self
+
     @property
     def base_dir(self) -> Path:
         return self._base_dir
@@ -178,6 +213,12 @@ class VigilConfig(Strict):
     @property
     def archive_dir(self) -> Path:
         return self.retention.archive_dir or self.gateway.data_dir / "archive"
+
+
+def _host(host: str) -> str:
+    """One spelling per host: lower case, `localhost` as 127.0.0.1."""
+    h = host.strip().lower()
+    return "127.0.0.1" if h in ("localhost", "127.0.0.1", "::1", "[::1]") else h
 
 
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {

@@ -26,10 +26,12 @@ from alert_rules.units import parse_duration
 from gateway.admin_cli import PASSWORD_ENV, ConfigOpt, _actor, _config, _library
 from gateway.config import VigilConfig
 from gateway.core.eventtime import dt_to_ns
+from gateway.core.i18n import normalize
 from gateway.pipeline.journal import Journal
 from gateway.records import Records
 from gateway.records.audit import Signature
 from gateway.records.lots import LegChange, LotError, LotNotFound
+from gateway.records.reports import BOM
 from gateway.records.reports.chain import chain_for, gather_chain_alerts
 from gateway.records.reports.chain_csv import fmt_local, to_csv, zone_problem
 from gateway.records.reports.chain_pdf import to_pdf
@@ -193,12 +195,15 @@ def lot_list(
 @lot_app.command("show")
 def lot_show(
     lot_id: Annotated[str, typer.Argument(metavar="LOT")],
-    tz: Annotated[str, typer.Option("--tz", help="display time zone")] = "UTC",
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="display time zone (default gateway.timezone)")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """The lot's chain: legs, figures, stability budget, verdict, decision."""
-    _zone(tz)
+    """The lot's chain: legs, figures, stability budget, verdict, decision (in English)."""
     cfg = _config(config)
+    tz = tz or cfg.gateway.timezone
+    _zone(tz)
     with _records(cfg) as records:
         try:
             r = chain_for(records.lots, lot_id, _library(cfg))
@@ -227,7 +232,7 @@ def lot_show(
             )
     typer.echo(f"  verdict: {r.verdict}")
     for reason in r.reasons:
-        typer.echo(f"    - {reason}")
+        typer.echo(f"    - {reason.render('en', tz)}")
     d = r.decision
     if d is not None:
         typer.echo(
@@ -320,7 +325,7 @@ def lot_decide(
             "lot",
             lot_id,
             old.to_dict() if old else None,
-            new.to_dict() | {"verdict": r.verdict, "reasons": r.reasons},
+            new.to_dict() | {"verdict": r.verdict, "reasons": [str(x) for x in r.reasons]},
             comment,
             sig,
             "cli",
@@ -338,15 +343,29 @@ def lot_report(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="file (default chain-LOT.FORMAT; - stdout)")
     ] = None,
-    tz: Annotated[str, typer.Option("--tz", help="display time zone, e.g. Asia/Shanghai")] = "UTC",
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz", help="display time zone, e.g. Asia/Shanghai (default gateway.timezone)"
+        ),
+    ] = None,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help="zh-CN or en (default: gateway.language)")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write the chain report of a lot: route, legs, budget, excursions, verdict, decision."""
+    """Write the chain report of a lot: route, legs, budget, excursions, verdict, decision; in
+    gateway.language (or --lang), times in gateway.timezone (or --tz)."""
     if fmt not in ("pdf", "csv"):
         typer.echo("error: --format must be pdf or csv", err=True)
         raise typer.Exit(2)
-    _zone(tz)
+    if lang is not None and normalize(lang) is None:
+        typer.echo(f"error: --lang {lang!r}: zh-CN or en", err=True)
+        raise typer.Exit(2)
     cfg = _config(config)
+    zone = tz or cfg.gateway.timezone
+    _zone(zone)
+    language = normalize(lang) or cfg.gateway.language
     with _records(cfg) as records:
         alerts_path = cfg.alerts_path
         store = AlertStore(alerts_path) if alerts_path.exists() else None
@@ -358,7 +377,7 @@ def lot_report(
         finally:
             if store is not None:
                 store.close()
-    body: bytes = to_pdf(r, tz) if fmt == "pdf" else to_csv(r, tz).encode()
+    body = to_pdf(r, language, zone) if fmt == "pdf" else (BOM + to_csv(r, language, zone)).encode()
     if out is not None and str(out) == "-":
         sys.stdout.buffer.write(body)
         sys.stdout.flush()

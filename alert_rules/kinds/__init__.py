@@ -13,6 +13,7 @@ from pydantic import Field
 from alert_rules.kinds.base import Evaluator, PointSink, RuleBase
 from alert_rules.kinds.battery import BatteryLowRule
 from alert_rules.kinds.cycle import CycleRule
+from alert_rules.kinds.device_offline import DeviceOfflineRule
 from alert_rules.kinds.door import DoorOpenRule
 from alert_rules.kinds.duration import DurationRule
 from alert_rules.kinds.f0 import F0Rule
@@ -40,6 +41,7 @@ RuleSpec = Annotated[
     | BatteryLowRule
     | PowerFailureRule
     | DoorOpenRule
+    | DeviceOfflineRule
     | RecordGapRule
     # production (docs/production_rules.md)
     | PhaseThresholdRule
@@ -65,6 +67,7 @@ RULE_KINDS: dict[str, type[RuleBase]] = {
         BatteryLowRule,
         PowerFailureRule,
         DoorOpenRule,
+        DeviceOfflineRule,
         RecordGapRule,
         PhaseThresholdRule,
         CycleRule,

@@ -37,10 +37,18 @@ class PointSink(Protocol):
         value: float | None,
         peak: float | None,
         message: Text,
-    ) -> None: ...
+        cycle: int | None = None,
+    ) -> None:
+        """`cycle`: the production cycle the alarm judges (each failed load its own alert)."""
 
     def clear(
-        self, ctx: EvalContext, ended: int, at: int, value: float | None, peak: float | None
+        self,
+        ctx: EvalContext,
+        ended: int,
+        at: int,
+        value: float | None,
+        peak: float | None,
+        cycle: int | None = None,
     ) -> None: ...
 
 
@@ -50,6 +58,9 @@ class Evaluator:
     __slots__ = ("field", "point")
     on_arrival: ClassVar[bool] = False
     """True for processing-time rules (stale data): the engine calls arrived()/check() instead."""
+    on_status: ClassVar[bool] = False
+    """True for rules on the collectors' view of a device (device_offline): the engine calls
+    source_status() at each tick."""
 
     def __init__(self, field: str | None, point: PointSink) -> None:
         self.field = field
@@ -63,6 +74,14 @@ class Evaluator:
 
     def check(self, ctx: EvalContext) -> None:
         """Wall-clock check from RulesEngine.tick() at `ctx.wall_ns`; processing-time rules only."""
+
+    def source_status(
+        self, ctx: EvalContext, online: bool | None, since_ns: int, error: str
+    ) -> bool:
+        """The device's collector says it is online / offline (None: not known yet) since
+        `since_ns`; from RulesEngine.tick(). Status rules only. Returns whether its state
+        changed (to be saved)."""
+        return False
 
     def dump(self) -> dict[str, Any]:
         return {}

@@ -213,8 +213,8 @@ class CycleEvaluator(Evaluator):
                 text = Text(N_("cycle {batch} started {start} failed: {reasons}"), args)
             else:
                 text = Text(N_("cycle started {start} failed: {reasons}"), args)
-            self.point.activate(ctx, start, end_ns, None, None, text)
-            self.point.clear(ctx, end_ns, end_ns, None, None)
+            self.point.activate(ctx, start, end_ns, None, None, text, cycle=self.cycle_id)
+            self.point.clear(ctx, end_ns, end_ns, None, None, cycle=self.cycle_id)
         self._reset()
         return out
 
@@ -243,14 +243,17 @@ class CycleParticipant(Evaluator):
     it, which is not fed to the cycle); `feed` only counts readings while a cycle runs
     (`cycle_start` is set)."""
 
-    __slots__ = ("cycle_start",)
+    __slots__ = ("cycle_id", "cycle_start")
 
     def __init__(self, field: str | None, point: PointSink) -> None:
         super().__init__(field, point)
         self.cycle_start: int | None = None
+        self.cycle_id: int | None = None
+        """The running cycle's id: the participant's alarm is that cycle's alone."""
 
-    def start_cycle(self, ts: int) -> None:
+    def start_cycle(self, ts: int, cycle_id: int | None = None) -> None:
         self.cycle_start = ts
+        self.cycle_id = cycle_id
 
     def end_cycle(
         self, ctx: EvalContext, ts: int, reading: Reading, cycle: CycleInfo

@@ -149,6 +149,7 @@ class HoldEvaluator(CycleParticipant):
 
     def _reset(self) -> None:
         self.cycle_start = None
+        self.cycle_id = None
         self.meter.reset()
         self.last_ts: int | None = None
         self.last_in = False
@@ -159,9 +160,10 @@ class HoldEvaluator(CycleParticipant):
         self.gap_ns = 0
         self.faults = 0
 
-    def start_cycle(self, ts: int) -> None:
+    def start_cycle(self, ts: int, cycle_id: int | None = None) -> None:
         self._reset()
         self.cycle_start = ts
+        self.cycle_id = cycle_id
 
     # -- accounting --------------------------------------------------------------------------
     def _beyond(self, v: float) -> bool:
@@ -253,9 +255,15 @@ class HoldEvaluator(CycleParticipant):
             what = Text(N_("cycle started {start}"), {"start": Time(start)})
         v = self._value()
         self.point.activate(
-            ctx, start, ts, v, v, Text(N_("{label}: {what}"), {"label": what, "what": text})
+            ctx,
+            start,
+            ts,
+            v,
+            v,
+            Text(N_("{label}: {what}"), {"label": what, "what": text}),
+            cycle=self.cycle_id,
         )
-        self.point.clear(ctx, ts, ts, v, v)
+        self.point.clear(ctx, ts, ts, v, v, cycle=self.cycle_id)
 
     # -- verdict -----------------------------------------------------------------------------
     def _reasons(self) -> list[Text]:
@@ -322,6 +330,7 @@ class HoldEvaluator(CycleParticipant):
     def dump(self) -> dict[str, Any]:
         return {
             "cycle_start": self.cycle_start,
+            "cycle_id": self.cycle_id,
             "meter": self.meter.dump(),
             "last_ts": self.last_ts,
             "last_in": self.last_in,

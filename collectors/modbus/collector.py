@@ -279,6 +279,8 @@ class ModbusCollector:
                 d.status.since_ns,
                 d.status.last_error,
                 d.status.last_reading_received_ns,
+                MEASUREMENT,
+                dict(d.base_tags),
                 *self._meta[d.spec.name],
             )
             for d in self._devices

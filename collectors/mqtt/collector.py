@@ -4,7 +4,8 @@ QoS 1 messages are acknowledged to the broker after their readings are committed
 so a crash at any point loses nothing: the broker redelivers what was not acknowledged (manual
 acknowledgement: collectors/mqtt/broker.py). A broker restart is survived by reconnecting with
 backoff; the fixed client id and persistent session bring back what was queued meanwhile. The
-connection's state (online, since when, the last error) is the collector's status.
+connection's state (online, since when, the last error) and each device's liveness (a message
+within its expected interval: collectors/mqtt/liveness.py) are the collector's status.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import aiomqtt
 
 from collectors.mqtt.broker import GatewayClient, client_for
 from collectors.mqtt.config import MqttCollectorConfig
+from collectors.mqtt.liveness import Liveness
 from collectors.mqtt.parse import MessageParser
 from collectors.mqtt.topics import TopicRouter
 from gateway.core.metrics import Counters
@@ -56,11 +58,14 @@ class MqttCollector:
         )
         self.connected = asyncio.Event()
         self._status = SourceStatus(self.name, self.kind, self.broker.url)
+        self.liveness = Liveness(config.liveness)
         self._session = 0
         """Bumped on each connection: an acknowledgement is only valid on the one it came on."""
 
     def status(self) -> list[SourceStatus]:
-        return [self._status]
+        st = self._status
+        lost = f"broker connection lost: {st.last_error}" if st.online is False else ""
+        return [st, *self.liveness.statuses(self.name, st.address, time.time_ns(), lost)]
 
     def _set_online(self, online: bool, error: str = "") -> None:
         st = self._status
@@ -116,6 +121,7 @@ class MqttCollector:
         counters = self.counters
         status = self._status
         max_batch = self.config.max_batch_messages
+        seen = self.liveness.seen
 
         async for first in client.messages:
             batch = [first, *client.take_ready(max_batch - 1)]
@@ -151,6 +157,14 @@ class MqttCollector:
                         readings += r
                         if d:
                             dead += d
+                        if r:
+                            last = r[-1]
+                            seen(
+                                last.measurement,
+                                last.tags,
+                                received_ns,
+                                route.sub.expected_interval_s,
+                            )
                 except Exception as e:
                     body = payload if isinstance(payload, bytes) else b""
                     dead.append(DeadLetter(str(topic), body, internal_error(e), received_ns))

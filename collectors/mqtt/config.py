@@ -80,6 +80,8 @@ class Subscription(Strict):
     mapping: PayloadMapping = PayloadMapping()
     precision: Literal["s", "ms", "us", "ns"] = "ns"
     """Timestamp precision of line-protocol payloads."""
+    expected_interval_s: float | None = Field(None, gt=0, le=7 * 86_400)
+    """How often each device of this subscription publishes; None: learned per device."""
 
     @field_validator("topic")
     @classmethod
@@ -132,6 +134,21 @@ class Subscription(Strict):
         )
 
 
+class LivenessConfig(Strict):
+    """When a device counts as offline (collectors/mqtt/liveness.py)."""
+
+    missed_intervals: float = Field(3.0, ge=1, le=1000)
+    """Offline after this many expected intervals without a message."""
+    initial_interval_s: float = Field(300.0, gt=0, le=7 * 86_400)
+    """The expected interval of a device until one is learned (without a configured one)."""
+    learn_samples: int = Field(5, ge=1, le=15)
+    """Gaps between messages needed before the learned interval (their median) is used."""
+    min_interval_s: float = Field(10.0, gt=0)
+    """A learned interval is at least this."""
+    max_devices: int = Field(100_000, gt=0)
+    """Devices tracked; more are counted (`untracked`) but not followed."""
+
+
 class MqttCollectorConfig(Strict):
     kind: Literal["mqtt"]
     name: str = "mqtt"
@@ -145,6 +162,8 @@ class MqttCollectorConfig(Strict):
     """Messages handed to the journal together (one transaction, one round of acks)."""
     max_future_skew_s: float = Field(300.0, ge=0)
     """A reading timestamped further ahead of the gateway clock than this is rejected."""
+    liveness: LivenessConfig = LivenessConfig()
+    """Per-device online/offline from message arrival (`device_offline` alarms)."""
     min_event_time: MinEventTime = DEFAULT_MIN_EVENT_TIME
     """A reading timestamped before this is dead-lettered (a reset device clock reports 1970 or
     2000). ISO 8601 with a zone; not before 1970-01-01T00:00:00Z."""

@@ -295,8 +295,11 @@ class ApiContext:
     api_counts: dict[str, int] = field(default_factory=dict)
     """Login outcomes etc., exported on /metrics."""
     on_alert_events: Callable[[Sequence[AlertEvent]], None] | None = None
-    """Where operator actions' events go (Alerting.publish: notifiers, the `alert` measurement);
-    the engine hands them back only in the ActionResult, not again from process()/tick()."""
+    """Where operator actions' events go (Alerting.publish: the `alert` measurement, live
+    views); the engine hands them back only in the ActionResult, not again from
+    process()/tick(). Notifications of actions are stored by the engine itself (the outbox)."""
+    notification_history: Callable[[int], list[dict[str, Any]]] | None = None
+    """Delivery results of an alert's notifications (gateway.notifiers, Notifier.history)."""
     reload_config: ReloadFn | None = None
     """Re-read the config file (None: the API runs without a gateway, e.g. in tests)."""
 

@@ -61,6 +61,25 @@ class LotOut(BaseModel):
         )
 
 
+class LotListOut(LotOut):
+    decision: Literal["release", "quarantine", "reject"] | None = Field(
+        description="QA's current decision (None: not decided)"
+    )
+    decided_at: datetime | None
+    needs_review: bool = Field(
+        description="readings arrived after the decision inside its evidence"
+    )
+
+    @classmethod
+    def listed(cls, lot: Lot, retention_until: date, d: Decision | None) -> LotListOut:
+        return cls(
+            **LotOut.of(lot, retention_until).model_dump(),
+            decision=None if d is None else d.decision,
+            decided_at=None if d is None else ns_to_dt(d.decided_at_ns),
+            needs_review=d is not None and d.needs_review,
+        )
+
+
 class LotActionOut(BaseModel):
     lot: LotOut
     audit_seq: int
@@ -449,12 +468,13 @@ class ChainOut(BaseModel):
     generated_at: datetime
 
     @classmethod
-    def of(cls, r: ChainReport) -> ChainOut:
+    def of(cls, r: ChainReport, lang: str = "en", tz: str | None = None) -> ChainOut:
+        """Reasons in `lang`, their times in `tz` (None: the canonical English, UTC)."""
         t = r.totals
         return cls(
             lot=LotOut.of(r.lot, r.retention_until),
             verdict=r.verdict,
-            reasons=r.reasons,
+            reasons=[x.render(lang, tz) for x in r.reasons],
             legs=[ChainLegOut.of(lr) for lr in r.legs],
             totals=TotalsOut(
                 readings=t.n,

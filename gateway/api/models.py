@@ -19,7 +19,7 @@ from alert_rules.model import Alert
 from gateway.core.eventtime import ns_to_datetime
 from gateway.core.i18n import render_json
 
-GATEWAY_CLOCK_KINDS = frozenset({"stale"})
+GATEWAY_CLOCK_KINDS = frozenset({"stale", "device_offline"})
 """Rule kinds judged on the gateway's receive clock, not the device's event time."""
 
 INT64_MAX = 2**63 - 1
@@ -112,6 +112,9 @@ class AlertOut(Out):
         description="whose clock started/raised/ended are on: the device's (event time), or "
         "the gateway's receive clock (stale-data alerts)"
     )
+    cycle_id: int | None = Field(
+        None, description="the production cycle this alarm judges (f0, hold, cycle verdict)"
+    )
 
     @classmethod
     def of(cls, a: Alert, lang: str = "en", tz: str | None = None) -> AlertOut:
@@ -146,6 +149,7 @@ class AlertOut(Out):
             shelve_reason=a.shelve_reason,
             close_reason=a.close_reason,
             tags=dict(a.tags),
+            cycle_id=a.cycle_id,
         )
 
 
@@ -159,8 +163,25 @@ class AlertHistoryOut(Out):
     reason: str | None
 
 
+class NotificationOut(Out):
+    """What happened to one notification of the alert (the durable outbox's record)."""
+
+    event: str = Field(description="the alert event it told of (raised, cleared, acked, ...)")
+    transition: int = Field(description="the alert history row it belongs to")
+    channel: str
+    recipients: list[str]
+    key: str = Field(description="idempotency key, as the receiver saw it")
+    outcome: Literal["sent", "retry", "failed", "gave_up", "dropped", "superseded"]
+    attempts: int
+    detail: str | None = Field(description="the receiver's answer or the error")
+    at: datetime
+
+
 class AlertDetailOut(AlertOut):
     history: list[AlertHistoryOut]
+    notifications: list[NotificationOut] = Field(
+        default_factory=list, description="delivery results of its notifications, oldest first"
+    )
 
 
 class AckIn(BaseModel):

@@ -27,6 +27,7 @@ from gateway.api.models import (
     AlertHistoryOut,
     AlertOut,
     CloseIn,
+    NotificationOut,
     ShelveIn,
     UnshelveIn,
     dt_to_ns,
@@ -118,7 +119,24 @@ async def get_alert(
         )
         for h in store.history(alert_id)
     ]
-    return AlertDetailOut(**AlertOut.of(a, d.lang, d.tz).model_dump(), history=history)
+    deliveries = get_ctx(request).notification_history
+    notifications = [
+        NotificationOut(
+            event=n["event"],
+            transition=n["transition"],
+            channel=n["channel"],
+            recipients=n["recipients"],
+            key=n["key"],
+            outcome=n["outcome"],
+            attempts=n["attempts"],
+            detail=n["detail"],
+            at=ns_to_dt(n["at_ns"]),
+        )
+        for n in (deliveries(alert_id) if deliveries is not None else [])
+    ]
+    return AlertDetailOut(
+        **AlertOut.of(a, d.lang, d.tz).model_dump(), history=history, notifications=notifications
+    )
 
 
 def _engine(request: Request) -> Any:

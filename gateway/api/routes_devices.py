@@ -100,7 +100,10 @@ async def devices(
         for r in rs:
             fields.update(r.fields)
             tags.update(r.tags)
-        src = source_of(newest.tags) if newest is not None else dev
+        if newest is not None:
+            src = source_of(newest.tags)
+        else:  # a polled device that has not answered yet: the source its readings would have
+            src = source_of(st.tags) if st is not None and st.tags else dev
         states = open_by_source.get(src, [])
         meta_units = st.units if st is not None else {}
         meta_labels = st.labels if st is not None else {}

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
 
-from gateway.api.deps import Principal, get_ctx, require
+from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, require
 from gateway.api.lot_models import (
     BudgetOut,
     ChainOut,
@@ -23,6 +23,7 @@ from gateway.api.lot_models import (
     LotActionOut,
     LotDetailOut,
     LotIn,
+    LotListOut,
     LotOut,
     StageOut,
     TimeIn,
@@ -32,6 +33,7 @@ from gateway.api.models import dt_to_ns
 from gateway.api.signing import verify_signature
 from gateway.records.audit import Signature
 from gateway.records.lots import LegChange, Lot, LotConflict, LotError, LotNotFound
+from gateway.records.reports import BOM
 from gateway.records.reports.chain import ChainReport, chain_for, gather_chain_alerts
 from gateway.records.reports.chain_csv import to_csv, zone_problem
 from gateway.records.reports.chain_pdf import to_pdf
@@ -121,15 +123,24 @@ async def _backfill(request: Request) -> None:
 
 
 # -- lots -------------------------------------------------------------------------------------
-@router.get("/lots", response_model=list[LotOut], summary="List lots (newest first)")
+@router.get(
+    "/lots", response_model=list[LotListOut], summary="List lots (newest first), with decisions"
+)
 async def list_lots(
     request: Request,
     _: Annotated[Principal, Depends(require(Perm.READ))],
     code: Annotated[str | None, Query(max_length=200, description="a traceability code")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
-) -> list[LotOut]:
-    lots = await asyncio.to_thread(get_ctx(request).lots.list_lots, limit, code)
-    return [_lot_out(request, lot) for lot in lots]
+) -> list[LotListOut]:
+    registry = get_ctx(request).lots
+
+    def listed() -> list[LotListOut]:
+        return [
+            LotListOut.listed(lot, registry.retention_until(lot), registry.decision(lot.id))
+            for lot in registry.list_lots(limit, code)
+        ]
+
+    return await asyncio.to_thread(listed)
 
 
 @router.post("/lots", response_model=LotActionOut, status_code=201, summary="Create a lot")
@@ -199,9 +210,13 @@ async def get_lot(
 async def get_chain(
     request: Request,
     lot_id: LotId,
-    _: Annotated[Principal, Depends(require(Perm.READ))],
+    p: Annotated[Principal, Depends(require(Perm.READ))],
+    lang: LangQuery = None,
 ) -> ChainOut:
-    return ChainOut.of(await _chain(request, lot_id))
+    """The verdict's reasons in the reader's language (`lang`, else the user's,
+    Accept-Language, gateway.language), their times in gateway.timezone."""
+    d = display_of(request, p, lang)
+    return ChainOut.of(await _chain(request, lot_id), d.lang, d.tz)
 
 
 @router.post(
@@ -235,7 +250,7 @@ async def decide(
     except (LotError, LotNotFound) as e:
         raise _http(e) from None
     sig = Signature(p.user.name, p.user.username, body.meaning, now)
-    after = new.to_dict() | {"verdict": report.verdict, "reasons": report.reasons}
+    after = new.to_dict() | {"verdict": report.verdict, "reasons": [str(x) for x in report.reasons]}
     row = await asyncio.to_thread(
         ctx.audit.record,
         p.user.username,
@@ -399,19 +414,26 @@ async def close_leg(
 async def chain_report(
     request: Request,
     lot_id: LotId,
-    _: Annotated[Principal, Depends(require(Perm.READ))],
+    p: Annotated[Principal, Depends(require(Perm.READ))],
     format: Annotated[Literal["pdf", "csv"], Query()] = "pdf",
+    lang: LangQuery = None,
     tz: Annotated[
-        str, Query(max_length=64, description="display time zone, e.g. Asia/Shanghai")
-    ] = "UTC",
+        str | None,
+        Query(max_length=64, description="display time zone (default gateway.timezone)"),
+    ] = None,
 ) -> Response:
-    why = zone_problem(tz)
+    """In the language of `lang`, else the user's, Accept-Language or gateway.language; times
+    in `tz`, else gateway.timezone."""
+    d = display_of(request, p, lang)
+    zone = tz or d.tz
+    why = zone_problem(zone)
     if why:
         raise HTTPException(422, why)
     report = await _chain(request, lot_id)
     name = f"chain-{lot_id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "csv":
-        return Response(to_csv(report, tz), media_type="text/csv; charset=utf-8", headers=headers)
-    pdf = await asyncio.to_thread(to_pdf, report, tz)
+        body = BOM + to_csv(report, d.lang, zone)
+        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+    pdf = await asyncio.to_thread(to_pdf, report, d.lang, zone)
     return Response(pdf, media_type="application/pdf", headers=headers)

@@ -50,6 +50,11 @@ class SourceStatus:
     last_error: str = ""
     last_seen_ns: int = 0
     """When data last came from it (wall clock); 0: never."""
+    measurement: str = ""
+    """The measurement of its readings (empty for a connection)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """The tags its readings carry (line/equipment/device, site/asset/device): the rules bind
+    a device's liveness alarm (`device_offline`) by them, before any reading arrived."""
     units: dict[str, str] = field(default_factory=dict)
     """Units of its fields where its configuration names them (a register map's `unit`)."""
     labels: dict[str, str] = field(default_factory=dict)

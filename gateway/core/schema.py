@@ -74,7 +74,7 @@ CYCLE = Measurement(
 the rules engine (the PLC's own is process.f0_min), verdict 1 pass / 0 fail, hold time."""
 GATEWAY = Measurement(
     "vigil_gateway",
-    tags=("gateway",),
+    tags=("gateway", "device"),
     fields=(
         "received",
         "ingest_rate",
@@ -93,6 +93,8 @@ GATEWAY = Measurement(
         "clock_synced",
         "backup_failed",
         "archive_bytes",
+        "notifier_failing",
+        "notifier_failures",
     ),
 )
 """Written every `gateway.metrics_interval_s`: the heartbeat the fleet dashboard judges a gateway
@@ -102,7 +104,10 @@ for room). Also written at once when it crosses 80 %, 95 % or 100 %, for the gat
 rules. `clock_skew_s`: the gateway clock minus its devices' (median over devices, seconds);
 `clock_synced`: 1 when the system says its clock is synchronised, 0 when not (absent where the
 system cannot tell); `backup_failed`: 1 after a failed scheduled backup, 0 after a good one;
-`archive_bytes`: the archive segments on disk."""
+`archive_bytes`: the archive segments on disk. A notification channel's own
+readings carry `device` = `notifier:<channel>` and `notifier_failing` (1 while its attempts keep
+failing, 0 once one succeeds) with `notifier_failures` (failed attempts in a row), written when
+that changes."""
 AUDIT_HEAD = Measurement(
     "audit_head",
     tags=("gateway",),

@@ -10,26 +10,28 @@ from alert_rules.model import AlertEvent
 
 @dataclass(slots=True)
 class Delivery:
-    """One event for one channel. `id` stays the same across retries (receivers dedupe on it)."""
+    """One notification for one channel (and, for SMS, one number), read from the outbox.
+
+    `id` is its idempotency key, derived from (alert id, transition, channel, recipients): the
+    same on every attempt and after a restart, so a receiver can drop repeats."""
 
     event: AlertEvent
     recipients: tuple[str, ...]
     id: str
-    queued_at: float
-    """time.monotonic() when submitted: `give_up_after_s` counts from here."""
-    key: str | None = None
-    """Coalescing key: a newer delivery with the same key replaces a waiting one (MQTT state)."""
+    created_ns: int
+    """Wall time the notification was stored: `give_up_after_s` counts from here."""
     attempts: int = 0
     cache: dict[str, object] = field(default_factory=dict)
+    """Rendered body/message and progress, kept across retries so a retry sends the same bytes."""
     lang: str = "en"
     """Language of the texts (the Notifier's, from gateway.language)."""
     tz: str | None = None
     """Zone of displayed times (gateway.timezone); None: UTC."""
-    """Rendered body/message, kept across retries so a retry sends the same bytes."""
 
 
 class TransientError(Exception):
-    """Worth retrying: connection refused, timeout, HTTP 5xx/429, SMTP 4xx."""
+    """Worth retrying: connection refused, timeout, HTTP 5xx/429, SMTP 4xx, a vendor's
+    "too fast" or "busy" answer."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -37,16 +39,30 @@ class TransientError(Exception):
 
 
 class PermanentError(Exception):
-    """Retrying cannot help (HTTP 4xx, SMTP 5xx): logged and counted as failed."""
+    """Retrying cannot help (HTTP 4xx, SMTP 5xx, a vendor's refusal): logged and counted as
+    failed, with the vendor's answer in the alert's history."""
 
 
 class Sender(Protocol):
     kind: str
 
-    def key(self, event: AlertEvent) -> str | None:
-        """Coalescing key for this event, or None to keep every delivery."""
+    def units(self, recipients: tuple[str, ...]) -> list[tuple[str, ...]]:
+        """How one event for this channel splits into deliveries (an SMS per number; one
+        message for everyone otherwise)."""
+        ...
 
-    async def send(self, delivery: Delivery) -> None:
-        """Deliver once; raise TransientError or PermanentError on failure."""
+    def key(self, event: AlertEvent) -> str | None:
+        """Coalescing key for this event (a newer state replaces a waiting one), or None."""
+        ...
+
+    async def send(self, delivery: Delivery) -> str:
+        """Deliver once and return the receiver's answer (for the history); raise
+        TransientError or PermanentError on failure."""
+        ...
 
     async def close(self) -> None: ...
+
+
+def one_unit(recipients: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The usual split: one message for all recipients."""
+    return [recipients]

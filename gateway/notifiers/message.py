@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from alert_rules.model import AlertEvent, EventKind
 from gateway.core.i18n import N_, fmt_time, gettext, render_json
@@ -207,3 +208,145 @@ def text_body(event: AlertEvent, gateway: str, lang: str = "en", tz: str | None 
             ),
         ]
     return "\n".join(lines) + "\n"
+
+
+# -- SMS template parameters and chat (DingTalk / WeCom) messages ------------------------------
+# Their words are msgids of gateway.core.i18n (catalogs: zh-CN, en), rendered in the gateway's
+# language; times in its display zone, each with its offset.
+
+SmsParam = Literal[
+    "severity",
+    "event",
+    "rule",
+    "where",
+    "source",
+    "site",
+    "asset",
+    "line",
+    "equipment",
+    "device",
+    "batch",
+    "value",
+    "message",
+    "time",
+    "alert_id",
+    "gateway",
+]
+"""What an SMS template variable can be filled with (`template_params` of an SMS channel)."""
+SMS_PARAMS: tuple[str, ...] = get_args(SmsParam)
+
+EVENT_WORDS = {
+    EventKind.RAISED: N_("alarm"),
+    EventKind.REACTIVATED: N_("alarm again"),
+    EventKind.REALARMED: N_("still in alarm"),
+    EventKind.ESCALATED: N_("not acknowledged, escalated"),
+    EventKind.CLEARED: N_("back to normal"),
+    EventKind.ACKED: N_("acknowledged"),
+    EventKind.CLOSED: N_("closed"),
+    EventKind.SHELVED: N_("shelved"),
+    EventKind.UNSHELVED: N_("unshelved"),
+    EventKind.SUPPRESSED: N_("suppressed"),
+    EventKind.UNSUPPRESSED: N_("no longer suppressed"),
+    EventKind.OUT_OF_SERVICE: N_("out of service"),
+    EventKind.IN_SERVICE: N_("back in service"),
+}
+"""What happened, in words people read (msgids)."""
+
+
+def event_words(event: AlertEvent, lang: str = "en") -> str:
+    return gettext(EVENT_WORDS.get(event.kind, str(event.kind)), lang)
+
+
+def _clip(text: str, limit: int) -> str:
+    """One line of at most `limit` characters, … marking a cut."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…" if limit > 1 else text[:limit]
+
+
+def sms_params(
+    event: AlertEvent,
+    gateway: str,
+    *,
+    lang: str = "en",
+    tz: str | None = None,
+    max_chars: int = 35,
+) -> dict[str, str]:
+    """Every SMS_PARAMS value for this event, as strings of at most `max_chars` (vendors take
+    template variables as strings and refuse long ones). `time` is when it happened, in `tz`
+    with its offset (None: UTC)."""
+    a = event.alert
+    when = a.raised_at if event.kind in (EventKind.RAISED, EventKind.REACTIVATED) else event.at_ns
+    value = _num(a.value)
+    out = {
+        "severity": gettext(str(a.severity), lang),
+        "event": event_words(event, lang),
+        "rule": a.rule,
+        "where": where(event, lang),
+        "source": a.source,
+        "value": "" if value is None else f"{value:g}",
+        "message": message_text(event, lang, tz),
+        "time": fmt_time(when, tz, seconds=False),
+        "alert_id": str(a.id),
+        "gateway": gateway,
+        **{t: a.tags.get(t, "") for t in ("site", "asset", "line", "equipment", "device", "batch")},
+    }
+    return {k: _clip(v, max_chars) for k, v in out.items()}
+
+
+def chat_message(
+    event: AlertEvent,
+    gateway: str,
+    *,
+    markdown: bool = True,
+    mentions: Sequence[str] = (),
+    lang: str = "en",
+    tz: str | None = None,
+    colour: bool = False,
+) -> tuple[str, str]:
+    """(title, body) of a DingTalk / WeCom group message: markdown (or plain text) with the
+    facts a person on duty needs, times in `tz` with their offset, and `@mobile` for each
+    mention (DingTalk notifies the mentioned only when the text carries them). `colour`:
+    WeCom's `<font color=...>` for the headline."""
+    a = event.alert
+    head = f"{gettext(str(a.severity), lang)} · {event_words(event, lang)}"
+    title = _clip(f"[{head}] {where(event, lang)}", 64)
+    facts: list[tuple[str, str]] = [
+        (N_("Where"), where(event, lang)),
+        (N_("Rule"), a.rule),
+        (N_("What"), message_text(event, lang, tz)),
+    ]
+    value = _num(a.value)
+    if value is not None:
+        facts.append((N_("Value"), f"{value:g}"))
+    facts += [
+        (N_("Started at"), fmt_time(a.started_at, tz)),
+        (N_("Raised at"), fmt_time(a.raised_at, tz)),
+    ]
+    if a.cleared_at is not None:
+        facts.append((N_("Cleared at"), fmt_time(a.cleared_at, tz)))
+    facts.append((N_("State"), gettext(str(event.new_state), lang)))
+    if event.by:
+        facts.append((N_("By"), event.by + (f": {event.reason}" if event.reason else "")))
+    if a.retrospective:
+        facts.append(
+            (
+                N_("Note"),
+                gettext(N_("found in data uploaded late; times are when it happened"), lang),
+            )
+        )
+    facts.append((N_("Alert id"), f"#{a.id} · {gateway}"))
+    rows = [(gettext(k, lang), v) for k, v in facts]
+    at = " ".join(f"@{m}" for m in mentions)
+    if markdown:
+        headline = f'<font color="warning">{head}</font>' if colour else f"**{head}**"
+        lines = [f"### {headline}", ""]
+        lines += [f"- {k}: {v}" for k, v in rows]
+        if at:
+            lines += ["", at]
+        return title, "\n".join(lines)
+    lines = [f"[{head}]", *(f"{k}: {v}" for k, v in rows)]
+    if at:
+        lines.append(at)
+    return title, "\n".join(lines)

@@ -15,7 +15,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 import aiosmtplib
 
 from alert_rules.model import AlertEvent
-from gateway.notifiers.base import Delivery, PermanentError, TransientError
+from gateway.notifiers.base import Delivery, PermanentError, TransientError, one_unit
 from gateway.notifiers.config import EmailChannel
 from gateway.notifiers.message import subject, text_body
 
@@ -38,6 +38,8 @@ class EmailSender:
         domain = self._envelope_from.rpartition("@")[2]
         self._domain = domain or "vigil.invalid"
 
+    units = staticmethod(one_unit)
+
     def key(self, event: AlertEvent) -> None:
         return None
 
@@ -59,12 +61,12 @@ class EmailSender:
         delivery.cache["message"] = msg
         return msg
 
-    async def send(self, delivery: Delivery) -> None:
+    async def send(self, delivery: Delivery) -> str:
         if not delivery.recipients:
             raise PermanentError("no recipients")
         cfg = self.config
         try:
-            refused, _ = await aiosmtplib.send(
+            refused, response = await aiosmtplib.send(
                 self.message(delivery).as_bytes(),  # our policy: aiosmtplib's would fold
                 sender=self._envelope_from,
                 recipients=[parseaddr(r)[1] or r for r in delivery.recipients],
@@ -94,6 +96,8 @@ class EmailSender:
                 "some recipients refused",
                 extra={"channel": self.name, "refused": {k: str(v) for k, v in refused.items()}},
             )
+            return f"{response}; refused: {', '.join(sorted(refused))}"
+        return str(response)
 
     async def close(self) -> None:
         return None

@@ -3,8 +3,9 @@
 Readings reach the engine right after the journal commits them (a journal listener), so rules see
 exactly what is durable, in arrival order. Alert events go at once to the notifiers (low latency)
 and, as `alert` readings, back into the journal so the sink writes them to InfluxDB. Time-driven
-work (stale data, shelve expiry, escalation, KPIs, state snapshots) runs from a 1 Hz tick. After a
-restart the engine's snapshot is brought up to date by replaying the journal.
+work (stale data, device liveness from the collectors' statuses, shelve expiry, escalation, KPIs,
+state snapshots) runs from a 1 Hz tick. After a restart the engine's snapshot is brought up to
+date by replaying the journal.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from alert_rules import AlertEvent, AlertStore, RulesEngine, alert_event_readings
 from gateway.core.eventtime import in_store_range
 from gateway.core.lineprotocol import LineProtocolError, decode
+from gateway.core.ports import SourceStatus
 from gateway.core.reading import Reading
 from gateway.core.schema import COLDCHAIN, GATEWAY, LOT_BUDGET, PROCESS
 from gateway.pipeline.journal import Journal
@@ -39,8 +41,11 @@ class Alerting:
         writer: JournalWriter,
         gateway_name: str,
         tick_s: float = 1.0,
+        sources: Callable[[], Sequence[SourceStatus]] | None = None,
     ) -> None:
         self.engine = engine
+        self.sources = sources
+        """The collectors' devices, online or not: `device_offline` rules judge them per tick."""
         self.writer = writer
         self.gateway_name = gateway_name
         self.tick_s = tick_s
@@ -112,7 +117,8 @@ class Alerting:
             self._wake.clear()
             if loop.time() >= next_tick:
                 next_tick = loop.time() + self.tick_s
-                self.publish(self.engine.tick(time.time_ns()))
+                sources = self.sources() if self.sources is not None else ()
+                self.publish(self.engine.tick(time.time_ns(), sources))
                 kpi = self.engine.kpi_reading(gateway=self.gateway_name)
                 if kpi is not None:
                     self._out.append(kpi)

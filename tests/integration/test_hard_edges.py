@@ -356,7 +356,9 @@ def test_full_journal_alerts_reach_a_webhook_and_sigterm_loses_nothing(
     # SIGTERM while full and the store down: a clean stop within 10 s
     started = time.monotonic()
     assert gw.stop() == 0
-    assert time.monotonic() - started < 10.0
+    took = time.monotonic() - started
+    print(f"SIGTERM with the journal full and the sink down: stopped in {took:.2f} s")
+    assert took < 10.0
     after = gw.query("SELECT COUNT(*) FROM readings WHERE line LIKE 'coldchain,%'")[0][0]
     assert after < 4000  # what did not fit was not committed (and not acknowledged)
     # next start, store back: the backlog drains, pruning frees room, the broker redelivers

@@ -121,6 +121,18 @@ def test_a_trip_recorded_after_the_fact_from_the_command_line(tmp_path: Path) ->
     # 12 five-minute readings at 10 °C: 1 h of the built-in 72 h in 8-25 °C
     [warm] = [row for row in rows if row[:2] == ["budget", "warm"]]
     assert warm[3:6] == ["259200", "3600", "255600"]
+    r = vigil(data, "lot", "report", "B-77", "--format", "csv", "--out", "-", "--lang", "zh-CN")
+    assert r.exit_code == 0, r.output
+    zh = list(csv.reader(io.StringIO(r.stdout.removeprefix("\ufeff"))))
+    assert ["report", "title", "vigil 全程温度追溯报告，批号 B-77"] in zh
+    assert ["report", "time_zone", "Asia/Shanghai"] in zh  # gateway.timezone by default
+    assert [row for row in zh if row[:2] == ["budget", "warm"]] == [warm]
+    r = vigil(data, "lot", "show", "B-77")
+    assert r.exit_code == 0, r.output
+    assert "T5" in r.stdout and "48 readings" in r.stdout
+    assert "budget warm" in r.stdout and "1.00 h of 72.00 h used" in r.stdout
+    assert "decision: release by Quinn Quality (quinn)" in r.stdout
+    assert "+08:00" in r.stdout  # gateway.timezone by default
     audit = AuditTrail(data / "audit.sqlite")
     actions = {(row.action, row.actor.startswith("cli:") or row.actor) for row in audit.rows()}
     audit.close()

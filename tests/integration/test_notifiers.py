@@ -1,7 +1,8 @@
 """Notifiers against real servers: mail to aiosmtpd, a signed webhook to a local aiohttp server,
 retained alert state on Mosquitto. Alert events come from the real rules engine on a manual
-clock. Servers start late or answer 500 on purpose: submit() must stay immediate, the queue
-bounded, and delivery must happen once the server is there."""
+clock, with the notifier attached to it (every transition stores its notifications in the
+outbox). Servers start late or answer 500 on purpose: the engine must never wait for them, the
+outbox stays bounded, and delivery happens once the server is there."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,66 +22,19 @@ import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
-from alert_rules import AlertEvent, AlertStore, EventKind, ManualClock, RulesConfig, RulesEngine
+from alert_rules import AlertEvent, EventKind
 from collectors.mqtt import MqttBrokerConfig, client_for
-from gateway.core.reading import Reading
 from gateway.notifiers import MqttLink, Notifier, NotifiersConfig
-from tests.services import Mosquitto, apoll, free_port
+from gateway.notifiers.outbox import Outbox, delivery_key
+from tests import notify_rig
+from tests.notify_rig import FAST, MIN, T0, Fridges, until
+from tests.services import Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
 
-S = 1_000_000_000
-MIN = 60 * S
-T0 = 1_763_798_400 * S  # 2025-11-22T08:00:00Z
 THREE = ["qa@wh1.example", "pharmacist@wh1.example", "manager@wh1.example"]
 SECRET = "s3cret-webhook-key"
-FAST = {"retry_min_s": 0.05, "retry_max_s": 0.2, "timeout_s": 2}
-
-
-async def until(predicate: Callable[[], Any], deadline_s: float = 15.0, what: str = "it") -> Any:
-    """Poll without blocking the event loop (the notifier runs on it) until a deadline."""
-    return await apoll(predicate, deadline_s, what=what)
-
-
-class Fridges:
-    """The real rules engine with the vaccine_2_8 profile on site wh1, fed one reading at a time."""
-
-    def __init__(self, path: Path) -> None:
-        config = RulesConfig.model_validate(
-            {"bindings": [{"site": "wh1", "profile": "vaccine_2_8"}]}
-        )
-        self.clock = ManualClock(T0)
-        self.engine = RulesEngine(config, AlertStore(path), self.clock)
-
-    def temps(self, asset: str, start_min: int, temps: list[float]) -> list[AlertEvent]:
-        events: list[AlertEvent] = []
-        tags = {"site": "wh1", "asset": asset, "device": f"lg-{asset}"}
-        for i, t in enumerate(temps):
-            ts = T0 + (start_min + i) * MIN
-            self.clock.set(ts + S)
-            events += self.engine.process([Reading("coldchain", tags, {"temp_c": t}, ts, ts + S)])
-        return events
-
-    def alert_id(self, rule: str, asset: str) -> int:
-        [a] = [a for a in self.engine.store.list_alerts(rule=rule) if a.tags["asset"] == asset]
-        return a.id
-
-
-@pytest.fixture
-async def running() -> AsyncIterator[Callable[[Notifier], Awaitable[Notifier]]]:
-    """Start notifiers' workers; whatever a test leaves running is closed at teardown."""
-    started: list[tuple[Notifier, asyncio.Task[None]]] = []
-
-    async def start(n: Notifier) -> Notifier:
-        started.append((n, asyncio.create_task(n.run())))
-        await asyncio.sleep(0)
-        return n
-
-    yield start
-    for n, task in started:
-        await n.close(timeout=0.5)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+running = notify_rig.running
 
 
 # -- email -----------------------------------------------------------------------------------
@@ -108,12 +62,10 @@ async def test_email_reaches_a_real_smtp_server_after_it_comes_up(
             "routes": {"gsp": {"channels": ["mail"], "sites": ["wh*"], "recipients": THREE}},
         }
     )  # fmt: skip
-    n = await running(Notifier(config, gateway="gw-test"))
     fridges = Fridges(tmp_path / "alerts.db")
+    n = await running(fridges.notifier(config, gateway="gw-test"))
     events = fridges.temps("fridge-3", 0, [5.0, 5.0, 9.4])
     [raised] = [e for e in events if e.kind is EventKind.RAISED]
-    for e in events:
-        n.submit(e)
     await until(lambda: n.stats["mail"]["retried"] >= 1, what="a failed attempt (server down)")
 
     mailbox = Mailbox()
@@ -200,24 +152,36 @@ async def test_webhook_is_signed_retried_and_delivered_once(
     receiver = Receiver(fail_first=2)
     await receiver.start(port)
     try:
-        n = await running(
-            Notifier(webhook_config(port), gateway="gw-test", env={"VIGIL_WEBHOOK_SECRET": SECRET})
-        )
         fridges = Fridges(tmp_path / "alerts.db")
+        env = {"VIGIL_WEBHOOK_SECRET": SECRET}
+        n = await running(fridges.notifier(webhook_config(port), gateway="gw-test", env=env))
         events = fridges.temps("fridge-1", 0, [5.0, -1.0])  # < 2 °C: vaccine_2_8.low
         assert [e.kind for e in events] == [EventKind.RAISED]
-        n.submit(events[0])
         await until(lambda: n.stats["sms"]["sent"] == 1, what="delivery")
         assert await n.close(timeout=2)  # nothing left: no further attempt will follow
     finally:
         await receiver.stop()
     assert n.stats["sms"] == {
-        "sent": 1, "failed": 0, "retried": 2, "dropped": 0, "superseded": 0, "queued": 0
+        "sent": 1, "failed": 0, "gave_up": 0, "retried": 2, "dropped": 0, "superseded": 0,
+        "failing": 0, "queued": 0,
     }  # fmt: skip
     assert len(receiver.requests) == 3
     [doc] = receiver.accepted
     ids = {h["X-Vigil-Delivery"] for h, _ in receiver.requests}
     assert ids == {doc["delivery_id"]}  # the same delivery, three attempts
+    [transition] = [h["id"] for h in fridges.engine.store.history(doc["alert_id"])]
+    phones = ("+8613800000001", "+8613800000002", "+8613800000003")
+    assert doc["delivery_id"] == delivery_key("gw-test", doc["alert_id"], transition, "sms", phones)
+    # the history: two failed attempts with the receiver's answer, then sent; nothing waits
+    history = Outbox(fridges.engine.store).history(doc["alert_id"])
+    assert [(h["outcome"], h["attempts"]) for h in history] == [
+        ("retry", 1),
+        ("retry", 2),
+        ("sent", 3),
+    ]
+    assert "HTTP 500 try later" in history[0]["detail"] and history[2]["detail"] == "HTTP 200"
+    assert {h["key"] for h in history} == {doc["delivery_id"]}
+    assert Outbox(fridges.engine.store).count("sms") == 0
     assert len({b for _, b in receiver.requests}) == 1  # the same signed bytes each time
     headers = receiver.requests[-1][0]
     assert headers["Content-Type"].startswith("application/json")
@@ -232,47 +196,46 @@ async def test_webhook_is_signed_retried_and_delivered_once(
     assert doc["subject"].startswith("[HIGH] vaccine_2_8.low fridge-1/lg-fridge-1 at wh1: ")
 
 
-async def test_server_down_never_blocks_submit_and_delivers_when_up(
+async def test_server_hanging_never_blocks_the_engine_and_delivers_when_up(
     tmp_path: Path, running: Callable[[Notifier], Awaitable[Notifier]]
 ) -> None:
-    port = free_port()  # nothing listens here yet: connection refused
+    # a server that accepts connections and never answers: a sender waiting on it inline would
+    # hold every alarm for its 2 s timeout
+    hang = await asyncio.start_server(lambda r, w: asyncio.sleep(3600), "127.0.0.1", 0)
+    port = hang.sockets[0].getsockname()[1]
+    fridges = Fridges(tmp_path / "alerts.db")
     n = await running(
-        Notifier(
+        fridges.notifier(
             webhook_config(port, max_queue=5, give_up_after_s=None),
             env={"VIGIL_WEBHOOK_SECRET": SECRET},
         )
     )
-    fridges = Fridges(tmp_path / "alerts.db")
-    events = []
-    for i in range(8):  # eight fridges go out of range: eight alarms
-        events += fridges.temps(f"fridge-{i}", 0, [5.0, 9.0])
-    assert len(events) == 8
-
     took = []
-    for e in events:
+    for i in range(8):  # eight fridges go out of range: eight alarms
         t = time.perf_counter()
-        n.submit(e)
+        assert len(fridges.temps(f"fridge-{i}", 0, [5.0, 9.0])) == 1
         took.append(time.perf_counter() - t)
-    assert max(took) < 0.05, took  # never awaits, never waits for the network
+        await asyncio.sleep(0)  # the worker gets to its first (hanging) attempt
+    assert max(took) < 0.5, took  # two readings and a commit each, never a network wait
     stats = n.stats["sms"]
     assert stats["queued"] == 5 and stats["dropped"] == 3  # bounded; the rest counted
     assert n.notifications_dropped == 3
+    dropped = [fridges.alert_id("vaccine_2_8.high", f"fridge-{i}") for i in (5, 6, 7)]
+    for alert_id in dropped:  # and recorded in the alert's history
+        [h] = Outbox(fridges.engine.store).history(alert_id)
+        assert h["outcome"] == "dropped" and "outbox full (5 waiting)" in h["detail"]
 
-    await until(lambda: n.stats["sms"]["retried"] >= 3, what="retries against a dead server")
-    t = time.perf_counter()
-    n.submit(fridges.temps("fridge-9", 0, [5.0, 9.5])[0])  # fits: one is in flight
-    assert time.perf_counter() - t < 0.02
-    assert n.stats["sms"]["queued"] == 6 and n.notifications_dropped == 3
-
+    hang.close()
+    await until(lambda: n.stats["sms"]["retried"] >= 2, what="retries against a dead server")
     receiver = Receiver()
     await receiver.start(port)
     try:
-        await until(lambda: n.stats["sms"]["sent"] == 6, what="the backlog delivered")
+        await until(lambda: n.stats["sms"]["sent"] == 5, what="the backlog delivered")
     finally:
         await receiver.stop()
     got = sorted(d["asset"] for d in receiver.accepted)
-    assert got == ["fridge-0", "fridge-1", "fridge-2", "fridge-3", "fridge-4", "fridge-9"]
-    assert n.stats["sms"]["failed"] == 0
+    assert got == ["fridge-0", "fridge-1", "fridge-2", "fridge-3", "fridge-4"]
+    assert n.stats["sms"]["failed"] == 0 and n.stats["sms"]["queued"] == 0
 
 
 # -- MQTT retained state ---------------------------------------------------------------------
@@ -303,7 +266,7 @@ async def retained(port: int, client_id: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def mqtt_notifier(broker_url: str, smtp_port: int) -> Notifier:
+def mqtt_notifier(fridges: Fridges, broker_url: str, smtp_port: int) -> Notifier:
     """Alarms go to the MQTT state channel and to mail; the mail server is down throughout, which
     must not hold up the MQTT state."""
     config = NotifiersConfig.model_validate(
@@ -318,7 +281,7 @@ def mqtt_notifier(broker_url: str, smtp_port: int) -> Notifier:
     )  # fmt: skip
     broker = MqttBrokerConfig.model_validate({"url": broker_url, "client_id": "vigil-test-gw"})
     link = MqttLink(broker.url, broker.client_id, lambda cid: client_for(broker, client_id=cid))
-    return Notifier(config, link, gateway="gw-test")
+    return fridges.notifier(config, link, gateway="gw-test")
 
 
 def topic(asset: str, rule: str) -> str:
@@ -328,14 +291,15 @@ def topic(asset: str, rule: str) -> str:
 async def test_retained_state_per_open_alert_cleared_when_closed(
     tmp_path: Path, mosquitto: Mosquitto, running: Callable[[Notifier], Awaitable[Notifier]]
 ) -> None:
-    n = await running(mqtt_notifier(mosquitto.url, free_port()))
     fridges = Fridges(tmp_path / "alerts.db")
+    n = await running(mqtt_notifier(fridges, mosquitto.url, free_port()))
+    await until(lambda: n.stats["state"]["failing"] == 0 and n.channels["state"].failing is False,
+                what="the startup sync")  # fmt: skip
     sent = 0
 
     async def submit(events: list[AlertEvent]) -> None:
+        """Wait until these events' states went out (or were replaced by newer ones)."""
         nonlocal sent
-        for e in events:
-            n.submit(e)
         sent += len(events)
         await until(lambda: n.stats["state"]["sent"] + n.stats["state"]["superseded"] == sent,
                     what=f"{sent} state messages published")  # fmt: skip
@@ -379,23 +343,61 @@ async def test_broker_down_keeps_latest_state_per_alert_and_publishes_when_up(
     tmp_path: Path, mosquitto: Mosquitto, running: Callable[[Notifier], Awaitable[Notifier]]
 ) -> None:
     mosquitto.stop()
-    n = await running(mqtt_notifier(mosquitto.url, free_port()))
     fridges = Fridges(tmp_path / "alerts.db")
-    events = fridges.temps("fridge-1", 0, [5.0, 9.0, 9.2, 5.0])  # high raised, then cleared
-    events += fridges.temps("fridge-2", 0, [5.0, 9.3])
-    fridges.clock.set(T0 + 10 * MIN)
-    events.append(
-        fridges.engine.ack(fridges.alert_id("vaccine_2_8.high", "fridge-1"), "olga").event
-    )
-    t = time.perf_counter()
-    for ev in events:
-        n.submit(ev)
-    assert time.perf_counter() - t < 0.05
+    n = await running(mqtt_notifier(fridges, mosquitto.url, free_port()))
     await until(lambda: n.stats["state"]["retried"] >= 2, what="reconnect attempts")
-    assert n.stats["state"]["superseded"] >= 1  # fridge-1's older states were replaced
+    fridges.temps("fridge-1", 0, [5.0, 9.0, 9.2, 5.0])  # high raised, then cleared
+    fridges.temps("fridge-2", 0, [5.0, 9.3])
+    fridges.clock.set(T0 + 10 * MIN)
+    fridges.engine.ack(fridges.alert_id("vaccine_2_8.high", "fridge-1"), "olga")
+    assert n.stats["state"]["superseded"] >= 2  # fridge-1's older states were replaced
+    assert n.stats["state"]["queued"] == 2  # one state per alert waits
 
     mosquitto.start()
     await until(lambda: n.stats["state"]["queued"] == 0, what="the state published")
     state = await retained(mosquitto.port, "late-after-outage")
     assert set(state) == {topic("fridge-2", "high")}
     assert state[topic("fridge-2", "high")]["value"] == 9.3
+
+
+async def test_startup_republishes_open_alerts_and_clears_what_ended_meanwhile(
+    tmp_path: Path, mosquitto: Mosquitto, running: Callable[[Notifier], Awaitable[Notifier]]
+) -> None:
+    fridges = Fridges(tmp_path / "alerts.db")
+    first = mqtt_notifier(fridges, mosquitto.url, free_port())
+    task = asyncio.create_task(first.run())
+    await until(lambda: first.channels["state"].failing is False, what="the first sync")
+    fridges.temps("fridge-1", 0, [5.0, 9.0])
+    fridges.temps("fridge-2", 0, [5.0, 9.3])
+    await until(lambda: first.stats["state"]["sent"] == 2, what="two states published")
+    await first.close(timeout=1)
+    await asyncio.gather(task, return_exceptions=True)
+    assert set(await retained(mosquitto.port, "before")) == {
+        topic("fridge-1", "high"),
+        topic("fridge-2", "high"),
+    }
+
+    # the gateway is down: nobody tells the broker that fridge-1's alarm ended ...
+    fridges.engine.alerts.listeners.clear()
+    fridges.temps("fridge-1", 2, [5.0])
+    fridges.clock.set(T0 + 5 * MIN)
+    fridges.engine.ack(fridges.alert_id("vaccine_2_8.high", "fridge-1"), "olga")
+    assert (
+        fridges.engine.store.get_alert(fridges.alert_id("vaccine_2_8.high", "fridge-1")).state
+        == "normal"
+    )  # type: ignore[union-attr]
+    other = f"{PREFIX}/wh9/room/lg-9/vaccine_2_8.high"
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="meddler") as c:
+        # ... the broker lost fridge-2's state (a restart without persistence) ...
+        await c.publish(topic("fridge-2", "high"), b"", qos=1, retain=True, timeout=10)
+        # ... and another gateway keeps its own alerts under the same prefix
+        doc = json.dumps({"gateway": "gw-other"}).encode()
+        await c.publish(other, doc, qos=1, retain=True, timeout=10)
+
+    second = await running(mqtt_notifier(fridges, mosquitto.url, free_port()))
+    await until(lambda: second.channels["state"].failing is False, what="the startup sync")
+    state = await retained(mosquitto.port, "after")
+    assert set(state) == {topic("fridge-2", "high"), other}
+    assert state[topic("fridge-2", "high")]["state"] == "unacknowledged"
+    assert state[topic("fridge-2", "high")]["value"] == 9.3
+    assert state[other] == {"gateway": "gw-other"}  # not ours: left alone

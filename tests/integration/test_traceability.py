@@ -339,7 +339,7 @@ def test_a_lot_from_warehouse_to_hospital(mosquitto, make_gateway, tmp_path: Pat
     assert share["id"] in chain["lot_alert_ids"]
 
     pdf = tmp_path / "chain.pdf"
-    r = op.get("/api/v1/reports/lots/LOT-2026-001", params={"tz": "Asia/Shanghai"})
+    r = op.get("/api/v1/reports/lots/LOT-2026-001", params={"tz": "Asia/Shanghai", "lang": "en"})
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
     pdf.write_bytes(r.content)
     text = subprocess.run(

@@ -218,10 +218,13 @@ async def test_regulator_sees_everything_and_changes_nothing(
     await expect(
         page.locator(f'#alerts tr[data-alert-id="{console.active_alert}"]')
     ).to_be_visible()
-    mutating = "button.ack, button.shelve, button.unshelve, button.close, button.stop"
+    mutating = (
+        "button.ack, button.shelve, button.unshelve, button.close, button.stop,"
+        " #lot-release:visible, #lot-quarantine:visible, #lot-reject:visible"
+    )
     await expect(rows.locator("button.trail").first).to_be_visible()
     assert await page.locator(mutating).count() == 0
-    for tab in ("trends", "devices", "cycles", "shipments", "audit"):
+    for tab in ("trends", "devices", "cycles", "shipments", "lots", "audit"):
         await page.click(f'#tabs button[data-tab="{tab}"]')
         await expect(page.locator(f"#tab-{tab}")).to_be_visible()
         assert await page.locator(mutating).count() == 0, tab

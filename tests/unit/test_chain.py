@@ -3,6 +3,8 @@ between legs, the verdict, evidence as of a decision, the route drawing, CSV and
 
 from __future__ import annotations
 
+import csv
+import io
 import subprocess
 import time
 from collections.abc import Iterator
@@ -152,7 +154,7 @@ def test_the_chain_shows_every_leg_and_adds_them_up(records: Records) -> None:
     assert t.completeness == 1.0
     assert r.use is not None and r.use.bands[0].consumed_ns == 30 * MIN
     assert r.verdict == "review"  # within budget, but an hour nobody accounts for
-    assert any("no leg accounts for 1:00:00" in x for x in r.reasons)
+    assert any("no leg accounts for 1:00:00" in str(x) for x in r.reasons)
     assert [st.stage for st in truck.stages] == []  # not a geofence leg
     assert len(truck.route) == 120
 
@@ -183,7 +185,7 @@ def test_verdict_fails_when_the_budget_is_exhausted(records: Records) -> None:
     put(records, "room", "wh", t0, 30 * MIN, [5.0] * 4 + [-1.0] + [5.0] * 4)
     r = chain_for(records.lots, "L1", LIB)
     assert r.verdict == "fail"
-    assert r.reasons[0].startswith("stability budget frozen (T < 0 °C) exhausted: 0:30:00")
+    assert str(r.reasons[0]).startswith("stability budget frozen (T < 0 °C) exhausted: 0:30:00")
 
 
 def test_evidence_as_of_the_decision_changes_only_with_late_evidence(records: Records) -> None:
@@ -205,7 +207,7 @@ def test_evidence_as_of_the_decision_changes_only_with_late_evidence(records: Re
     later = chain_for(lots, "L1", LIB)
     assert later.decision_evidence_sha256 != r.evidence_sha256
     assert lots.require_leg(g.id).status == "active"
-    csv_text = to_csv(later, "Asia/Shanghai")
+    csv_text = to_csv(later, "en", "Asia/Shanghai")
     assert "decision,evidence_unchanged,NO" in csv_text
     assert "decision,needs_review,yes" in csv_text
 
@@ -231,7 +233,7 @@ def test_csv_and_pdf_carry_the_legs_the_verdict_and_the_route(
 ) -> None:
     chain_setup(records)
     r = chain_for(records.lots, "L1", LIB)
-    text = to_csv(r, "Asia/Shanghai")
+    text = to_csv(r, "en", "Asia/Shanghai")
     sections = {line.split(",")[0] for line in text.splitlines() if line}
     assert {
         "report",
@@ -251,7 +253,7 @@ def test_csv_and_pdf_carry_the_legs_the_verdict_and_the_route(
     assert "+08:00" in text and "verdict,review," in text
     assert f"evidence,chain,,,{r.evidence_sha256}" in text
     pdf = tmp_path / "chain.pdf"
-    pdf.write_bytes(to_pdf(r, "Asia/Shanghai"))
+    pdf.write_bytes(to_pdf(r, "en", "Asia/Shanghai"))
     out = subprocess.run(
         ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
@@ -269,3 +271,62 @@ def test_csv_and_pdf_carry_the_legs_the_verdict_and_the_route(
         "Excursions",
     ):
         assert needed in out, needed
+
+
+def test_chain_report_in_chinese_and_in_english(records: Records, tmp_path: Path) -> None:
+    """The zh-CN PDF and CSV carry the Chinese headings, verdict and reasons with the lot's
+    values (times in Beijing time, no glyph lost); English stays English."""
+    chain_setup(records)
+    r = chain_for(records.lots, "L1", LIB)
+    pdf = tmp_path / "zh.pdf"
+    pdf.write_bytes(to_pdf(r, "zh-CN", "Asia/Shanghai"))
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    flat = text.replace(" ", "")
+    for needed in (
+        "全程温度追溯报告，批号L1",
+        "结论:需审核",
+        "放行决定",
+        "尚未决定",
+        "路线",
+        "流转环节",
+        "储存",
+        "运输",
+        "中转",
+        "各环节温度（最差记录仪）",
+        "稳定性预算",
+        "剩余",
+        "温度超标",
+        "上海仓",
+        "有1:00:00不属于任何环节",
+        "第1页，共",
+        "UTC+08:00",
+    ):
+        assert needed in flat, needed
+    # the lot's values: the warm band's 4 h allowed, 30 min used, 3.5 h left
+    assert "warm" in text and "4:00:00" in text and "0:30:00" in text and "3:30:00" in text
+    assert "?" not in text  # no glyph lost
+    rows = list(csv.reader(io.StringIO(to_csv(r, "zh-CN", "Asia/Shanghai"))))
+    assert ["report", "title", "vigil 全程温度追溯报告，批号 L1"] in rows
+    assert ["report", "language", "zh-CN"] in rows
+    assert ["verdict", "review", "需审核"] in rows
+    [gap] = [row for row in rows if row[:2] == ["verdict", "reason"]]
+    assert gap[2].startswith("有 1:00:00 不属于任何环节") and "+08:00" in gap[2]
+    [warm] = [row for row in rows if row[:2] == ["budget", "warm"]]
+    assert warm[3:6] == ["14400", "1800", "12600"]  # allowed, consumed, remaining (s)
+    assert any(row[:1] == ["statistics"] and row[2:3] == ["全部记录仪（最差）"] for row in rows)
+    assert ["lot", "product", "vaccine"] in rows
+    # English: the same figures, English texts
+    en = list(csv.reader(io.StringIO(to_csv(r, "en", "Asia/Shanghai"))))
+    assert ["report", "title", "vigil chain report, lot L1"] in en
+    assert ["verdict", "review", "REVIEW"] in en
+    assert [x for x in en if x[:1] == ["budget"]] == [x for x in rows if x[:1] == ["budget"]]
+    en_pdf = tmp_path / "en.pdf"
+    en_pdf.write_bytes(to_pdf(r, "en", "UTC"))
+    en_text = subprocess.run(
+        ["pdftotext", "-layout", str(en_pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Chain report, lot L1" in en_text and "Verdict: REVIEW" in en_text
+    assert "no leg accounts for 1:00:00" in en_text and "page 1 of" in en_text
+    assert "全程" not in en_text and "流转" not in en_text

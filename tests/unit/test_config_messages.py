@@ -18,7 +18,8 @@ def test_kind_wording_for_collectors_and_channels() -> None:
         "f.yaml: collectors[0].kind: unknown kind 'carrier', one of mqtt, modbus"
     ]
     assert problems({"notifiers": {"channels": {"ops": {"url": "http://x"}}}}) == [
-        "f.yaml: notifiers.channels.ops.kind: required, one of mqtt, webhook, email"
+        "f.yaml: notifiers.channels.ops.kind: required, one of mqtt, webhook, email, "
+        "aliyun_sms, tencent_sms, dingtalk, wecom, modbus_output"
     ]
 
 

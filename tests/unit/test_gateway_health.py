@@ -75,6 +75,7 @@ def test_catch_all_bindings_leave_the_gateway_alone(tmp_path: Path) -> None:
         "gateway_health.journal_80",
         "gateway_health.journal_95",
         "gateway_health.journal_full",
+        "gateway_health.notifier_failing",
     ]
     lib = engine.library
     assert lib.rules_for("coldchain", {"site": "x"})  # the catch-all still binds devices

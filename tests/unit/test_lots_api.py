@@ -3,6 +3,8 @@ shipments as transport legs, the chain, the signed release decision, the chain r
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -182,6 +184,21 @@ async def test_a_lot_through_legs_to_a_signed_release(client: httpx.AsyncClient,
         )
     ).text
     assert "decision,status,release" in csv_text and "decision,needs_review,yes" in csv_text
+    # the language as asked (?lang=), times in gateway.timezone unless ?tz= says otherwise
+    for lang, title in (
+        ("zh-CN", "vigil 全程温度追溯报告，批号 L-2026-11"),
+        ("en", "vigil chain report, lot L-2026-11"),
+    ):
+        text = (
+            await client.get(
+                "/api/v1/reports/lots/L-2026-11",
+                headers=view,
+                params={"format": "csv", "lang": lang},
+            )
+        ).text
+        assert text.startswith("\ufeffreport,title,"), text[:80]
+        assert next(csv.reader(io.StringIO(text[1:]))) == ["report", "title", title]
+        assert "report,time_zone,Asia/Shanghai" in text and "decision,status,release" in text
     r = await client.get("/api/v1/reports/lots/L-2026-11", headers=view)
     assert r.status_code == 200 and r.content.startswith(b"%PDF")
     r = await client.get("/api/v1/reports/lots/L-2026-11", headers=view, params={"tz": "Mars/X"})
@@ -193,6 +210,7 @@ async def test_a_lot_through_legs_to_a_signed_release(client: httpx.AsyncClient,
         await client.get("/api/v1/lots", headers=view, params={"code": "81234567890123456789"})
     ).json()
     assert [x["id"] for x in listed] == ["L-2026-11"]
+    assert (listed[0]["decision"], listed[0]["needs_review"]) == ("release", True)
 
 
 async def test_planned_geofence_leg_and_manual_start(client: httpx.AsyncClient, rig: Rig) -> None:

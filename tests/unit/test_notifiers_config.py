@@ -1,5 +1,6 @@
-"""Notifier config validation (the GSP ≥ 3 recipients rule, errors at the route's key), routing
-(severity, site/line, rule, events, tiers), message rendering and the coalescing queue."""
+"""Notifier config validation (the GSP ≥ 3 recipients rule across channels, errors at the
+route's key), routing (severity, site/line, rule, events, tiers, a failing channel's own alarm)
+and message rendering."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from pydantic import ValidationError
 
 from alert_rules import AlertStore, EventKind, ManualClock, RulesConfig, RulesEngine
 from alert_rules.model import Alert, AlertEvent, AlertState, Priority
+from gateway.config import ConfigError, parse_config
 from gateway.core.reading import Reading
-from gateway.notifiers.base import Delivery
 from gateway.notifiers.config import NotifiersConfig
-from gateway.notifiers.dispatcher import DeliveryQueue, Notifier, NotifierSetupError
+from gateway.notifiers.dispatcher import Notifier, NotifierSetupError
 from gateway.notifiers.message import iso, payload, subject, text_body
 from gateway.notifiers.mqtt import state_topic
 from gateway.notifiers.router import Router
@@ -232,9 +233,9 @@ def test_missing_secrets_stop_the_notifier_with_the_key() -> None:
         "notifiers.channels.sms.secret_env: environment variable SMS_KEY is unset"
     ]
     with pytest.raises(NotifierSetupError, match="an mqtt channel needs"):
-        Notifier(c, None, env={"SMS_KEY": "k"})
+        Notifier(c, None, None, env={"SMS_KEY": "k"})  # type: ignore[arg-type]
     with pytest.raises(NotifierSetupError, match="SMS_KEY"):
-        Notifier(c, None, env={})
+        Notifier(c, None, None, env={})  # type: ignore[arg-type]
 
 
 # -- routing ---------------------------------------------------------------------------------
@@ -365,18 +366,130 @@ def test_signature_is_hmac_sha256_of_the_body() -> None:
     assert sign(b"k", body) == "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
 
 
-# -- the bounded queue -----------------------------------------------------------------------
+# -- the new channel kinds, people across channels ---------------------------------------------
+
+SMS = {"kind": "aliyun_sms", "access_key_id_env": "A", "access_key_secret_env": "B",
+       "sign_name": "某医药", "template_code": "SMS_1"}  # fmt: skip
+DING = {"kind": "dingtalk", "access_token_env": "T", "secret_env": "S"}
+WECOM = {"kind": "wecom", "key_env": "K"}
+SIREN = {"kind": "modbus_output", "dedicated": True, "host": "10.0.0.9", "coil": 0}
 
 
-def _d(key: str | None, n: int = 0) -> Delivery:
-    return Delivery(event(), (), f"id{n}", 0.0, key)
+def people_cfg(channels_: dict[str, Any], route: dict[str, Any], **extra: Any) -> NotifiersConfig:
+    return NotifiersConfig.model_validate(
+        {"channels": channels_, "routes": {"gsp": route}, **extra}
+    )
 
 
-def test_queue_is_bounded_and_coalesces_by_key() -> None:
-    q = DeliveryQueue(2)
-    assert q.put(_d("a", 1)) == "queued"
-    assert q.put(_d("b", 2)) == "queued"
-    assert q.put(_d(None, 3)) == "full"
-    assert q.put(_d("a", 4)) == "replaced"  # newest state of 'a' wins, behind 'b'
-    got = [q.get_nowait(), q.get_nowait(), q.get_nowait()]
-    assert [d.id if d else None for d in got] == ["id2", "id4", None]
+def test_people_are_counted_across_sms_dingtalk_wecom_and_mail() -> None:
+    c = people_cfg(
+        {"sms": {**SMS, "phone_numbers": ["+86 138 0000 0001"]},
+         "ding": {**DING, "at_mobiles": ["13800000002"]},
+         "wx": {**WECOM, "mentioned_mobiles": ["008613800000003"]},
+         "siren": SIREN},
+        {"channels": ["sms", "ding", "wx", "siren"]},
+    )  # fmt: skip
+    assert c.people_reached("gsp") == {"13800000001", "13800000002", "13800000003"}
+    # the same mobile by SMS and as a DingTalk mention is one person
+    with pytest.raises(ValidationError, match="reaches 2 distinct person"):
+        people_cfg(
+            {"sms": {**SMS, "phone_numbers": ["+8613800000001", "13800000002"]},
+             "ding": {**DING, "at_mobiles": ["13800000001"]}},
+            {"channels": ["sms", "ding"]},
+        )  # fmt: skip
+
+
+def test_a_person_listed_by_mail_and_mobile_counts_once() -> None:
+    channels_ = {
+        "sms": {**SMS, "phone_numbers": ["13800000001", "13800000002"]},
+        "mail": {"kind": "email", "host": "h", "from": "v@x.example",
+                 "recipients": ["zhang@x.example"]},
+    }  # fmt: skip
+    route = {"channels": ["sms", "mail"]}
+    assert len(people_cfg(channels_, route).people_reached("gsp")) == 3  # addresses
+    with pytest.raises(ValidationError, match="reaches 2 distinct person"):
+        people_cfg(channels_, route, people={"张伟": ["zhang@x.example", "+86 13800000001"]})
+
+
+def test_power_failure_and_device_offline_routes_are_alarm_routes_at_any_severity() -> None:
+    one = {"mail": {"kind": "email", "host": "h", "from": "v@x.example",
+                    "recipients": ["a@x.example"]}}  # fmt: skip
+    for rules in (["*.power_failure"], ["liveness.device_offline"], ["device_health.*"]):
+        with pytest.raises(ValidationError, match="reaches 1"):
+            people_cfg(one, {"channels": ["mail"], "rules": rules, "severities": ["low"]})
+    people_cfg(one, {"channels": ["mail"], "rules": ["*.door_open"], "severities": ["low"]})
+
+
+def test_new_channel_errors_name_the_key() -> None:
+    def locs(ch: dict[str, Any]) -> list[tuple[Any, ...]]:
+        with pytest.raises(ValidationError) as e:
+            NotifiersConfig.model_validate({"channels": {"x": ch}})
+        return [tuple(p for p in err["loc"] if p != ch["kind"]) for err in e.value.errors()]
+
+    assert ("channels", "x", "phone_numbers", 0) in locs({**SMS, "phone_numbers": ["call me"]})
+    assert ("channels", "x", "template_code") in locs({**SMS, "template_code": "1234"})
+    assert ("channels", "x", "template_params", "level") in locs(
+        {**SMS, "template_params": {"level": "colour"}}
+    )
+    assert ("channels", "x", "secret_env") in locs(
+        {k: v for k, v in DING.items() if k != "secret_env"}
+    )
+    assert ("channels", "x", "dedicated") in locs({**SIREN, "dedicated": False})
+    assert ("channels", "x") in locs({**SIREN, "holding_register": 4})  # coil and register
+    assert ("channels", "x", "sms_sdk_app_id") in locs(
+        {"kind": "tencent_sms", "secret_id_env": "I", "secret_key_env": "K",
+         "sms_sdk_app_id": "app", "sign_name": "s", "template_id": "1"}
+    )  # fmt: skip
+
+
+def test_siren_and_secrets_of_new_channels() -> None:
+    with pytest.raises(ValidationError, match="modbus_output: it has no recipients"):
+        people_cfg(
+            {"sms": {**SMS, "phone_numbers": ["13800000001", "13800000002", "13800000003"]},
+             "siren": SIREN},
+            {"channels": ["sms", "siren"], "recipients": {"siren": ["x"]}},
+        )  # fmt: skip
+    c = NotifiersConfig.model_validate({"channels": {"sms": SMS, "ding": DING, "wx": WECOM}})
+    assert c.env_problems({"A": "a", "T": "t"}) == [
+        "notifiers.channels.sms.access_key_secret_env: environment variable B is unset",
+        "notifiers.channels.ding.secret_env: environment variable S is unset",
+        "notifiers.channels.wx.key_env: environment variable K is unset",
+    ]
+
+
+def test_a_failing_channels_own_alarm_never_goes_through_it() -> None:
+    c = cfg({"gsp": {"channels": ["mail", "sms", "state"], "recipients": THREE},
+             "ops": {"channels": ["mail", "sms"], "rules": ["gateway_health.*"],
+                     "recipients": {"mail": ["ops@x.example"]}}})  # fmt: skip
+    r = Router(c)
+    a = alert(Priority.HIGH, "gateway_health.notifier_failing", tags={"device": "notifier:sms"})
+    assert r.plan(event(a)) == {"mail": (*THREE, "ops@x.example"), "state": ()}
+    a = alert(Priority.HIGH, "gateway_health.notifier_failing", tags={"device": "notifier:mail"})
+    assert r.plan(event(a)) == {"sms": (), "state": ()}
+    assert not r.carries(
+        "state", alert(tags={"device": "notifier:state"}, rule="gateway_health.notifier_failing")
+    )
+
+
+def test_a_siren_on_a_polled_plc_is_refused_naming_the_key() -> None:
+    def raw(host: str, unit: int) -> dict[str, Any]:
+        return {
+            "collectors": [
+                {"kind": "modbus", "name": "line1", "defaults": {"line": "L1"},
+                 "devices": [{"name": "AC-01", "host": "LocalHost", "port": 5020, "unit": 1,
+                              "registers": [{"name": "t", "fc": 3, "address": 0}]}]}
+            ],
+            "notifiers": {"channels": {"siren": {**SIREN, "host": host, "port": 5020,
+                                                 "unit": unit}}},
+        }  # fmt: skip
+
+    with pytest.raises(ConfigError) as e:
+        parse_config(raw("127.0.0.1", 1), "vigil.yaml", env={})
+    [problem] = e.value.problems
+    assert problem.startswith(
+        "vigil.yaml: notifiers.channels.siren.host: 127.0.0.1:5020/1 is polled as process PLC "
+        "'AC-01' (collectors[0], 'line1'); the gateway never writes to a production PLC"
+    )
+    # another unit behind the same Modbus TCP gateway is another device: a relay module
+    cfg_ = parse_config(raw("127.0.0.1", 7), "vigil.yaml", env={})
+    assert cfg_.notifiers.channels["siren"].kind == "modbus_output"

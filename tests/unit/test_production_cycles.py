@@ -308,3 +308,46 @@ def test_list_cycles_filters(tmp_path: Path) -> None:
     assert len(engine.list_cycles(limit=1)) == 1
     assert engine.get_cycle(999) is None
     assert len(engine.drain_readings()) == 2
+
+
+def test_three_failed_loads_give_three_alerts_each_linked_from_its_own_cycle(
+    tmp_path: Path,
+) -> None:
+    """Back-to-back short holds: each load's f0 alarm is its own alert (not a re-activation of
+    the first load's, still open and unacknowledged), and each cycle record names its alert."""
+    engine = make_engine(tmp_path / "a.db")
+    one = 10 + 600 + 300 + 600 + 60  # start delay, heat-up, short hold, cool-down, complete
+    idle = 120
+    feed(
+        engine,
+        autoclave(
+            one + 2 * (idle + one - 10) + 20,
+            idle_s=idle,
+            faults=[FaultSpec(kind="short_hold", hold_s=300)],
+        ),
+    )
+    cycles = sorted(engine.list_cycles(), key=lambda c: c.start_ns)
+    assert [c.batch for c in cycles] == ["AC01-0001", "AC01-0002", "AC01-0003"]
+    assert [c.verdict for c in cycles] == [FAIL, FAIL, FAIL]
+    alerts = sorted(engine.store.list_alerts(rule="steam_steriliser.f0"), key=lambda a: a.id)
+    assert len(alerts) == 3 and len({a.id for a in alerts}) == 3
+    for c, a in zip(cycles, alerts, strict=True):
+        assert a.cycle_id == c.id and a.tags["batch"] == c.batch
+        assert c.alert_ids == [a.id], (c.batch, c.alert_ids)
+        assert c.results["steam_steriliser.f0"]["alerted"] is True
+        assert a.activations == 1 and c.start_ns <= a.raised_at <= c.end_ns
+    # all three wait for acknowledgement, each on its own
+    assert {str(a.state) for a in alerts} == {"rtn_unacknowledged"}
+    assert len(engine.alerts.open) == 3
+    engine.ack(alerts[1].id, "qa")  # latching: acknowledged until QA closes it
+    assert engine.store.get_alert(alerts[0].id).state == "rtn_unacknowledged"  # type: ignore[union-attr]
+    engine.close_alert(alerts[1].id, "qa", "load 2 rejected and re-sterilised")
+    assert {a.id for a in engine.alerts.open.values()} == {alerts[0].id, alerts[2].id}
+    # a restart keeps them apart (open alerts are keyed by cycle in the store too)
+    engine.close()
+    engine.store.close()
+    again = make_engine(tmp_path / "a.db")
+    assert {a.key for a in again.alerts.open.values()} == {
+        ("steam_steriliser.f0", alerts[0].source, cycles[0].id),
+        ("steam_steriliser.f0", alerts[2].source, cycles[2].id),
+    }

@@ -23,6 +23,16 @@ const REJECT_MEANINGS = [
   _m("reviewed and rejected"),
   _m("excursion assessed, product rejected"),
 ];
+const LOT_DECISIONS = {
+  release: { text: _m("released"), button: "lot-release", title: _m("Release lot {id}"), comment: "optional",
+             meanings: [_m("chain reviewed, lot released"), _m("excursions assessed, lot released")] },
+  quarantine: { text: _m("quarantined"), button: "lot-quarantine", title: _m("Quarantine lot {id}"), comment: true,
+                meanings: [_m("chain reviewed, lot quarantined pending investigation")] },
+  reject: { text: _m("rejected"), button: "lot-reject", title: _m("Reject lot {id}"), comment: true,
+            meanings: [_m("chain reviewed, lot rejected")] },
+};
+const VERDICTS = { pass: _m("PASS"), review: _m("REVIEW"), fail: _m("FAIL") };
+const LEG_KINDS = { storage: _m("storage"), transport: _m("transport"), cross_dock: _m("cross-dock"), destination: _m("destination") };
 const PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"];
 const LIMIT_COLOURS = ["#d62728", "#ff7f0e", "#1f3fbf", "#6a0dad", "#e377c2"];
 
@@ -218,7 +228,8 @@ function shelve(a) {
   dlg.showModal();
 }
 
-// the e-signature dialog: password again, meaning chosen (21 CFR 11.50, 11.200)
+// the e-signature dialog: password again, meaning chosen (21 CFR 11.50, 11.200); needReason:
+// true (a reason is required), false (none asked), "optional" (a comment may be given)
 function sign(title, meanings, needReason, submit) {
   const dlg = $("sign-dialog");
   $("sign-title").textContent = title;
@@ -227,7 +238,8 @@ function sign(title, meanings, needReason, submit) {
   $("sign-password").value = "";
   $("sign-reason").value = "";
   $("sign-reason-label").hidden = !needReason;
-  $("sign-reason").required = needReason;
+  $("sign-reason").required = needReason === true;
+  $("sign-reason-label").querySelector("span").textContent = needReason === "optional" ? _("Comment") : _("Reason");
   $("sign-meaning").replaceChildren(...meanings.map((m) => el("option", { value: _(m), text: _(m) })));
   $("sign-form").onsubmit = async (ev) => {
     ev.preventDefault();
@@ -528,6 +540,105 @@ async function download(path, name) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+// -- lots ----------------------------------------------------------------------------------------
+function decisionText(d) {
+  return d ? _((LOT_DECISIONS[d] || { text: d }).text) : _("not decided");
+}
+
+function lotRow(l) {
+  const tr = el("tr", { "data-lot": l.id });
+  const decision = el("td", { class: "decision" }, el("span", { text: decisionText(l.decision) }));
+  if (l.needs_review) decision.append(" ", el("span", { class: "needs-review", text: _("needs review") }));
+  tr.append(cell(l.id), cell(l.product), cell(l.profile), cell(l.expiry), decision);
+  const actions = el("td", { class: "actions" });
+  actions.append(button(_("Chain"), "chain", () => openLot(l.id).catch((e) => showError(e.message))));
+  tr.append(actions);
+  return tr;
+}
+
+async function refreshLots() {
+  const lots = await api("/api/v1/lots?limit=200");
+  fill("lots", "no-lots", lots.map(lotRow));
+}
+
+function pct(share, digits = 0) { return share === null || share === undefined ? "" : num(share * 100, digits) + " %"; }
+
+function lines(items) { return el("td", {}, ...items.map((t) => el("div", { text: t }))); }
+
+function legRow(g) {
+  const leg = g.leg, s = g.summary;
+  const where = (leg.site ? leg.site + "/" : "") + leg.asset + (leg.origin || leg.destination ? ` (${leg.origin} → ${leg.destination})` : "");
+  const out = Object.entries(s.out_of_range_s).map(([band, secs]) => `${band}: ${fmtDuration(secs)}`);
+  const exc = s.excursions.map((x) => `${fmtTime(x.start)} – ${fmtTime(x.end)} (${fmtDuration(x.seconds)})`);
+  return el("tr", { "data-leg": leg.id }, cell(leg.id), cell(_(LEG_KINDS[leg.kind] || leg.kind)), cell(where),
+    cell(fmtTime(leg.started_at)), cell(leg.stopped_at ? fmtTime(leg.stopped_at) : _("open")), cell(s.readings),
+    cell(num(s.min_c)), cell(num(s.max_c)), cell(num(s.mean_c)), cell(num(s.mkt_c), "mkt"), lines(out),
+    lines([String(s.excursions.length), ...exc]), cell(s.completeness ? pct(s.completeness.share, 1) : ""));
+}
+
+function budgetRows(b) {
+  const state = (bad) => (bad ? _("exhausted") : _("within"));
+  const rows = b.bands.map((x) => el("tr", { "data-band": x.name, class: x.exhausted ? "exhausted" : "" },
+    cell(x.name), cell(x.band), cell(fmtDuration(x.allowed_s)), cell(fmtDuration(x.consumed_s)),
+    cell(fmtDuration(x.remaining_s), "remaining"), cell(pct(x.share)), cell(state(x.exhausted), "state")));
+  const ft = b.freeze_thaw;
+  if (ft) rows.push(el("tr", { "data-band": "freeze_thaw", class: ft.exhausted ? "exhausted" : "" },
+    cell(_("freeze/thaw")), cell(`T < ${ft.below_c} °C`), cell(ft.allowed), cell(ft.count), cell(ft.remaining, "remaining"),
+    cell(pct(ft.share)), cell(state(ft.exhausted), "state")));
+  const m = b.mkt;
+  if (m) rows.push(el("tr", { "data-band": "mkt", class: m.exceeded ? "exhausted" : "" },
+    cell("MKT"), cell(`≤ ${m.limit_c} °C`), cell(`${m.limit_c} °C`), cell(m.mkt_c === null ? "" : num(m.mkt_c) + " °C"),
+    cell(""), cell(""), cell(m.exceeded ? _("exceeded") : _("within"), "state")));
+  return rows;
+}
+
+async function openLot(id) {
+  const lid = encodeURIComponent(id);
+  const c = await api(`/api/v1/lots/${lid}/chain?lang=${encodeURIComponent(lang)}`);
+  const panel = $("lot-chain");
+  panel.hidden = false;
+  panel.dataset.lot = id;
+  const lot = c.lot;
+  $("chain-title").textContent = `${lot.id} · ${lot.product} · ${lot.profile} · ` + fmt("expires {date}", { date: lot.expiry });
+  const v = $("chain-verdict");
+  v.className = "verdict verdict-" + c.verdict;
+  v.replaceChildren(el("strong", { text: _("Verdict") + ": " + _(VERDICTS[c.verdict] || c.verdict) }),
+    ...c.reasons.map((x) => el("div", { class: "reason", text: x })));
+  $("no-budget").hidden = c.budget !== null;
+  fill("chain-budget", null, c.budget ? budgetRows(c.budget) : []);
+  fill("chain-legs", null, c.legs.map(legRow));
+  const t = c.totals;
+  const out = Object.entries(t.out_of_range_s).map(([band, secs]) => `${band}: ${fmtDuration(secs)}`);
+  $("chain-legs").querySelector("tfoot").replaceChildren(el("tr", { class: "totals" }, cell(_("whole chain")), cell(""), cell(""),
+    cell(fmtTime(t.first)), cell(fmtTime(t.last)), cell(t.readings), cell(num(t.min_c)), cell(num(t.max_c)), cell(num(t.mean_c)),
+    cell(num(t.mkt_c), "mkt"), lines(out), lines([String(t.excursions), t.excursion_s ? fmtDuration(t.excursion_s) : ""]), cell(pct(t.completeness, 1))));
+  $("chain-gaps").textContent = t.gaps_between_legs.length
+    ? fmt("Gaps between legs: {gaps}", { gaps: t.gaps_between_legs.map((g) => fmt("{start} to {end}", { start: fmtTime(g.start), end: fmtTime(g.end) })).join(_("; ")) })
+    : "";
+  const d = c.decision;
+  const dp = $("chain-decision");
+  if (d) {
+    dp.replaceChildren(el("span", { class: "decided", "data-decision": d.decision, text: fmt("{status} by {name} ({user}) at {time}: {meaning}", {
+      status: decisionText(d.decision), name: d.signer_name, user: d.decided_by, time: fmtTime(d.decided_at) + " " + zoneLabel(), meaning: d.meaning,
+    }) + (d.comment ? " · " + d.comment : "") }));
+    if (d.needs_review) dp.append(el("div", { class: "needs-review", text: _("Needs review") + ": " + (d.review_reason || "") }));
+  } else {
+    dp.replaceChildren(el("span", { class: "decided", text: _("No decision yet.") }));
+  }
+  for (const [code, spec] of Object.entries(LOT_DECISIONS)) {
+    const b = $(spec.button);
+    b.hidden = !can("report.sign");
+    b.onclick = () => sign(fmt(spec.title, { id }), spec.meanings, spec.comment, async (x) => {
+      const body = { decision: code, password: x.password, meaning: x.meaning, comment: x.reason || null };
+      await api(`/api/v1/lots/${lid}/decision`, { method: "POST", body: JSON.stringify(body) });
+      await openLot(id);
+    });
+  }
+  for (const f of ["pdf", "csv"]) {
+    $("chain-" + f).onclick = () => download(`/api/v1/reports/lots/${lid}?format=${f}&lang=${encodeURIComponent(lang)}`, `chain-${id}.${f}`);
+  }
+}
+
 // -- audit trail --------------------------------------------------------------------------------
 function auditRow(r) {
   const sig = r.signature ? `${r.signature.name} (${r.signature.username}) · ${r.signature.meaning}` : "";
@@ -568,6 +679,7 @@ async function refresh() {
     if (tab === "alerts") await refreshAlerts();
     else if (tab === "devices") await refreshDevices();
     else if (tab === "shipments") await refreshShipments();
+    else if (tab === "lots") await refreshLots();
     else if (tab === "cycles") await refreshCycles();
     $("status-line").textContent = fmt("updated {time}", { time: fmtTime(new Date().toISOString()) + " " + zoneLabel() });
   } catch (e) {

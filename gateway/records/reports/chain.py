@@ -41,6 +41,7 @@ from alert_rules.exposure import (
     time_in,
     weighted_mean,
 )
+from gateway.core.i18n import N_, Text, Time
 from gateway.core.standards import (
     GSP_RECORD_OUT_OF_RANGE_S,
     GSP_RECORD_STORAGE_S,
@@ -52,7 +53,6 @@ from gateway.records.reports.stats import (
     AlertAction,
     ReportAlert,
     band_label,
-    fmt_ts,
     profile_limits,
 )
 
@@ -60,6 +60,10 @@ S = 1_000_000_000
 TRANSPORT_KINDS = frozenset({"transport"})
 """Legs recorded at the GSP transport cadence (5 min); the others, a cross-dock's warehouse area
 too, at the storage one (30 min), as the `record_gap` rule judges them (a `shipment` tag)."""
+VERDICTS = {"pass": N_("PASS"), "review": N_("REVIEW"), "fail": N_("FAIL")}
+"""The verdict as the reports show it (the code stays `pass`, `review`, `fail`)."""
+SUMMARY_LABEL = N_("all loggers (worst)")
+"""A leg's summary row: its worst logger, item by item."""
 
 
 @dataclass(slots=True)
@@ -127,7 +131,8 @@ class ChainReport:
     budget: StabilityBudget | None
     use: BudgetUse | None
     verdict: str
-    reasons: list[str]
+    reasons: list[Text]
+    """Why the verdict: translatable (str() gives the canonical English, times in UTC)."""
     decision: Decision | None
     lot_alerts: list[ReportAlert]
     """Alerts of the lot itself: its budget, its decision's review."""
@@ -196,7 +201,7 @@ def _device_stats(
 
 def _summary(devices: Sequence[DeviceStats], limits: ProfileLimits) -> DeviceStats:
     """The worst logger's figures, item by item."""
-    out = DeviceStats("all loggers (worst)", n=sum(d.n for d in devices))
+    out = DeviceStats(SUMMARY_LABEL, n=sum(d.n for d in devices))
     out.band_s = {band_label(b): 0.0 for b in limits.bands}
     present = [d for d in devices if d.n]
     if present:
@@ -312,51 +317,87 @@ def _verdict(
     totals: ChainTotals,
     budget: StabilityBudget | None,
     use: BudgetUse | None,
-) -> tuple[str, list[str]]:
-    fail: list[str] = []
-    review: list[str] = []
+) -> tuple[str, list[Text]]:
+    fail: list[Text] = []
+    review: list[Text] = []
     if budget is None or use is None:
-        review.append("the product profile has no stability budget: QA judges the excursions")
+        review.append(
+            Text(N_("the product profile has no stability budget: QA judges the excursions"))
+        )
     else:
         for b in use.bands:
             if b.exhausted:
                 fail.append(
-                    f"stability budget {b.name} ({b.label} °C) exhausted: "
-                    f"{fmt_hours(b.consumed_ns / S)} of {fmt_hours(b.allowed_ns / S)}"
+                    Text(
+                        N_(
+                            "stability budget {name} ({band} °C) exhausted: {consumed} of {allowed}"
+                        ),
+                        {
+                            "name": b.name,
+                            "band": b.label,
+                            "consumed": fmt_hours(b.consumed_ns / S),
+                            "allowed": fmt_hours(b.allowed_ns / S),
+                        },
+                    )
                 )
         ft = use.freeze_thaw
         if ft is not None and ft.exhausted:
-            fail.append(f"frozen {ft.count} time(s) below {ft.below:g} °C, {ft.allowed} allowed")
+            fail.append(
+                Text(
+                    N_("frozen {count} time(s) below {below} °C, {allowed} allowed"),
+                    {"count": ft.count, "below": f"{ft.below:g}", "allowed": ft.allowed},
+                )
+            )
         if use.mkt is not None and use.mkt.exceeded:
-            fail.append(f"MKT {use.mkt.mkt_c:.2f} °C above the limit {use.mkt.limit:g} °C")
+            fail.append(
+                Text(
+                    N_("MKT {mkt} °C above the limit {limit} °C"),
+                    {"mkt": f"{use.mkt.mkt_c:.2f}", "limit": f"{use.mkt.limit:g}"},
+                )
+            )
     if not legs:
-        review.append("no leg has started: nothing is recorded")
+        review.append(Text(N_("no leg has started: nothing is recorded")))
     for gap_start, gap_end in totals.gaps:
         review.append(
-            f"no leg accounts for {fmt_hours((gap_end - gap_start) / S)} "
-            f"({fmt_range(gap_start, gap_end)}): where the lot was is not recorded"
+            Text(
+                N_(
+                    "no leg accounts for {duration} ({start} to {end}): where the lot was is "
+                    "not recorded"
+                ),
+                {
+                    "duration": fmt_hours((gap_end - gap_start) / S),
+                    "start": Time(gap_start),
+                    "end": Time(gap_end),
+                },
+            )
         )
     for lr in legs:
         c = lr.summary.completeness
         if c is not None and c.slots and c.share < 1.0:
             review.append(
-                f"leg {lr.leg.id}: record {c.share:.1%} complete ({c.slots - c.filled} of "
-                f"{c.slots} GSP recording slots empty)"
+                Text(
+                    N_(
+                        "leg {leg}: record {share} complete ({empty} of {slots} GSP recording "
+                        "slots empty)"
+                    ),
+                    {
+                        "leg": lr.leg.id,
+                        "share": f"{c.share:.1%}",
+                        "empty": c.slots - c.filled,
+                        "slots": c.slots,
+                    },
+                )
             )
     if fail:
         return "fail", fail + review
     if review:
         return "review", review
-    return "pass", ["within the stability budget over every leg, record complete"]
+    return "pass", [Text(N_("within the stability budget over every leg, record complete"))]
 
 
 def fmt_hours(seconds: float) -> str:
     s = round(seconds)
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def fmt_range(a: int, b: int) -> str:
-    return f"{fmt_ts(a)} to {fmt_ts(b)}"
 
 
 @dataclass(slots=True)

@@ -1,7 +1,10 @@
-"""The chain report of a lot as CSV.
+"""The chain report of a lot as CSV, in the reader's language and time zone.
 
 One file in sections (first column): `report`, `decision`, `lot`, `verdict`, `legs`,
 `statistics`, `out_of_range`, `excursions`, `gaps`, `budget`, `stages`, `evidence`, `alerts`.
+Section names, keys, column names and codes (verdict, leg kind, decision, budget state) stay
+English identifiers, so a program reads the file in any language, as in the shipment and batch
+reports; texts (the title, the verdict and its reasons, labels, alert messages) are in `lang`.
 Times are ISO 8601 in the display zone, with its offset. The `evidence` section gives each
 leg's readings SHA-256 and the chain's evidence SHA-256 (chain.evidence_digest), the one a
 release decision records.
@@ -14,9 +17,19 @@ import io
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.records.reports.chain import ChainReport, DeviceStats, fmt_hours
+from gateway.core.i18n import N_, gettext
+from gateway.records.reports.chain import (
+    SUMMARY_LABEL,
+    VERDICTS,
+    ChainReport,
+    DeviceStats,
+    fmt_hours,
+)
+from gateway.records.reports.csvfile import alert_text
 
 S = 1_000_000_000
+ALL_LOGGERS = N_("all")
+"""A leg without a list of loggers takes every logger of its asset."""
 
 
 def zone_problem(tz: str) -> str:
@@ -39,12 +52,12 @@ def _num(v: float | None, digits: int = 2) -> str:
     return "" if v is None else f"{v:.{digits}f}"
 
 
-def _stats_row(leg: str, d: DeviceStats, tz: str) -> list[str]:
+def _stats_row(leg: str, d: DeviceStats, lang: str, tz: str) -> list[str]:
     c = d.completeness
     return [
         "statistics",
         leg,
-        d.device,
+        gettext(d.device, lang) if d.device == SUMMARY_LABEL else d.device,
         str(d.n),
         fmt_local(d.first_ns, tz),
         fmt_local(d.last_ns, tz),
@@ -58,8 +71,8 @@ def _stats_row(leg: str, d: DeviceStats, tz: str) -> list[str]:
     ]
 
 
-def _record_sections(r: ChainReport, tz: str) -> str:
-    """What the evidence digest covers."""
+def _record_sections(r: ChainReport, lang: str, tz: str) -> str:
+    """The lot, the verdict and what it rests on: legs, figures, budget, stages, evidence."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     lot = r.lot
@@ -73,9 +86,9 @@ def _record_sections(r: ChainReport, tz: str) -> str:
     ):
         w.writerow(["lot", k, v])
     w.writerow([])
-    w.writerow(["verdict", r.verdict, ""])
+    w.writerow(["verdict", r.verdict, gettext(VERDICTS[r.verdict], lang)])
     for reason in r.reasons:
-        w.writerow(["verdict", "reason", reason])
+        w.writerow(["verdict", "reason", reason.render(lang, tz)])
     w.writerow([])
     w.writerow(
         [
@@ -104,7 +117,7 @@ def _record_sections(r: ChainReport, tz: str) -> str:
                 g.kind,
                 g.site or "",
                 g.asset,
-                " ".join(g.devices) or "all",
+                " ".join(g.devices) or gettext(ALL_LOGGERS, lang),
                 " ".join(g.lots),
                 fmt_local(g.started_at_ns, tz),
                 fmt_local(g.stopped_at_ns, tz),
@@ -135,13 +148,13 @@ def _record_sections(r: ChainReport, tz: str) -> str:
     )
     for lr in r.legs:
         for d in [lr.summary, *lr.devices]:
-            w.writerow(_stats_row(lr.leg.id, d, tz))
+            w.writerow(_stats_row(lr.leg.id, d, lang, tz))
     t = r.totals
     w.writerow(
         [
             "statistics",
             "chain",
-            "all legs",
+            gettext(N_("all legs"), lang),
             str(t.n),
             fmt_local(t.first_ns, tz),
             fmt_local(t.last_ns, tz),
@@ -279,16 +292,20 @@ def decision_rows(r: ChainReport, tz: str = "UTC") -> list[tuple[str, str]]:
     return rows
 
 
-def to_csv(r: ChainReport, tz: str = "UTC") -> str:
+def to_csv(r: ChainReport, lang: str = "en", tz: str = "UTC") -> str:
+    """The report as CSV sections, texts in `lang`, times in zone `tz` (put `BOM` before it
+    for spreadsheet programs)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["report", "title", f"vigil chain report, lot {r.lot.id}"])
+    title = gettext("vigil chain report, lot {lot}", lang).format(lot=r.lot.id)
+    w.writerow(["report", "title", title])
     w.writerow(["report", "generated_at", fmt_local(r.generated_at_ns, tz)])
+    w.writerow(["report", "language", lang])
     w.writerow(["report", "time_zone", tz])
     for k, v in decision_rows(r, tz):
         w.writerow(["decision", k, v])
     w.writerow([])
-    body = _record_sections(r, tz)
+    body = _record_sections(r, lang, tz)
     alerts = io.StringIO()
     aw = csv.writer(alerts, lineterminator="\n")
     aw.writerow([])
@@ -320,7 +337,7 @@ def to_csv(r: ChainReport, tz: str = "UTC") -> str:
                     a["state"],
                     fmt_local(a["raised_at"], tz),
                     fmt_local(a["cleared_at"], tz),
-                    a["message"],
+                    alert_text(a, lang, tz),
                 ]
             )
     for ra in r.lot_alerts:
@@ -336,7 +353,7 @@ def to_csv(r: ChainReport, tz: str = "UTC") -> str:
                 a["state"],
                 fmt_local(a["raised_at"], tz),
                 fmt_local(a["cleared_at"], tz),
-                a["message"],
+                alert_text(a, lang, tz),
             ]
         )
     return buf.getvalue() + body + alerts.getvalue()

@@ -1,8 +1,11 @@
-"""The chain report of a lot as PDF (reportlab): verdict, decision, route map, legs, budget.
+"""The chain report of a lot as PDF (reportlab): verdict, decision, route map, legs, budget, in
+the reader's language and time zone.
 
-Text is set in the built-in CID font STSong-Light, so Chinese names (products, sites) print as
-written. The route is drawn from the loggers' own positions over the sites' geofences, on a plain
-equirectangular projection with a scale bar: no map tiles, so the report renders offline.
+Text is set in the shipment report's font (pdf.font_name: an embedded TrueType font with Chinese
+glyphs, else the built-in CID font STSong-Light), so Chinese labels and names (products, sites)
+print as written. Every page has a header (report, lot, verdict) and "page n of m". The route is
+drawn from the loggers' own positions over the sites' geofences, on a plain equirectangular
+projection with a scale bar: no map tiles, so the report renders offline.
 """
 
 from __future__ import annotations
@@ -17,40 +20,41 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from gateway.core.i18n import N_, fmt_time, gettext, zone_label
 from gateway.records.geofence import EARTH_RADIUS_M
-from gateway.records.reports.chain import ChainReport, fmt_hours
-from gateway.records.reports.chain_csv import decision_rows, fmt_local
+from gateway.records.reports.chain import SUMMARY_LABEL, VERDICTS, ChainReport, fmt_hours
+from gateway.records.reports.chain_csv import ALL_LOGGERS
+from gateway.records.reports.csvfile import alert_text
+from gateway.records.reports.pdf import font_name, numbered_canvas
 
-FONT = "STSong-Light"
 S = 1_000_000_000
 LEG_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b")
 VERDICT_COLOURS = {"pass": "#2ca02c", "review": "#ff7f0e", "fail": "#d62728"}
-VERDICT_TEXT = {"pass": "通过 PASS", "review": "需审核 REVIEW", "fail": "不合格 FAIL"}
-KIND_TEXT = {
-    "storage": "储存 storage",
-    "transport": "运输 transport",
-    "cross_dock": "中转 cross-dock",
-    "destination": "目的地 destination",
+KINDS = {
+    "storage": N_("storage"),
+    "transport": N_("transport"),
+    "cross_dock": N_("cross-dock"),
+    "destination": N_("destination"),
 }
-
-
-def _font() -> str:
-    if FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
-    return FONT
+"""Leg kinds as people read them."""
+DECISIONS = {
+    "release": N_("released"),
+    "quarantine": N_("quarantined"),
+    "reject": N_("rejected"),
+}
 
 
 def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def route_drawing(r: ChainReport, width: float, height: float) -> Drawing:
+def route_drawing(r: ChainReport, width: float, height: float, lang: str = "en") -> Drawing:
     """The legs' positions as lines (one colour per leg) over the geofences (labelled), with
     start and end marks, the stages a geofence recorded, a scale bar and north."""
-    font = _font()
+    font = font_name()
     d = Drawing(width, height)
     d.add(Rect(0, 0, width, height, strokeColor=colors.grey, fillColor=None, strokeWidth=0.5))
     fences = r.geofences()
@@ -63,7 +67,7 @@ def route_drawing(r: ChainReport, width: float, height: float) -> Drawing:
             String(
                 width / 2,
                 height / 2,
-                "无位置数据 no positions recorded",
+                gettext("no positions recorded", lang),
                 fontName=font,
                 fontSize=9,
                 textAnchor="middle",
@@ -139,34 +143,84 @@ def route_drawing(r: ChainReport, width: float, height: float) -> Drawing:
     d.add(Line(bx, by, bx + bar_pt, by, strokeColor=colors.black, strokeWidth=1.5))
     label = f"{bar_m / 1000:g} km" if bar_m >= 1000 else f"{bar_m:g} m"
     d.add(String(bx + bar_pt / 2, by + 3, label, fontName=font, fontSize=6.5, textAnchor="middle"))
-    d.add(String(10, height - 14, "N ↑ 北", fontName=font, fontSize=8))
+    d.add(String(10, height - 14, gettext("N", lang) + " ↑", fontName=font, fontSize=8))
     return d
 
 
-def to_pdf(r: ChainReport, tz: str = "UTC") -> bytes:
-    font = _font()
+def _decision_rows(r: ChainReport, lang: str, tz: str) -> list[list[str]]:
+    """The decision with its signature and evidence, labelled for people."""
+    _ = lambda m: gettext(m, lang)  # noqa: E731
+    yes_no = lambda b: _("yes") if b else _("no")  # noqa: E731
+    d = r.decision
+    if d is None:
+        return [
+            [_("Decision"), _("no decision yet")],
+            [_("Evidence SHA-256 now"), r.evidence_sha256],
+        ]
+    again = r.decision_evidence_sha256 or ""
+    rows = [
+        [_("Decision"), _(DECISIONS.get(d.decision, d.decision))],
+        [_("signed by"), f"{d.signer_name} ({d.decided_by})"],
+        [_("time"), fmt_time(d.decided_at_ns, tz)],
+        [_("meaning"), d.meaning],
+        [_("Comment"), d.comment or ""],
+        [_("Evidence SHA-256 signed"), d.evidence_sha256],
+        [_("Evidence as of the decision, worked out again now"), again],
+        [_("Evidence unchanged"), yes_no(d.evidence_sha256 == again)],
+        [_("Needs review"), yes_no(d.needs_review)],
+    ]
+    if d.review_reason:
+        rows.append([_("Why review"), d.review_reason])
+    return rows
+
+
+def to_pdf(r: ChainReport, lang: str = "en", tz: str = "UTC") -> bytes:
+    """The report as PDF in `lang`, times in zone `tz`."""
+    _ = lambda m: gettext(m, lang)  # noqa: E731
+    t = lambda ns: fmt_time(ns, tz)  # noqa: E731
+    font = font_name()
     ss = getSampleStyleSheet()
     body = ss["BodyText"].clone("chain-body", fontName=font, fontSize=8, leading=10.5)
+    cell = body.clone("chain-cell", fontSize=7.5, leading=9.5, wordWrap="CJK")
     h1 = ss["Title"].clone("chain-title", fontName=font, fontSize=16, leading=20)
     h2 = ss["Heading2"].clone("chain-h2", fontName=font, fontSize=11, leading=14, keepWithNext=1)
+    lot = r.lot
+    title = _("Chain report, lot {lot}").format(lot=lot.id)
+    verdict_text = _(VERDICTS.get(r.verdict, r.verdict))
+    generated = _("Generated {time} by vigil").format(time=t(r.generated_at_ns))
+
+    def header(c: Canvas, page: int, total: int) -> None:
+        c.saveState()
+        c.setFont(font, 8)
+        w, h = A4
+        c.drawString(14 * mm, h - 9 * mm, f"{title} · {_('Verdict')}: {verdict_text}")
+        c.drawRightString(w - 14 * mm, h - 9 * mm, lot.product)
+        c.line(14 * mm, h - 10.5 * mm, w - 14 * mm, h - 10.5 * mm)
+        c.drawString(14 * mm, 7 * mm, generated)
+        c.drawRightString(
+            w - 14 * mm, 7 * mm, _("page {page} of {pages}").format(page=page, pages=total)
+        )
+        c.restoreState()
+
     buf = io.BytesIO()
     doc = SimpleDocTemplate(
         buf,
         pagesize=A4,
         leftMargin=14 * mm,
         rightMargin=14 * mm,
-        topMargin=14 * mm,
-        bottomMargin=14 * mm,
-        title=f"Chain report {r.lot.id}",
+        topMargin=15 * mm,
+        bottomMargin=13 * mm,
+        title=title,
         author="vigil",
+        lang=lang,
     )
 
-    def p(text: str, style: Any = body) -> Paragraph:
+    def p(text: str, style: Any = cell) -> Paragraph:
         return Paragraph(_esc(text), style)
 
     def table(rows: list[list[str]], widths: list[float] | None = None) -> Table:
-        t = Table([[p(c) for c in row] for row in rows], colWidths=widths, repeatRows=1)
-        t.setStyle(
+        tb = Table([[p(c) for c in row] for row in rows], colWidths=widths, repeatRows=1)
+        tb.setStyle(
             TableStyle(
                 [
                     ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
@@ -175,21 +229,17 @@ def to_pdf(r: ChainReport, tz: str = "UTC") -> bytes:
                 ]
             )
         )
-        return t
+        return tb
 
-    lot = r.lot
     story: list[Any] = [
-        p(f"全程温度追溯报告 Chain report — 批号 lot {lot.id}", h1),
-        p(
-            f"Generated {fmt_local(r.generated_at_ns, tz)} by vigil. Times are in {tz} "
-            "(ISO 8601 with the UTC offset)."
-        ),
+        p(title, h1),
+        p(_("Times are shown in {zone}.").format(zone=zone_label(tz, r.generated_at_ns)), body),
         Spacer(1, 3 * mm),
     ]
     colour = colors.HexColor(VERDICT_COLOURS.get(r.verdict, "#777777"))
     verdict = Table(
-        [[p(f"结论 Verdict: {VERDICT_TEXT.get(r.verdict, r.verdict)}", h2)]]
-        + [[p(f"- {reason}")] for reason in r.reasons],
+        [[p(f"{_('Verdict')}: {verdict_text}", h2)]]
+        + [[p("• " + reason.render(lang, tz), body)] for reason in r.reasons],
         colWidths=[182 * mm],
     )
     verdict.setStyle(
@@ -202,59 +252,60 @@ def to_pdf(r: ChainReport, tz: str = "UTC") -> bytes:
     )
     story += [verdict, Spacer(1, 3 * mm)]
     info = [
-        ["批号 Lot", lot.id, "产品 Product", lot.product],
-        ["品规档案 Profile", lot.profile, "有效期 Expiry", lot.expiry],
+        [_("Lot"), lot.id, _("Product"), lot.product],
+        [_("Profile"), lot.profile, _("Expiry"), lot.expiry],
         [
-            "追溯码 Codes",
+            _("Traceability codes"),
             " ".join(lot.codes) or "-",
-            "保存至 Kept until",
+            _("Kept until"),
             r.retention_until.isoformat(),
         ],
     ]
-    story += [table(info, [28 * mm, 63 * mm, 28 * mm, 63 * mm]), Spacer(1, 3 * mm)]
+    info_table = Table(
+        [[p(c) for c in row] for row in info], colWidths=[28 * mm, 63 * mm, 28 * mm, 63 * mm]
+    )
+    info_table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.3, colors.grey)]))
+    story += [info_table, Spacer(1, 3 * mm)]
 
-    story.append(p("放行决定 Release decision", h2))
+    story.append(p(_("Release decision"), h2))
     story.append(
-        table(
-            [["item", "value"]] + [[k.replace("_", " "), v] for k, v in decision_rows(r, tz)],
-            [55 * mm, 127 * mm],
-        )
+        table([[_("Item"), _("Value")], *_decision_rows(r, lang, tz)], [55 * mm, 127 * mm])
     )
 
-    story.append(p("路线 Route", h2))
-    story.append(route_drawing(r, 182 * mm, 95 * mm))
+    story.append(p(_("Route"), h2))
+    story.append(route_drawing(r, 182 * mm, 95 * mm, lang))
 
-    story.append(p("运输环节 Legs", h2))
-    rows = [["leg", "kind", "where", "from", "to", "loggers", "lots"]]
+    story.append(p(_("Legs"), h2))
+    rows = [[_("Leg"), _("Kind"), _("Where"), _("From"), _("To"), _("Loggers"), _("Lots")]]
     for lr in r.legs:
         g = lr.leg
         rows.append(
             [
                 g.id,
-                KIND_TEXT.get(g.kind, g.kind),
+                _(KINDS.get(g.kind, g.kind)),
                 f"{g.site + '/' if g.site else ''}{g.asset}"
                 + (f" ({g.origin} → {g.destination})" if g.origin or g.destination else ""),
-                fmt_local(g.started_at_ns, tz),
-                fmt_local(g.stopped_at_ns, tz) or "open",
-                " ".join(g.devices) or "all",
+                t(g.started_at_ns),
+                t(g.stopped_at_ns) or _("open"),
+                " ".join(g.devices) or _(ALL_LOGGERS),
                 " ".join(g.lots),
             ]
         )
-    story.append(table(rows, [27 * mm, 22 * mm, 34 * mm, 30 * mm, 30 * mm, 18 * mm, 21 * mm]))
+    story.append(table(rows, [27 * mm, 18 * mm, 32 * mm, 33 * mm, 33 * mm, 18 * mm, 21 * mm]))
 
     labels = list(r.totals.band_s)
-    story.append(p("温度统计 Temperature per leg (worst logger)", h2))
+    story.append(p(_("Temperature per leg (worst logger)"), h2))
     rows = [
         [
-            "leg",
-            "readings",
-            "min °C",
-            "max °C",
-            "mean °C",
-            "MKT °C",
+            _("Leg"),
+            _("Readings"),
+            _("Min °C"),
+            _("Max °C"),
+            _("Mean °C"),
+            _("MKT °C"),
             *labels,
-            "excursions",
-            "complete",
+            _("Excursions"),
+            _("Complete"),
         ]
     ]
     for lr in r.legs:
@@ -273,34 +324,51 @@ def to_pdf(r: ChainReport, tz: str = "UTC") -> bytes:
                 "-" if c is None else f"{c.share:.1%}",
             ]
         )
-    t = r.totals
+    tot = r.totals
     rows.append(
         [
-            "whole chain 全程",
-            str(t.n),
-            _n(t.min),
-            _n(t.max),
-            _n(t.mean),
-            _n(t.mkt),
-            *[fmt_hours(t.band_s.get(label, 0.0)) for label in labels],
-            str(t.excursions),
-            f"{t.completeness:.1%}",
+            _("whole chain"),
+            str(tot.n),
+            _n(tot.min),
+            _n(tot.max),
+            _n(tot.mean),
+            _n(tot.mkt),
+            *[fmt_hours(tot.band_s.get(label, 0.0)) for label in labels],
+            str(tot.excursions),
+            f"{tot.completeness:.1%}",
         ]
     )
     story.append(table(rows))
-    if t.gaps:
-        story.append(
-            p(
-                "Gaps between legs: "
-                + "; ".join(f"{fmt_local(a, tz)} to {fmt_local(b, tz)}" for a, b in t.gaps)
-            )
+    story.append(
+        p(
+            _("Times beyond each limit in h:mm:ss; per leg, its {worst}.").format(
+                worst=_(SUMMARY_LABEL)
+            ),
+            body,
         )
+    )
+    if tot.gaps:
+        spans = [_("{start} to {end}").format(start=t(a), end=t(b)) for a, b in tot.gaps]
+        story.append(p(_("Gaps between legs: {gaps}").format(gaps=_("; ").join(spans)), body))
 
-    story.append(p("稳定性预算 Stability budget", h2))
+    story.append(p(_("Stability budget"), h2))
     if r.use is None:
-        story.append(p(f"The profile {lot.profile} has no stability budget."))
+        story.append(
+            p(_("The profile {profile} has no stability budget.").format(profile=lot.profile), body)
+        )
     else:
-        rows = [["item", "band", "allowed", "consumed", "remaining", "share", "state"]]
+        state = lambda bad: _("exhausted") if bad else _("within")  # noqa: E731
+        rows = [
+            [
+                _("Item"),
+                _("Band"),
+                _("Allowed"),
+                _("Consumed"),
+                _("Remaining"),
+                _("Share"),
+                _("State"),
+            ]
+        ]
         for b in r.use.bands:
             rows.append(
                 [
@@ -310,20 +378,20 @@ def to_pdf(r: ChainReport, tz: str = "UTC") -> bytes:
                     fmt_hours(b.consumed_ns / S),
                     fmt_hours(b.remaining_ns / S),
                     f"{b.share:.0%}",
-                    "exhausted 已耗尽" if b.exhausted else "within",
+                    state(b.exhausted),
                 ]
             )
         ft = r.use.freeze_thaw
         if ft is not None:
             rows.append(
                 [
-                    "freeze/thaw",
+                    _("freeze/thaw"),
                     f"T < {ft.below:g} °C",
                     str(ft.allowed),
                     str(ft.count),
                     str(max(0, ft.allowed - ft.count)),
                     f"{ft.share:.0%}",
-                    "exhausted 已耗尽" if ft.exhausted else "within",
+                    state(ft.exhausted),
                 ]
             )
         m = r.use.mkt
@@ -336,13 +404,15 @@ def to_pdf(r: ChainReport, tz: str = "UTC") -> bytes:
                     _n(m.mkt_c),
                     "",
                     "",
-                    "exceeded 超限" if m.exceeded else "within",
+                    _("exceeded") if m.exceeded else _("within"),
                 ]
             )
         story.append(table(rows))
 
-    story.append(p("偏差 Excursions", h2))
-    exc = [["leg", "logger", "start", "end", "duration", "lowest °C", "highest °C"]]
+    story.append(p(_("Excursions"), h2))
+    exc = [
+        [_("Leg"), _("Logger"), _("Started"), _("Ended"), _("Duration"), _("Min °C"), _("Max °C")]
+    ]
     for lr in r.legs:
         for dev in lr.devices:
             for e in dev.excursions:
@@ -350,43 +420,43 @@ def to_pdf(r: ChainReport, tz: str = "UTC") -> bytes:
                     [
                         lr.leg.id,
                         dev.device,
-                        fmt_local(e.start, tz),
-                        fmt_local(e.end, tz),
+                        t(e.start),
+                        t(e.end),
                         fmt_hours((e.end - e.start) / S),
                         _n(e.lowest),
                         _n(e.highest),
                     ]
                 )
-    story.append(table(exc) if len(exc) > 1 else p("No excursion beyond the profile's limits."))
+    story.append(
+        table(exc) if len(exc) > 1 else p(_("No excursion beyond the profile's limits."), body)
+    )
 
-    story.append(p("报警 Alerts", h2))
-    al = [["leg", "rule", "source", "raised", "state", "message"]]
-    for lr in r.legs:
-        for ra in lr.alerts:
-            a = ra.alert
-            al.append(
-                [
-                    lr.leg.id,
-                    a["rule"],
-                    a["source"],
-                    fmt_local(a["raised_at"], tz),
-                    a["state"],
-                    a["message"],
-                ]
-            )
-    for ra in r.lot_alerts:
+    story.append(p(_("Alerts"), h2))
+    al = [[_("Leg"), _("Rule"), _("Source"), _("Raised"), _("State"), _("Message")]]
+    for where, ra in [(lr.leg.id, ra) for lr in r.legs for ra in lr.alerts] + [
+        (_("Lot"), ra) for ra in r.lot_alerts
+    ]:
         a = ra.alert
         al.append(
-            ["lot", a["rule"], a["source"], fmt_local(a["raised_at"], tz), a["state"], a["message"]]
+            [
+                where,
+                a["rule"],
+                a["source"],
+                t(a["raised_at"]),
+                _(a["state"]),
+                alert_text(a, lang, tz),
+            ]
         )
     story.append(
-        table(al, [22 * mm, 34 * mm, 30 * mm, 30 * mm, 20 * mm, 46 * mm])
+        table(al, [22 * mm, 30 * mm, 28 * mm, 34 * mm, 20 * mm, 48 * mm])
         if len(al) > 1
-        else p("No alerts.")
+        else p(_("No alerts."), body)
     )
     story.append(Spacer(1, 3 * mm))
-    story.append(p(f"Evidence SHA-256 (the record above): {r.evidence_sha256}"))
-    doc.build(story)
+    story.append(
+        p(_("Evidence SHA-256 (the record above): {digest}").format(digest=r.evidence_sha256), body)
+    )
+    doc.build(story, canvasmaker=numbered_canvas(header))
     return buf.getvalue()
 
 
