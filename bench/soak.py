@@ -64,13 +64,18 @@ def main() -> None:
             start = time.monotonic()
             pub.fire()
             cpu0 = cpu_s(pid)
-            api_calls = 0
+            api_s: list[float] = []
+            api_failed = 0
             while (now := time.monotonic() - start) < seconds:
                 samples.append((now, rss_mb(pid)))
                 for path in ("/ready", "/metrics"):
-                    with urllib.request.urlopen(api + path, timeout=10) as r:
-                        r.read()
-                    api_calls += 1
+                    t = time.monotonic()
+                    try:
+                        with urllib.request.urlopen(api + path, timeout=30) as r:
+                            r.read()
+                    except OSError:  # a slow answer is reported, not fatal
+                        api_failed += 1
+                    api_s.append(time.monotonic() - t)
                 time.sleep(max(0.0, args.sample - (time.monotonic() - start - now)))
             cpu = cpu_s(pid) - cpu0
             wall = time.monotonic() - start
@@ -102,7 +107,11 @@ def main() -> None:
     print("|---|---|")
     print(f"| messages sent / in VictoriaMetrics | {sent:,} / {stored:,} ({sent / wall:,.0f}/s) |")
     print(f"| gateway CPU | {100 * cpu / wall:.0f} % of one core |")
-    print(f"| API requests | {api_calls} |")
+    api_s.sort()
+    print(
+        f"| API requests (/ready, /metrics) | {len(api_s)}, {api_failed} failed; "
+        f"median {1000 * api_s[len(api_s) // 2]:.0f} ms, max {1000 * api_s[-1]:.0f} ms |"
+    )
     print(
         f"| RSS after {args.warmup:.0f} s warm-up / max / end | {kept[0][1]:.1f} / "
         f"{max(m for _, m in kept):.1f} / {kept[-1][1]:.1f} MB |"

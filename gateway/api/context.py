@@ -83,7 +83,7 @@ class LiveReadings:
 class _Columns:
     """One series' readings column by column: event times, and each numeric field's values as
     8-byte floats (NaN where a reading lacks the field; a stored value is never NaN). The first
-    `start` entries are dropped ones, cut off in bulk."""
+    `start` entries are dropped ones, cut off in bulk once they are as many as those kept."""
 
     __slots__ = ("start", "ts", "values")
 
@@ -137,7 +137,7 @@ class _Columns:
         """Drop the oldest `count`; returns the event time of the newest dropped."""
         self.start += count
         newest = self.ts[self.start - 1]
-        if self.start >= 4096 and 2 * self.start >= len(self.ts):
+        if self.start >= 64 and 2 * self.start >= len(self.ts):  # at most as many dropped as kept
             cut = self.start
             del self.ts[:cut]
             for col in self.values.values():

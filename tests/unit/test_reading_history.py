@@ -114,3 +114,21 @@ def test_a_full_history_takes_a_few_megabytes() -> None:
     assert used < 2.5 * 2**20, f"{used / 2**20:.1f} MB"
     pts, complete = h.window("lg0499", 0, t0 + 10**18)["coldchain"]
     assert not complete and pts[-1] == (t0 + 59_999 * 1_000_000, {"temp_c": 7.99, "rh_pct": 43.5})
+
+
+def test_dropped_readings_do_not_pile_up() -> None:
+    """A series that keeps giving up its oldest holds at most about twice what it keeps."""
+    h = ReadingHistory(per_series=1000, max_points=3000)
+    t0 = 1_700_000_000 * S
+    for k in range(60):
+        h.observe(
+            [
+                Reading(
+                    "coldchain", {"device": f"d{i % 5}"}, {"t": 1.0}, t0 + (k * 1000 + i) * S, 0
+                )
+                for i in range(1000)
+            ]
+        )
+    assert h._total <= 3000
+    held = sum(len(c.ts) for c in h._series.values())
+    assert held <= 2 * 3000 + 5 * 64, held
