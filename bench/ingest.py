@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from subprocess import PIPE
 
 import paho.mqtt.client as paho
 
@@ -42,7 +43,7 @@ from tests.gateway_proc import GatewayProcess  # noqa: E402
 from tests.services import Mosquitto, VictoriaMetrics, free_port, poll  # noqa: E402
 
 NODE_RED_DIR = ROOT / "bench" / ".node-red"
-CPU_US: dict[str, list[float]] = {"gw1": [], "gw2": []}
+CPU_US: dict[str, list[float]] = {"gw1": [], "gw2": [], "gb1": [], "gb2": []}
 """The gateway's CPU time per reading (µs), per leg (its work dir) and run."""
 
 
@@ -87,8 +88,10 @@ def gateway_leg(
     publishers: int,
     workdir: Path,
     profile: Path | None = None,
+    code: Path | None = None,
 ) -> tuple[float, int]:
-    """(readings/s first publish → all queryable, readings lost)."""
+    """(readings/s first publish → all queryable, readings lost); `code`: run the gateway of
+    that checkout instead of this one."""
     vm = VictoriaMetrics(workdir)
     vm.start()
     gw = GatewayProcess(
@@ -99,6 +102,7 @@ def gateway_leg(
         gateway={"name": "bench", "data_dir": str(workdir / "data"), "metrics_interval_s": 3600},
         mqtt={"url": broker.url, "client_id": f"vigil-bench-{time.time_ns()}"},
     )
+    gw.cwd = code
     try:
         gw.start()
         burst = Burst(broker.port, msgs, publishers)
@@ -271,22 +275,34 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--node-red", action="store_true", help="add the Node-RED leg")
     ap.add_argument("--profile", type=Path, help="py-spy the gateway: raw stacks to FILE.LEG.RUN")
+    ap.add_argument("--baseline", help="also run the gateway of this git ref (e.g. main)")
     args = ap.parse_args()
     if args.node_red:
         _node_red()
+    base_code: Path | None = None
+    if args.baseline:
+        base_code = Path(tempfile.mkdtemp(prefix="vigil-baseline-"))
+        git = subprocess.Popen(["git", "-C", str(ROOT), "archive", args.baseline], stdout=PIPE)
+        subprocess.run(["tar", "-x", "-C", str(base_code)], stdin=git.stdout, check=True)
+        if git.wait() != 0:
+            raise SystemExit(f"git archive {args.baseline} failed")
 
     results: dict[str, list[float]] = {"raw": [], "gw_single": [], "gw_batch": []}
     lost: dict[str, list[int]] = {"gw_single": [], "gw_batch": []}
     if args.node_red:
         results["node_red"] = []
         lost["node_red"] = []
+    if base_code is not None:
+        for k in ("base_single", "base_batch"):
+            results[k] = []
+            lost[k] = []
     for run in range(args.runs):
         t0 = int(time.time() * 1000) - 86_400_000
         single = payloads(args.messages, 1, t0)
         batched = payloads(args.batch_messages, args.batch_size, t0)
         with tempfile.TemporaryDirectory() as tmp:
             base = Path(tmp)
-            for d in ("mq", "gw1", "gw2", "nr"):
+            for d in ("mq", "gw1", "gw2", "gb1", "gb2", "nr"):
                 (base / d).mkdir()
             broker = Mosquitto(base / "mq")
             broker.start()
@@ -315,6 +331,17 @@ def main() -> None:
                 )
                 results["gw_batch"].append(rate)
                 lost["gw_batch"].append(n)
+                if base_code is not None:
+                    rate, n = gateway_leg(
+                        broker, single, len(single), args.publishers, base / "gb1", None, base_code
+                    )
+                    results["base_single"].append(rate)
+                    lost["base_single"].append(n)
+                    rate, n = gateway_leg(
+                        broker, batched, total, args.publishers, base / "gb2", None, base_code
+                    )
+                    results["base_batch"].append(rate)
+                    lost["base_batch"].append(n)
                 if args.node_red:
                     rate, n = node_red_leg(
                         broker, single, len(single), args.publishers, base / "nr"
@@ -333,6 +360,8 @@ def main() -> None:
             flush=True,
         )
 
+    if base_code is not None:
+        shutil.rmtree(base_code, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in results.items()}
     ratios = [g / r for g, r in zip(results["gw_single"], results["raw"], strict=True)]
     print()
@@ -353,7 +382,10 @@ def main() -> None:
     )
     if args.node_red:
         print(f"| node_red / raw | {med['node_red'] / med['raw']:.2f} | | |")
-    for leg, name in (("gw1", "single"), ("gw2", "batch")):
+    legs = [("gw1", "single"), ("gw2", "batch")]
+    if base_code is not None:
+        legs += [("gb1", f"single, {args.baseline}"), ("gb2", f"batch, {args.baseline}")]
+    for leg, name in legs:
         us = CPU_US[leg]
         print(
             f"| gateway CPU per reading, {name} | {statistics.median(us):.1f} µs | "
