@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness import Profile, cpu_s  # noqa: E402
 from tests.gateway_proc import GatewayProcess  # noqa: E402
-from tests.services import Mosquitto, free_port, poll  # noqa: E402
+from tests.services import Mosquitto, free_port  # noqa: E402
 
 
 class Inbox:
@@ -138,13 +138,10 @@ def run_rate(
             if ahead > 0:
                 time.sleep(ahead)
         achieved = n / (time.perf_counter() - t0)
-        poll(
-            lambda: len(latencies) >= k,
-            60,
-            interval=0.1,
-            what="every alert notified",
-            show=lambda: f"{len(latencies)} of {k}",
-        )
+        # a gateway that cannot keep up is reported (alerts notified of those raised), not fatal
+        deadline = time.monotonic() + 60
+        while len(latencies) < k and time.monotonic() < deadline:
+            time.sleep(0.1)
         mails = inbox.count
         cpu_us = (cpu_s(gw.proc.pid) - cpu0) / n * 1e6
         if spy is not None:
@@ -168,6 +165,7 @@ def run_rate(
         "rate": rate,
         "achieved": achieved,
         "alerts": len(lat),
+        "raised": k,
         "p50": statistics.median(lat),
         "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))],
         "max": lat[-1],
@@ -237,7 +235,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['rate']:,} | {r['achieved']:,.0f} | {r['alerts']} | {r['p50']:.1f} | "
+            f"| {r['rate']:,} | {r['achieved']:,.0f} | {r['alerts']} of {r['raised']} | "
+            f"{r['p50']:.1f} | "
             f"{r['p99']:.1f} | {r['max']:.1f} | {r['mails']} | {r['cpu_us']:.0f} µs |"
         )
     print()

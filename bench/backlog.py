@@ -37,13 +37,18 @@ def main() -> None:
     ap.add_argument("--publishers", type=int, default=20)
     ap.add_argument("--live-rate", type=float, default=1000, help="live messages/s")
     ap.add_argument("--sink-batch", type=int, default=5000, help="influx.batch_size")
+    ap.add_argument(
+        "--live-max-s", type=float, default=400, help="live messages prepared (s at the rate)"
+    )
     args = ap.parse_args()
 
     t0 = int(time.time() * 1000) - 2 * 86_400_000
     backlog = payloads(args.readings // args.batch_size, args.batch_size, t0)
     readings = len(backlog) * args.batch_size
     live_t0 = int(time.time() * 1000) - 86_400_000
-    live_msgs = payloads(int(args.live_rate * 3600), 1, live_t0, prefix="live", devices=200)
+    live_msgs = payloads(
+        int(args.live_rate * args.live_max_s), 1, live_t0, prefix="live", devices=200
+    )
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         for d in ("mq", "vm", "gw"):
@@ -100,6 +105,8 @@ def main() -> None:
 
             poll(drained, 1800, interval=0.05, what="the backlog forwarded")
             done_ns = time.time_ns()
+            if live.done.qsize():
+                raise SystemExit("the live publisher ran out before the drain ended: --live-max-s")
             live_during = int(
                 gw.query(
                     "SELECT COUNT(*) FROM readings WHERE line LIKE '%device=live%' "

@@ -261,7 +261,11 @@ def node_red_leg(
         count, seen = wait_count(vm.url, readings, timeout=900, settle=15)
     finally:
         proc.terminate()
-        proc.wait(15)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:  # still busy with its backlog
+            proc.kill()
+            proc.wait(10)
         vm.stop()
     return count / ((seen - first) / 1e9), readings - count
 
