@@ -47,6 +47,8 @@ class GatewayProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.env_extra: dict[str, str] = {}
         """Environment for the gateway (VIGIL_* overrides such as secrets)."""
+        self.cwd: Path | None = None
+        """Where the gateway runs from: a checkout of other code (benchmark baselines)."""
 
     @property
     def journal(self) -> Path:
@@ -63,6 +65,7 @@ class GatewayProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=self.cwd,
             )
         if wait_subscribed:
             poll(

@@ -9,6 +9,13 @@ Every use of aiomqtt's and paho-mqtt's private internals is in this file, and no
   receive at a fraction of what paho parses (docs/benchmarks.md). `_on_socket_open` is replaced
   by one that reads until paho reports no more data (paho's `_packet_read`, `_loop_rc_handle`;
   aiomqtt's `_loop`, `_disconnected`, `_misc_loop`, `_misc_task`).
+- the per-message cost on the event loop, which bounds a burst (one core parses every packet):
+  paho reads a packet with three or more `recv` calls (command byte, each length byte, body), so
+  `_sock_recv` is wrapped to read what the socket holds at once and serve paho from memory; the
+  acknowledgements of a committed batch go out as one write (`_packet_queue` with the PUBACKs
+  joined) instead of one queued packet and one `send` each; paho's lookup of per-topic
+  callbacks (`_on_message_filtered`, vigil registers none) is skipped; and its per-packet debug
+  log calls (`_easy_log`) are dropped while the `mqtt` logger is not at DEBUG.
 
 Both libraries are pinned below their next minor version in pyproject.toml, and
 `check_internals()` fails loudly (tests/unit/test_mqtt_broker.py runs it) when one of these names
@@ -19,8 +26,11 @@ through its public `queue_type=` hook.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
+import struct
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -28,13 +38,19 @@ from urllib.parse import urlparse
 import aiomqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt import __version__ as paho_version
+from paho.mqtt.enums import LogLevel
+from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_PACKETS_PER_WAKEUP = 1000
+RECV_BYTES = 256 * 1024
+"""What one read of the socket may take (paho is then served from memory)."""
 
-PAHO_INTERNALS = ("_packet_read", "_loop_rc_handle")
+PAHO_INTERNALS = ("_packet_read", "_loop_rc_handle", "_sock_recv", "_packet_queue", "_easy_log")
+PAHO_FIELDS = ("_on_message_filtered", "_logger", "on_log", "_manual_ack")
+_PUBACK = struct.Struct("!BBH")
 AIOMQTT_METHODS = ("_misc_loop", "_on_socket_open")
 AIOMQTT_FIELDS = ("_client", "_loop", "_disconnected")
 
@@ -106,11 +122,51 @@ def check_internals(client: aiomqtt.Client | None = None) -> None:
     missing += [f"aiomqtt Client.{n}" for n in AIOMQTT_METHODS if not hasattr(aiomqtt.Client, n)]
     if client is not None:
         missing += [f"aiomqtt Client().{n}" for n in AIOMQTT_FIELDS if not hasattr(client, n)]
+        paho_client = getattr(client, "_client", None)
+        missing += [f"paho Client().{n}" for n in PAHO_FIELDS if not hasattr(paho_client, n)]
     if missing:
         raise MqttInternalsMoved(
             f"collectors/mqtt/broker.py relies on internals that aiomqtt {aiomqtt.__version__} "
             f"/ paho-mqtt {paho_version} lacks: {', '.join(missing)}"
         )
+
+
+class _NoTopicCallbacks(MQTTMatcher):
+    """paho looks up per-topic callbacks (`message_callback_add`) for every message; vigil adds
+    none, so the lookup finds nothing, at a cost."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        raise NotImplementedError("GatewayClient has no per-topic callbacks")
+
+    def iter_match(self, topic: str) -> Iterator[Any]:
+        return iter(())
+
+
+class _BufferedRecv:
+    """paho's `_sock_recv` served from one large read of the socket. paho asks for a byte or a
+    packet's rest at a time; an empty buffer is refilled through paho's own method, so its
+    error handling (TLS wants, a closed socket) is unchanged."""
+
+    __slots__ = ("data", "pos", "recv")
+
+    def __init__(self, recv: Callable[[int], bytes]) -> None:
+        self.recv = recv
+        self.data = b""
+        self.pos = 0
+
+    def __call__(self, bufsize: int) -> bytes:
+        if self.pos >= len(self.data):
+            self.data = self.recv(RECV_BYTES)  # BlockingIOError when there is nothing
+            self.pos = 0
+            if not self.data:
+                return self.data
+        out = self.data[self.pos : self.pos + bufsize]
+        self.pos += len(out)
+        return out
+
+    @property
+    def buffered(self) -> bool:
+        return self.pos < len(self.data)
 
 
 class GatewayClient(aiomqtt.Client):
@@ -130,6 +186,19 @@ class GatewayClient(aiomqtt.Client):
         self._paho: mqtt.Client = self._client
         if manual_ack:
             self._paho.manual_ack_set(True)
+        paho = self._paho
+        self._recv = _BufferedRecv(paho._sock_recv)
+        paho._sock_recv = self._recv  # type: ignore[method-assign]
+        paho._on_message_filtered = _NoTopicCallbacks()
+        logger = paho._logger
+        if paho.on_log is None and not (logger and logger.isEnabledFor(logging.DEBUG)):
+            log_packet = paho._easy_log
+
+            def easy_log(level: LogLevel, fmt: str, *args: Any) -> None:
+                if level != LogLevel.MQTT_LOG_DEBUG:
+                    log_packet(level, fmt, *args)
+
+            paho._easy_log = easy_log  # type: ignore[method-assign]
 
     def take_ready(self, limit: int) -> list[aiomqtt.Message]:
         """Messages already received and waiting, up to `limit`, without waiting for more."""
@@ -139,11 +208,23 @@ class GatewayClient(aiomqtt.Client):
             out.append(q.get_nowait())
         return out
 
-    def ack(self, mid: int, qos: int) -> None:
-        """Acknowledge a message received with manual acknowledgement on."""
-        self._paho.ack(mid, qos)
+    def ack_all(self, acks: Sequence[tuple[int, int]]) -> None:
+        """Acknowledge messages received with manual acknowledgement on: the QoS 1 ones (PUBACK,
+        the same 4 bytes paho sends on 3.1.1 and 5) in one write, QoS 2 ones one by one."""
+        paho = self._paho
+        if not paho._manual_ack:
+            return
+        pack = _PUBACK.pack
+        packet = b"".join([pack(mqtt.PUBACK, 2, mid) for mid, qos in acks if qos == 1])
+        if packet:
+            paho._packet_queue(mqtt.PUBACK, packet, 0, 1)
+        for mid, qos in acks:
+            if qos == 2:
+                paho.ack(mid, qos)
 
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        recv = self._recv
+
         def drain() -> None:
             try:
                 for _ in range(MAX_PACKETS_PER_WAKEUP):
@@ -153,6 +234,9 @@ class GatewayClient(aiomqtt.Client):
                     if rc > 0:
                         client._loop_rc_handle(rc)
                         break
+                else:
+                    if recv.buffered:  # the socket may say nothing more: come back for these
+                        self._loop.call_soon(drain)
             except Exception as exc:  # a broken socket: aiomqtt reports it as a disconnect
                 if not self._disconnected.done():
                     self._disconnected.set_exception(exc)

@@ -181,7 +181,6 @@ class MqttCollector:
     ) -> Callable[[], None]:
         def ack() -> None:
             if self._session == session:  # ids are only valid on the connection they came on
-                for mid, qos in acks:
-                    client.ack(mid, qos)
+                client.ack_all(acks)
 
         return ack

@@ -111,12 +111,12 @@ def _spec(mapping: PayloadMapping) -> _FieldSpec:
 
 
 def _fields(
-    entry: dict[str, object], mapping: PayloadMapping, exact: bool = True
+    entry: dict[str, object], mapping: PayloadMapping, spec: _FieldSpec, exact: bool = True
 ) -> dict[str, FieldValue]:
     """The mapped fields of one entry. `exact=False` (parsed by orjson): a float of 2**63 or more
     may have been an integer literal orjson could not hold; _Inexact asks for an exact parse."""
     out: dict[str, FieldValue] = {}
-    for name, key, is_bool, bounds in _spec(mapping):
+    for name, key, is_bool, bounds in spec:
         v = entry.get(key)
         if v is None:
             continue
@@ -252,11 +252,12 @@ class MessageParser:
         dead: list[DeadLetter] = []
         ts_key, ts_fmt = mapping.timestamp.key, mapping.timestamp.format
         window = self.window
+        spec = _spec(mapping)
         for i, entry in enumerate(entries):
             try:
                 if not isinstance(entry, dict):
                     raise BadEntry(f"entry must be an object, got {type(entry).__name__}")
-                fields = _fields(entry, mapping, exact)
+                fields = _fields(entry, mapping, spec, exact)
                 raw_ts = entry.get(ts_key)
                 if raw_ts is None:
                     ts, flagged = received_ns, True

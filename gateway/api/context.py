@@ -7,8 +7,9 @@ the API reads them and writes only alert actions, shipments and users through th
 from __future__ import annotations
 
 import bisect
+import math
 import threading
-from collections import deque
+from array import array
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,12 +80,93 @@ class LiveReadings:
             return list(self._latest.values())
 
 
+class _Columns:
+    """One series' readings column by column: event times, and each numeric field's values as
+    8-byte floats (NaN where a reading lacks the field; a stored value is never NaN). The first
+    `start` entries are dropped ones, cut off in bulk once they are as many as those kept."""
+
+    __slots__ = ("start", "ts", "values")
+
+    def __init__(self) -> None:
+        self.start = 0
+        self.ts = array("q")
+        self.values: dict[str, array[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self.ts) - self.start
+
+    def add(self, ts_ns: int, fields: dict[str, FieldValue]) -> None:
+        """Append, or insert in time order when older than the newest (a late reading)."""
+        ts = self.ts
+        n = len(ts)
+        if n > self.start and ts[-1] > ts_ns:
+            self._insert(bisect.bisect_right(ts, ts_ns, self.start), ts_ns, fields)
+            return
+        ts.append(ts_ns)
+        values = self.values
+        put = 0
+        for k, v in fields.items():
+            t = type(v)
+            if t is float or t is int:  # not text nor true/false: the charts draw numbers
+                col = values.get(k)
+                if col is None:
+                    col = values[k] = array("d", _ABSENT) * n
+                col.append(v)  # type: ignore[arg-type]
+                put += 1
+        if put != len(values):
+            for col in values.values():
+                if len(col) == n:
+                    col.append(math.nan)
+
+    def _insert(self, at: int, ts_ns: int, fields: dict[str, FieldValue]) -> None:
+        n = len(self.ts)
+        self.ts.insert(at, ts_ns)
+        values = self.values
+        for k, v in fields.items():
+            t = type(v)
+            if t is float or t is int:
+                col = values.get(k)
+                if col is None:
+                    col = values[k] = array("d", _ABSENT) * n
+                col.insert(at, v)  # type: ignore[arg-type]
+        for col in values.values():
+            if len(col) == n:
+                col.insert(at, math.nan)
+
+    def drop(self, count: int) -> int:
+        """Drop the oldest `count`; returns the event time of the newest dropped."""
+        self.start += count
+        newest = self.ts[self.start - 1]
+        if self.start >= 64 and 2 * self.start >= len(self.ts):  # at most as many dropped as kept
+            cut = self.start
+            del self.ts[:cut]
+            for col in self.values.values():
+                del col[:cut]
+            self.start = 0
+        return newest
+
+    def window(self, since_ns: int, until_ns: int) -> list[tuple[int, dict[str, FieldValue]]]:
+        ts = self.ts
+        lo = bisect.bisect_left(ts, since_ns, self.start)
+        hi = bisect.bisect_right(ts, until_ns, lo)
+        cols = list(self.values.items())
+        out: list[tuple[int, dict[str, FieldValue]]] = []
+        for i in range(lo, hi):
+            fields: dict[str, FieldValue] = {k: v for k, col in cols if (v := col[i]) == v}
+            out.append((ts[i], fields))
+        return out
+
+
+_ABSENT = array("d", [math.nan])
+
+
 class ReadingHistory:
     """Recent readings per series (measurement, device) for the console's trend charts: a
-    JournalWriter listener, seeded from the journal. Memory is bounded: at most `per_series`
+    JournalWriter listener, seeded from the journal. It keeps the numeric fields only (what the
+    charts draw), column by column, 8 bytes a value. Memory is bounded: at most `per_series`
     readings a series, `max_series` series and `max_points` readings in all (the longest series
-    gives up its oldest first), a few hundred bytes each. Older readings stay in the journal,
-    InfluxDB and, for shipments, the shipment registry."""
+    gives up its oldest first): 300 000 readings of two fields take about 7 MB. Older readings
+    stay in the journal, InfluxDB and, for shipments, the shipment registry."""
 
     def __init__(
         self, per_series: int = 20_000, max_series: int = 2_000, max_points: int = 300_000
@@ -92,7 +174,7 @@ class ReadingHistory:
         self.per_series = per_series
         self.max_series = max_series
         self.max_points = max_points
-        self._series: dict[tuple[str, str], deque[tuple[int, dict[str, FieldValue]]]] = {}
+        self._series: dict[tuple[str, str], _Columns] = {}
         self._total = 0
         self._dropped: dict[tuple[str, str], int] = {}
         """Per series, the newest event time given up: older windows are incomplete."""
@@ -100,31 +182,26 @@ class ReadingHistory:
 
     def observe(self, readings: Sequence[Reading]) -> None:
         with self._lock:
+            series = self._series
             for r in readings:
                 if r.measurement in INTERNAL_MEASUREMENTS or not in_store_range(r.ts_ns):
                     continue
                 key = (r.measurement, r.tags.get("device", ""))
-                q = self._series.get(key)
-                if q is None:
-                    if len(self._series) >= self.max_series:
+                cols = series.get(key)
+                if cols is None:
+                    if len(series) >= self.max_series:
                         continue
-                    q = self._series[key] = deque(maxlen=self.per_series)
-                before = len(q)
-                if len(q) == q.maxlen:
-                    self._drop(key, q[0][0])
-                if q and q[-1][0] > r.ts_ns:  # a late reading: keep the deque in time order
-                    items = list(q)
-                    bisect.insort(items, (r.ts_ns, r.fields), key=lambda p: p[0])
-                    q.clear()
-                    q.extend(items[-self.per_series :])
-                else:
-                    q.append((r.ts_ns, r.fields))
-                self._total += len(q) - before
-            while self._total > self.max_points:
-                key, longest = max(self._series.items(), key=lambda kv: len(kv[1]))
-                for _ in range(max(1, len(longest) // 10)):
-                    self._drop(key, longest.popleft()[0])
+                    cols = series[key] = _Columns()
+                if len(cols) >= self.per_series:
+                    self._drop(key, cols.drop(1))
                     self._total -= 1
+                cols.add(r.ts_ns, r.fields)
+                self._total += 1
+            while self._total > self.max_points:
+                key, longest = max(series.items(), key=lambda kv: len(kv[1]))
+                count = max(1, len(longest) // 10)
+                self._drop(key, longest.drop(count))
+                self._total -= count
 
     def _drop(self, key: tuple[str, str], ts_ns: int) -> None:
         self._dropped[key] = max(ts_ns, self._dropped.get(key, ts_ns))
@@ -145,16 +222,15 @@ class ReadingHistory:
     def window(
         self, device: str, since_ns: int, until_ns: int
     ) -> dict[str, tuple[list[tuple[int, dict[str, FieldValue]]], bool]]:
-        """measurement → (readings of the device in [since, until], whether the buffer still
-        reaches back to `since`)."""
+        """measurement → (readings of the device in [since, until], numeric fields as floats;
+        whether the buffer still reaches back to `since`)."""
         out = {}
         with self._lock:
-            for (meas, dev), q in self._series.items():
+            for (meas, dev), cols in self._series.items():
                 if dev != device:
                     continue
-                items = [p for p in q if since_ns <= p[0] <= until_ns]
                 dropped = self._dropped.get((meas, dev))
-                out[meas] = (items, dropped is None or dropped < since_ns)
+                out[meas] = (cols.window(since_ns, until_ns), dropped is None or dropped < since_ns)
         return out
 
 

@@ -41,7 +41,7 @@ class Message:
 
 class Client:
     """What `_consume` uses of the collector's client (collectors/mqtt/broker.py GatewayClient):
-    `messages`, `take_ready`, `ack`."""
+    `messages`, `take_ready`, `ack_all`."""
 
     def __init__(self, messages: list[Message]) -> None:
         self.acked: list[int] = []
@@ -56,8 +56,8 @@ class Client:
         out, self._rest = self._rest[:limit], self._rest[limit:]
         return out
 
-    def ack(self, mid: int, qos: int) -> None:
-        self.acked.append(mid)
+    def ack_all(self, acks: Sequence[tuple[int, int]]) -> None:
+        self.acked += [mid for mid, _ in acks]
 
 
 class Ingest:

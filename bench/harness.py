@@ -1,0 +1,223 @@
+"""What the benchmarks share: logger payloads, a burst from parallel publisher processes, counting
+what VictoriaMetrics can answer for, and a process's memory and CPU from /proc.
+
+The publishers are separate processes (one paho client each, QoS 1, every PUBACK awaited), so the
+subscriber under test, bare client or gateway, does not share an interpreter with them.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as paho
+
+TOPIC_FILTER = "vigil/+/+/+/telemetry"
+DEVICES = 500
+
+
+def payloads(
+    n: int, batch: int, t0_ms: int | None = None, prefix: str = "lg", devices: int = DEVICES
+) -> list[tuple[str, bytes]]:
+    """n messages of `batch` readings of `devices` loggers, timestamps 1 ms apart from t0 (by
+    default a day ago)."""
+    t0 = t0_ms if t0_ms is not None else int(time.time() * 1000) - 86_400_000
+    out = []
+    k = 0
+    for i in range(n):
+        dev = f"{prefix}{i % devices:04d}"
+        entries = []
+        for _ in range(batch):
+            entries.append(
+                {"ts": t0 + k, "temp_c": round(2.0 + (k % 600) / 100, 2), "rh_pct": 41.5}
+            )
+            k += 1
+        body = entries[0] if batch == 1 else {"readings": entries}
+        out.append((f"vigil/site1/room{i % 4}/{dev}/telemetry", orjson.dumps(body)))
+    return out
+
+
+def _publisher(
+    port: int,
+    msgs: list[tuple[str, bytes]],
+    ready: mp.Barrier,  # type: ignore[valid-type]
+    go: mp.Event,  # type: ignore[valid-type]
+    done: mp.Queue,  # type: ignore[type-arg]
+    rate: float | None,
+    stop: mp.Event,  # type: ignore[valid-type]
+    sent: Any,
+) -> None:
+    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    ready.wait()
+    go.wait()
+    t0 = time.perf_counter()
+    infos = []
+    for i, (topic, payload) in enumerate(msgs):
+        if stop.is_set():
+            break
+        infos.append(c.publish(topic, payload, qos=1))
+        if rate:
+            ahead = t0 + (i + 1) / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+    for info in infos:
+        info.wait_for_publish(600)
+    with sent.get_lock():
+        sent.value += len(infos)
+    done.put(time.time_ns())
+    c.loop_stop()
+    c.disconnect()
+
+
+class Burst:
+    """`publishers` processes connected and waiting; `fire()` starts them all at once.
+
+    Messages are split by topic, so each device's readings stay in order within one publisher.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        msgs: list[tuple[str, bytes]],
+        publishers: int = 20,
+        rate: float | None = None,
+    ) -> None:
+        ctx = mp.get_context("fork")
+        by_topic: dict[str, int] = {}
+        parts: list[list[tuple[str, bytes]]] = [[] for _ in range(publishers)]
+        for topic, payload in msgs:
+            slot = by_topic.setdefault(topic, len(by_topic) % publishers)
+            parts[slot].append((topic, payload))
+        parts = [part for part in parts if part]
+        self.ready = ctx.Barrier(len(parts) + 1)
+        self.go = ctx.Event()
+        self.stopping = ctx.Event()
+        self.sent = ctx.Value("q", 0)
+        self.done: mp.Queue[int] = ctx.Queue()
+        per = rate / len(parts) if rate else None
+        self.procs = [
+            ctx.Process(
+                target=_publisher,
+                args=(port, part, self.ready, self.go, self.done, per, self.stopping, self.sent),
+                daemon=True,
+            )
+            for part in parts
+        ]
+        for p in self.procs:
+            p.start()
+        self.ready.wait(60)
+
+    def fire(self) -> int:
+        """Start publishing; returns the wall-clock start (ns)."""
+        t = time.time_ns()
+        self.go.set()
+        return t
+
+    def join(self, timeout: float = 900) -> int:
+        """Wait for every PUBACK; returns the wall-clock time the last publisher finished (ns)."""
+        ends = [self.done.get(timeout=timeout) for _ in self.procs]
+        for p in self.procs:
+            p.join(30)
+        return max(ends)
+
+    def stop(self) -> int:
+        """Stop publishing (paced publishers); returns how many messages were published, every
+        one of them acknowledged by the broker."""
+        self.stopping.set()
+        self.join()
+        return self.sent.value
+
+
+def vm_count(url: str, series: str = "coldchain_temp_c", window: str = "3d") -> int:
+    """Samples of `series` (a selector) VictoriaMetrics answers a query with, after flushing its
+    buffers."""
+    urllib.request.urlopen(f"{url}/internal/force_flush", timeout=10).read()
+    q = urllib.parse.urlencode({"query": f"sum(count_over_time({series}[{window}]))"})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{q}", timeout=30) as r:
+        result = json.load(r)["data"]["result"]
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def wait_count(
+    url: str, want: int, timeout: float, settle: float = 10.0, interval: float = 0.05
+) -> tuple[int, int]:
+    """Poll until VictoriaMetrics answers with `want` samples, or the count stops growing for
+    `settle` s (something was lost), or `timeout`; returns (count, wall ns it was first seen)."""
+    deadline = time.monotonic() + timeout
+    last, seen_ns, changed = -1, time.time_ns(), time.monotonic()
+    while time.monotonic() < deadline:
+        n = vm_count(url)
+        now = time.time_ns()
+        if n != last:
+            last, seen_ns, changed = n, now, time.monotonic()
+        if n >= want or time.monotonic() - changed > settle:
+            break
+        time.sleep(interval)
+    return last, seen_ns
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MB (/proc/PID/status VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ys over xs."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 0.0
+
+
+class Profile:
+    """py-spy sampling a process while a measurement runs (`--profile FILE`): folded stacks
+    per thread, idle samples included, so waiting shows as well as work."""
+
+    def __init__(self, pid: int, out: Path, rate: int = 250) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("py-spy")),
+                "record",
+                "-p",
+                str(pid),
+                "-o",
+                str(out),
+                "-f",
+                "raw",
+                "-r",
+                str(rate),
+                "--threads",
+                "--idle",
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(60)
