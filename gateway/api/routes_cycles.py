@@ -13,11 +13,11 @@ from fastapi import status as http
 from fastapi.responses import Response
 
 from alert_rules.cycles import Cycle, CycleStore
-from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, require
+from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, report_download, require
 from gateway.api.models import INT64_MAX, CycleDetailOut, CycleOut, SeriesOut, dt_to_ns
 from gateway.api.routes_devices import history_series
 from gateway.pipeline.chain import head_line
-from gateway.records.reports import BOM, ReportAlert, actions_of, with_signatures
+from gateway.records.reports import ReportAlert, actions_of, with_signatures
 from gateway.records.reports.cycle import build_cycle_report, cycle_csv, cycle_pdf
 from gateway.records.users import Perm
 
@@ -136,10 +136,9 @@ async def cycle_report(
     report = await asyncio.to_thread(
         build_cycle_report, c, with_signatures(alerts, ctx.audit), time.time_ns()
     )
-    name = f"cycle-{c.id}.{format}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-    if format == "csv":
-        body = BOM + cycle_csv(report, d.lang, d.tz)
-        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
-    pdf = await asyncio.to_thread(cycle_pdf, report, d.lang, d.tz)
-    return Response(pdf, media_type="application/pdf", headers=headers)
+    return await report_download(
+        f"cycle-{c.id}.{format}",
+        format,
+        lambda: cycle_csv(report, d.lang, d.tz),
+        lambda: cycle_pdf(report, d.lang, d.tz),
+    )

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
 
-from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, require
+from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, report_download, require
 from gateway.api.lot_models import (
     BudgetOut,
     ChainOut,
@@ -33,7 +33,6 @@ from gateway.api.models import dt_to_ns
 from gateway.api.signing import verify_signature
 from gateway.records.audit import Signature
 from gateway.records.lots import LegChange, Lot, LotConflict, LotError, LotNotFound
-from gateway.records.reports import BOM
 from gateway.records.reports.chain import ChainReport, chain_for, gather_chain_alerts
 from gateway.records.reports.chain_csv import to_csv, zone_problem
 from gateway.records.reports.chain_pdf import to_pdf
@@ -430,10 +429,9 @@ async def chain_report(
     if why:
         raise HTTPException(422, why)
     report = await _chain(request, lot_id)
-    name = f"chain-{lot_id}.{format}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-    if format == "csv":
-        body = BOM + to_csv(report, d.lang, zone)
-        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
-    pdf = await asyncio.to_thread(to_pdf, report, d.lang, zone)
-    return Response(pdf, media_type="application/pdf", headers=headers)
+    return await report_download(
+        f"chain-{lot_id}.{format}",
+        format,
+        lambda: to_csv(report, d.lang, zone),
+        lambda: to_pdf(report, d.lang, zone),
+    )

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
 
-from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, require
+from gateway.api.deps import LangQuery, Principal, display_of, get_ctx, report_download, require
 from gateway.api.models import (
     ApproveIn,
     RejectIn,
@@ -35,7 +35,6 @@ from gateway.pipeline.chain import head_line
 from gateway.records.audit import Signature
 from gateway.records.lots import LotConflict, LotError, LotNotFound
 from gateway.records.reports import (
-    BOM,
     SeriesStats,
     ShipmentReport,
     band_label,
@@ -361,13 +360,12 @@ async def shipment_report(
     in gateway.timezone."""
     d = display_of(request, p, lang)
     report = await _report(request, _get(request, shipment_id))
-    name = f"shipment-{report.shipment.id}.{format}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-    if format == "csv":
-        body = BOM + to_csv(report, d.lang, d.tz)
-        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
-    pdf = await asyncio.to_thread(to_pdf, report, d.lang, d.tz)
-    return Response(pdf, media_type="application/pdf", headers=headers)
+    return await report_download(
+        f"shipment-{report.shipment.id}.{format}",
+        format,
+        lambda: to_csv(report, d.lang, d.tz),
+        lambda: to_pdf(report, d.lang, d.tz),
+    )
 
 
 async def _report(request: Request, s: Shipment) -> ShipmentReport:
