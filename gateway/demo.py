@@ -336,7 +336,8 @@ async def run_demo(seconds: float | None = None, plain: bool = False) -> None:
             )
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 2)
+                    async with asyncio.timeout(2):
+                        await stop.wait()
                 gw.refresh_counters()
                 c = gw.counters
                 say(
@@ -348,7 +349,8 @@ async def run_demo(seconds: float | None = None, plain: bool = False) -> None:
             with Live(render(gw, state, mqtt_url, started), refresh_per_second=2) as live_view:
                 while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 0.5)
+                        async with asyncio.timeout(0.5):
+                            await stop.wait()
                     live_view.update(render(gw, state, mqtt_url, started))
     finally:
         stop.set()

@@ -141,7 +141,8 @@ async def _serve_plcs_only(path: Path, duration: float | None) -> None:
     print("serving simulated PLCs; Ctrl-C stops", file=sys.stderr)
     try:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), duration)
+            async with asyncio.timeout(duration):
+                await stop.wait()
     finally:
         await _stop_plcs(plcs)
 

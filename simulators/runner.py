@@ -212,7 +212,8 @@ class _Pacer:
         delay = self.t0 + t_ms / 1000.0 / self.speed - time.monotonic()
         if delay > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self.stop.wait()
 
 
 async def run_scenario(
@@ -340,5 +341,6 @@ async def _publish_all(
             if stop.is_set():
                 return last_t
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff)
+                async with asyncio.timeout(backoff):
+                    await stop.wait()
             backoff = min(backoff * 2, 5.0)

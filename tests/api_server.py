@@ -40,4 +40,5 @@ async def served_api(ctx: ApiContext) -> AsyncIterator[str]:
         yield base
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        async with asyncio.timeout(10):
+            await task

@@ -51,6 +51,7 @@ from gateway.core.metrics import Counters, Stats
 from gateway.core.ports import Ingest, SourceStatus
 from gateway.core.reading import DeadLetter, FieldValue, Reading, internal_error
 from gateway.core.schema import PROCESS
+from gateway.core.supervisor import raise_if_cancelled
 
 log = logging.getLogger("vigil.collectors.modbus")
 
@@ -353,6 +354,7 @@ class ModbusCollector:
                 self._missed(dev, 1)
                 continue
             await self._poll(dev)
+            raise_if_cancelled()
 
     def _missed(self, dev: _Device, n: int) -> None:
         self.stats.missed_cycles += n
@@ -452,7 +454,8 @@ class ModbusCollector:
             )
             self.stats.connects += 1
             try:
-                ok = await asyncio.wait_for(client.connect(), spec.timeout_s + 1.0)
+                async with asyncio.timeout(spec.timeout_s + 1.0):
+                    ok = await client.connect()
             except (TimeoutError, OSError, ModbusException) as e:
                 client.close()
                 raise _PollError(
@@ -469,10 +472,8 @@ class ModbusCollector:
             self.stats.requests += 1
             read = getattr(client, _READERS[req.fc])
             try:
-                rr = await asyncio.wait_for(
-                    read(req.address, count=req.count, device_id=spec.unit),
-                    spec.timeout_s + 1.0,
-                )
+                async with asyncio.timeout(spec.timeout_s + 1.0):
+                    rr = await read(req.address, count=req.count, device_id=spec.unit)
             except (TimeoutError, ModbusException, OSError) as e:
                 self.stats.request_errors += 1
                 timed_out = isinstance(e, TimeoutError) or "No response" in str(e)

@@ -26,6 +26,7 @@ from collectors.mqtt.topics import TopicRouter
 from gateway.core.metrics import Counters
 from gateway.core.ports import Ingest, SourceStatus
 from gateway.core.reading import DeadLetter, Reading, internal_error
+from gateway.core.supervisor import raise_if_cancelled
 
 log = logging.getLogger("vigil.mqtt")
 
@@ -89,6 +90,7 @@ class MqttCollector:
                             (s.mqtt_filter, s.qos) for s in self.config.subscriptions
                         ]
                         await client.subscribe(topics)
+                        raise_if_cancelled()  # aiomqtt's wait_for may have swallowed a stop
                         log.info("connected and subscribed", extra={"broker": self.broker.url})
                         self._set_online(True)
                         self.connected.set()

@@ -54,7 +54,8 @@ async def serve_api(ctx: ApiContext, host: str, port: int, stop_event: asyncio.E
             raise RuntimeError(f"API server on {host}:{port} stopped unexpectedly")
         server.should_exit = True
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=5)
+            async with asyncio.timeout(5):
+                await asyncio.shield(task)
         except TimeoutError:
             server.force_exit = True
             await task
@@ -64,4 +65,5 @@ async def serve_api(ctx: ApiContext, host: str, port: int, stop_event: asyncio.E
             server.should_exit = True
             server.force_exit = True
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=2)
+                async with asyncio.timeout(2):
+                    await task

@@ -72,3 +72,15 @@ class Supervisor:
             t.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+
+
+def raise_if_cancelled() -> None:
+    """Honour a cancel() a library swallowed.
+
+    On Python 3.11 `asyncio.wait_for` (pymodbus and aiomqtt await with it) returns the result when
+    a cancel() races it, and the task runs on; the request still shows in `Task.cancelling()`.
+    Loops that await such libraries call this once a turn, so stopping them always stops them.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -37,6 +37,7 @@ from alert_rules.store import AlertStore
 from gateway.core.metrics import Counters, Stats
 from gateway.core.reading import Reading
 from gateway.core.schema import GATEWAY
+from gateway.core.supervisor import raise_if_cancelled
 from gateway.notifiers.aliyun_sms import AliyunSmsSender
 from gateway.notifiers.base import Delivery, PermanentError, Sender, TransientError
 from gateway.notifiers.config import (
@@ -255,11 +256,13 @@ class OutboxChannel(Channel):
                 soonest = min((at for at, _ in self._retry.values()), default=now + 1.0)
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), max(0.0, soonest - now))
+                    async with asyncio.timeout(max(0.0, soonest - now)):
+                        await self.wake.wait()
                 continue
             row = self.outbox.get(due)
             if row is not None:
                 await self.attempt(row)
+                raise_if_cancelled()  # a channel's library may have swallowed our stop
 
     async def prepare(self) -> None:
         """MQTT: bring the broker's retained state in line with the alert store first."""
@@ -643,7 +646,8 @@ class Notifier:
         drained = True
         if waits and self._tasks:
             try:
-                await asyncio.wait_for(asyncio.gather(*waits), timeout)
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*waits)
             except TimeoutError:
                 drained = False
         else:
@@ -652,7 +656,8 @@ class Notifier:
         await self._stop_workers()
         self.outbox.commit()  # what was delivered since the engine's last commit
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._write_audits(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self._write_audits()
         for name, ch in self.all_channels.items():
             if isinstance(ch, OutboxChannel):
                 closer = ch.sender.close
@@ -660,7 +665,8 @@ class Notifier:
                 assert isinstance(ch, OutputChannel)
                 closer = ch.output.close
             try:
-                await asyncio.wait_for(closer(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await closer()
             except Exception:
                 log.exception("closing notifier failed", extra={"channel": name})
             if isinstance(ch, OutboxChannel) and ch.waiting:

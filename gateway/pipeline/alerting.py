@@ -111,7 +111,8 @@ class Alerting:
         while True:
             timeout = max(0.0, next_tick - loop.time())
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -296,7 +296,8 @@ class InfluxSink:
             else:
                 remaining = cfg.flush_interval_s
             try:
-                await asyncio.wait_for(self.committed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self.committed.wait()
             except TimeoutError:
                 pass
 
@@ -383,10 +384,8 @@ class InfluxSink:
                 if batch is None:
                     return True
                 try:
-                    sent = await asyncio.wait_for(
-                        self._send(writer, batch, retry=self.connected),
-                        max(0.1, deadline - time.monotonic()),
-                    )
+                    async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                        sent = await self._send(writer, batch, retry=self.connected)
                 except TimeoutError:
                     return False
                 if not sent:

@@ -143,7 +143,8 @@ class JournalWriter:
             if not batch:
                 timeout = max(0.0, retry_at - loop.time()) if self._held else None
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
                 continue

@@ -278,7 +278,8 @@ class RunningPlc:
             if timeout == math.inf:
                 timeout = None  # paused: resume() wakes us
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait()
 
     async def _action(
         self,
@@ -296,7 +297,8 @@ class RunningPlc:
         slow = self.fault("slow", now)
         if slow is not None and slow.delay_s > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), slow.delay_s)
+                async with asyncio.timeout(slow.delay_s):
+                    await self._stopping.wait()
             if self._stopping.is_set():
                 return ExcCodes.DEVICE_FAILURE
         exc = self.fault("exception", now)

@@ -27,7 +27,8 @@ async def test_serves_until_stopped(tmp_path: Path) -> None:
         assert r.json()["status"] == "ok"
         assert (await c.get(f"http://127.0.0.1:{port}/api/v1/alerts")).status_code == 401
     stop.set()
-    await asyncio.wait_for(task, 10)
+    async with asyncio.timeout(10):
+        await task
     with socket.socket() as s:  # the port was released
         s.bind(("127.0.0.1", port))
     rig.close()
@@ -40,7 +41,8 @@ async def test_port_in_use_raises_and_the_loop_lives_on(tmp_path: Path) -> None:
         blocker.listen()
         port = blocker.getsockname()[1]
         try:
-            await asyncio.wait_for(serve_api(rig.ctx, "127.0.0.1", port, asyncio.Event()), 10)
+            async with asyncio.timeout(10):
+                await serve_api(rig.ctx, "127.0.0.1", port, asyncio.Event())
         except RuntimeError as e:
             assert f"127.0.0.1:{port}" in str(e)
         else:
@@ -59,7 +61,8 @@ async def test_cancelling_the_task_releases_the_port(tmp_path: Path) -> None:
     await wait_healthy(f"http://127.0.0.1:{port}", task)
     task.cancel()
     try:
-        await asyncio.wait_for(task, 10)
+        async with asyncio.timeout(10):
+            await task
     except asyncio.CancelledError:
         pass
     assert task.done()

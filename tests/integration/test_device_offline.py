@@ -115,7 +115,8 @@ async def test_a_plc_that_stops_answering_raises_device_offline_and_clears_when_
             assert abs(_ns(a["ended_at"]) - _ns(back["online_since"])) < 1_000_000
     finally:
         stop.set()
-        await asyncio.wait_for(task, 15)
+        async with asyncio.timeout(15):
+            await task
 
 
 async def _is(d: Any, key: str, value: object) -> bool:

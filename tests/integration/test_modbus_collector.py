@@ -337,6 +337,31 @@ async def test_slow_journal_skips_polls_instead_of_queueing(plc_factory: mf.PlcF
     assert col.stats.readings == len(ingest.readings) + col.pending
 
 
+async def test_cancel_stops_the_collector_whenever_it_lands(plc_factory: mf.PlcFactory) -> None:
+    """cancel() that races a finishing read must still stop every poll loop (Python 3.11's
+    wait_for swallowed such a cancel, and the test above then hung in teardown)."""
+    plcs = await plc_factory(
+        [{"name": n, "kind": "generic", "params": {"float32": 4}} for n in ("G1", "G2")]
+    )
+    cfg = {
+        "kind": "modbus",
+        "defaults": {"line": "L1", "interval_s": 0.001},
+        "profiles": {"generic": plcs[0].profile()},
+        "devices": [p.device_config() for p in plcs],
+    }
+    for i in range(40):
+        ingest = mf.RecordingIngest()
+        col = ModbusCollector(ModbusCollectorConfig.model_validate(cfg), ingest)
+        task = asyncio.create_task(col.run())
+        await mf.wait_until(lambda: col.stats.polls_ok >= 2, what="polls")  # noqa: B023
+        for _ in range(i % 9):
+            await asyncio.sleep(0)  # land the cancel at a different point of a poll each time
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        assert done, f"run() went on polling after cancel (round {i})"
+        assert task.cancelled()
+
+
 class FlakyIngest(mf.RecordingIngest):
     """Fails the first submit, as a journal hiccup would."""
 

@@ -208,5 +208,6 @@ async def test_a_reload_hands_the_notifiers_over_without_losing_a_transition(
         )
     finally:
         stop.set()
-        await asyncio.wait_for(task, 15)
+        async with asyncio.timeout(15):
+            await task
         await hook.stop()

@@ -60,7 +60,8 @@ async def running(path: Path, **kw: Any) -> AsyncIterator[Gateway]:
         yield gw
     finally:
         stop.set()
-        await asyncio.wait_for(task, 15)
+        async with asyncio.timeout(15):
+            await task
 
 
 def reading(temp: float, ts_ns: int) -> Reading:

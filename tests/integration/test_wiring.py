@@ -44,7 +44,8 @@ async def running(path: Path) -> AsyncIterator[Gateway]:
         yield gw
     finally:
         stop.set()
-        await asyncio.wait_for(task, 15)
+        async with asyncio.timeout(15):
+            await task
 
 
 async def test_without_the_api_readings_get_their_shipment_tag_and_config_is_audited(

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 
-from gateway.core.supervisor import Supervisor
+from gateway.core.supervisor import Supervisor, raise_if_cancelled
 
 
 async def test_failing_task_is_restarted_and_others_keep_running() -> None:
@@ -57,3 +58,32 @@ async def test_backoff_grows_between_restarts() -> None:
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[0] < gaps[2]  # 0.02 → 0.08 (with ±20 % jitter)
     assert max(gaps) < 0.2
+
+
+async def test_raise_if_cancelled_honours_a_swallowed_cancel() -> None:
+    async def loop() -> int:
+        turns = 0
+        while True:
+            try:
+                await asyncio.sleep(0.001)
+            except asyncio.CancelledError:
+                pass  # what wait_for does on Python 3.11 when the cancel races a result
+            turns += 1
+            if turns > 1000:
+                return turns
+            raise_if_cancelled()
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0.01)
+    assert not task.done()
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2)
+    assert done and task.cancelled()
+
+
+async def test_raise_if_cancelled_is_quiet_after_a_timeout() -> None:
+    """asyncio.timeout cancels and then uncancels: that is not a stop."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(0.001):
+            await asyncio.sleep(1)
+    raise_if_cancelled()
