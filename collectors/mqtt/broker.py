@@ -16,6 +16,13 @@ Every use of aiomqtt's and paho-mqtt's private internals is in this file, and no
   joined) instead of one queued packet and one `send` each; paho's lookup of per-topic
   callbacks (`_on_message_filtered`, vigil registers none) is skipped; and its per-packet debug
   log calls (`_easy_log`) are dropped while the `mqtt` logger is not at DEBUG.
+- the PUBLISH fast path: on MQTT 3.1.1 with manual acknowledgement, complete QoS 0 and 1
+  PUBLISH packets in the read buffer are cut out and queued as aiomqtt Messages directly, between
+  two of paho's packets (`_in_packet` at a packet boundary; `_last_bytes_received` kept for the
+  keepalive). paho decodes such a packet into its own message, looks up callbacks, logs and
+  hands it to aiomqtt to copy again: most of a single-reading burst's receive cost. Anything
+  else (QoS 2, CONNACK, SUBACK, a packet cut by the read, a topic that is not UTF-8) goes through
+  paho as before.
 
 Both libraries are pinned below their next minor version in pyproject.toml, and
 `check_internals()` fails loudly (tests/unit/test_mqtt_broker.py runs it) when one of these names
@@ -30,6 +37,7 @@ import logging
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -49,7 +57,15 @@ RECV_BYTES = 256 * 1024
 """What one read of the socket may take (paho is then served from memory)."""
 
 PAHO_INTERNALS = ("_packet_read", "_loop_rc_handle", "_sock_recv", "_packet_queue", "_easy_log")
-PAHO_FIELDS = ("_on_message_filtered", "_logger", "on_log", "_manual_ack")
+PAHO_FIELDS = (
+    "_on_message_filtered",
+    "_logger",
+    "on_log",
+    "_manual_ack",
+    "_in_packet",
+    "_last_bytes_received",
+    "_msgtime_mutex",
+)
 _PUBACK = struct.Struct("!BBH")
 AIOMQTT_METHODS = ("_misc_loop", "_on_socket_open")
 AIOMQTT_FIELDS = ("_client", "_loop", "_disconnected")
@@ -169,6 +185,49 @@ class _BufferedRecv:
         return self.pos < len(self.data)
 
 
+def cut_publishes(data: bytes, pos: int, put: Callable[[aiomqtt.Message], None]) -> int:
+    """Queue the complete MQTT 3.1.1 QoS 0/1 PUBLISH packets of `data` from `pos` on, in order, as
+    aiomqtt Messages; stop at the first packet that is anything else, cut off by the end of the
+    data, or not well formed (paho then reads it as usual). Returns the position reached."""
+    end = len(data)
+    while pos < end:
+        b0 = data[pos]
+        if b0 & 0xF0 != 0x30 or b0 & 0x06 > 0x02:  # not a PUBLISH of QoS 0 or 1
+            break
+        i, mult, length = pos + 1, 1, 0
+        while i < end and i - pos <= 4:
+            b = data[i]
+            i += 1
+            length += (b & 0x7F) * mult
+            mult <<= 7
+            if not b & 0x80:
+                break
+        else:
+            break  # length cut off, or over 4 bytes (paho reports the protocol error)
+        stop = i + length
+        if stop > end or length < 2:
+            break
+        j = i + 2 + ((data[i] << 8) | data[i + 1])
+        qos = (b0 >> 1) & 3
+        mid = 0
+        if qos:
+            if j + 2 > stop:
+                break
+            mid = (data[j] << 8) | data[j + 1]
+            j += 2
+        elif j > stop:
+            break
+        try:
+            msg = aiomqtt.Message(
+                data[i + 2 : j - 2 * qos].decode(), data[j:stop], qos, bool(b0 & 1), mid, None
+            )
+        except ValueError:  # not UTF-8, or not a topic: paho's handling
+            break
+        put(msg)
+        pos = stop
+    return pos
+
+
 class GatewayClient(aiomqtt.Client):
     """aiomqtt's client with manual acknowledgement, socket draining and batch taking."""
 
@@ -186,6 +245,10 @@ class GatewayClient(aiomqtt.Client):
         self._paho: mqtt.Client = self._client
         if manual_ack:
             self._paho.manual_ack_set(True)
+        v311 = kwargs.get("protocol", aiomqtt.ProtocolVersion.V311) == aiomqtt.ProtocolVersion.V311
+        self._fast_publish = manual_ack and v311
+        """PUBLISH fast path (module docstring): paho would acknowledge by itself without manual
+        acknowledgement, and MQTT 5 packets carry properties."""
         paho = self._paho
         self._recv = _BufferedRecv(paho._sock_recv)
         paho._sock_recv = self._recv  # type: ignore[method-assign]
@@ -222,12 +285,26 @@ class GatewayClient(aiomqtt.Client):
             if qos == 2:
                 paho.ack(mid, qos)
 
+    def _cut_publishes(self) -> None:
+        """The PUBLISH fast path over what the read buffer holds, between two paho packets."""
+        recv, paho = self._recv, self._paho
+        if paho._in_packet["command"] != 0 or not recv.buffered:
+            return
+        pos = cut_publishes(recv.data, recv.pos, self._batch_queue.put_nowait)
+        if pos != recv.pos:
+            recv.pos = pos
+            with paho._msgtime_mutex:
+                paho._last_bytes_received = time.monotonic()
+
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         recv = self._recv
+        fast = self._cut_publishes if self._fast_publish else None
 
         def drain() -> None:
             try:
                 for _ in range(MAX_PACKETS_PER_WAKEUP):
+                    if fast is not None:
+                        fast()
                     rc = client._packet_read()
                     if rc == mqtt.MQTT_ERR_AGAIN:
                         break

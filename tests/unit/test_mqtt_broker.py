@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import aiomqtt
 import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from paho.mqtt._packet import decode_publish
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from collectors.mqtt import MqttBrokerConfig, client_for
-from collectors.mqtt.broker import RECV_BYTES, MqttInternalsMoved, _BufferedRecv, check_internals
+from collectors.mqtt.broker import (
+    RECV_BYTES,
+    MqttInternalsMoved,
+    _BufferedRecv,
+    check_internals,
+    cut_publishes,
+)
 
 BROKER = MqttBrokerConfig(url="mqtt://127.0.0.1:1", client_id="vigil-test")
 
@@ -118,3 +127,90 @@ async def test_per_topic_callbacks_are_refused_not_ignored() -> None:
     client = client_for(BROKER, manual_ack=True)
     with pytest.raises(NotImplementedError):
         client._paho.message_callback_add("a/#", lambda *a: None)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, b = n >> 7, n & 0x7F
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _publish(topic: bytes, payload: bytes, qos: int, retain: bool, mid: int) -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic + (mid.to_bytes(2, "big") if qos else b"")
+    body += payload
+    return bytes([0x30 | qos << 1 | retain]) + _varint(len(body)) + body
+
+
+_TOPICS = st.text(
+    st.characters(blacklist_characters="+#\x00", blacklist_categories=("Cs",)), min_size=1
+).map(str.encode)
+_PUBLISHES = st.tuples(
+    _TOPICS, st.binary(max_size=300), st.sampled_from([0, 1]), st.booleans(), st.integers(1, 65535)
+)
+_OTHERS = st.sampled_from(
+    [
+        b"\x40\x02\x00\x07",  # PUBACK
+        b"\xd0\x00",  # PINGRESP
+        _publish(b"a/b", b"qos 2", 2, False, 9),
+        _publish(b"", b"empty topic", 1, False, 3),
+        _publish(b"\xff\xfe", b"not UTF-8", 1, False, 4),
+        _publish(b"a/+", b"a wildcard", 0, False, 0),
+    ]
+)
+
+
+def _as_paho(packet: bytes) -> tuple[str, bytes, int, bool, int]:
+    i = 1
+    while packet[i] & 0x80:
+        i += 1
+    p = decode_publish(packet[0], packet[i + 1 :], MQTTProtocolVersion.MQTTv311)
+    return p.topic.decode(), p.payload, p.qos, p.retain, p.mid
+
+
+def _fields(m: aiomqtt.Message) -> tuple[str, bytes, int, bool, int]:
+    assert isinstance(m.payload, bytes)
+    return m.topic.value, m.payload, m.qos, m.retain, m.mid
+
+
+@given(st.lists(_PUBLISHES.map(lambda t: (_publish(*t), True)) | _OTHERS.map(lambda p: (p, False))))
+def test_the_publish_fast_path_reads_what_paho_reads_and_leaves_the_rest(
+    stream: list[tuple[bytes, bool]],
+) -> None:
+    """QoS 0/1 PUBLISHes are cut out as paho decodes them, up to the first packet that is
+    anything else (QoS 2, another packet type, a topic paho refuses), which is left, with all
+    after it, for paho."""
+    data = b"xx" + b"".join(p for p, _ in stream)
+    got: list[aiomqtt.Message] = []
+    pos = cut_publishes(data, 2, got.append)
+    plain = []
+    for packet, ok in stream:
+        if not ok:
+            break
+        plain.append(packet)
+    assert pos == 2 + sum(map(len, plain))
+    assert [_fields(m) for m in got] == [_as_paho(p) for p in plain]
+
+
+@given(st.lists(_PUBLISHES, min_size=1, max_size=10), st.data())
+def test_a_packet_cut_off_by_the_read_is_left_for_paho(
+    publishes: list[tuple[bytes, bytes, int, bool, int]], data: st.DataObject
+) -> None:
+    packets = [_publish(*t) for t in publishes]
+    stream = b"".join(packets)
+    cut = data.draw(st.integers(0, len(stream)))
+    got: list[aiomqtt.Message] = []
+    pos = cut_publishes(stream[:cut], 0, got.append)
+    ends = [sum(map(len, packets[: k + 1])) for k in range(len(packets))]
+    whole = [e for e in ends if e <= cut]
+    assert pos == (whole[-1] if whole else 0)
+    assert [_fields(m) for m in got] == [_as_paho(p) for p in packets[: len(whole)]]
+
+
+async def test_the_fast_path_is_on_only_where_paho_would_not_acknowledge_by_itself() -> None:
+    assert client_for(BROKER, manual_ack=True)._fast_publish
+    assert not client_for(BROKER)._fast_publish
+    v5 = MqttBrokerConfig(url="mqtt://127.0.0.1:1", client_id="vigil-test", protocol="5")
+    assert not client_for(v5, manual_ack=True)._fast_publish
