@@ -47,6 +47,84 @@ def payloads(
     return out
 
 
+def _paced(
+    port: int,
+    w: int,
+    k: int,
+    rate: float,
+    t0_ms: int,
+    go: mp.Event,  # type: ignore[valid-type]
+    stop: mp.Event,  # type: ignore[valid-type]
+    acked: Any,
+) -> None:
+    """Publish single-reading messages i = w, w + k, ... at their times start + i/rate until
+    `stop`, made as they go (a long soak's messages would not fit in memory); counts PUBACKs."""
+    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"bench-paced-{os.getpid()}")
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    done = [0]
+
+    def on_publish(*_: Any) -> None:
+        done[0] += 1
+
+    c.on_publish = on_publish
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    go.wait()
+    t0 = time.perf_counter()
+    published = 0
+    i = w
+    while not stop.is_set():
+        ahead = t0 + i / rate - time.perf_counter()
+        if ahead > 0:
+            time.sleep(ahead)
+        body = {"ts": t0_ms + i, "temp_c": round(2.0 + (i % 600) / 100, 2), "rh_pct": 41.5}
+        topic = f"vigil/site1/room{i % 4}/lg{i % DEVICES:04d}/telemetry"
+        c.publish(topic, orjson.dumps(body), qos=1)
+        published += 1
+        i += k
+    deadline = time.monotonic() + 600
+    while done[0] < published and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with acked.get_lock():
+        acked.value += done[0]
+    c.loop_stop()
+    c.disconnect()
+
+
+class Paced:
+    """`publishers` processes sending single-reading messages of 500 loggers at `rate` in all,
+    from `fire()` until `stop()`; with 4 (or any divisor of 500) publishers each logger's
+    messages come from one of them, in order."""
+
+    def __init__(self, port: int, rate: float, publishers: int = 4, t0_ms: int | None = None):
+        ctx = mp.get_context("fork")
+        self.go, self.stopping = ctx.Event(), ctx.Event()
+        self.acked = ctx.Value("q", 0)
+        t0 = t0_ms if t0_ms is not None else int(time.time() * 1000) - 86_400_000
+        self.procs = [
+            ctx.Process(
+                target=_paced,
+                args=(port, w, publishers, rate, t0, self.go, self.stopping, self.acked),
+                daemon=True,
+            )
+            for w in range(publishers)
+        ]
+        for proc in self.procs:
+            proc.start()
+
+    def fire(self) -> None:
+        self.go.set()
+
+    def stop(self) -> int:
+        """Stop; returns how many messages were published, every one acknowledged by the
+        broker."""
+        self.stopping.set()
+        for proc in self.procs:
+            proc.join(660)
+        return int(self.acked.value)
+
+
 def _publisher(
     port: int,
     msgs: list[tuple[str, bytes]],

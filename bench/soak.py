@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Burst, cpu_s, payloads, rss_mb, slope, vm_count  # noqa: E402
+from bench.harness import Paced, cpu_s, rss_mb, slope, vm_count  # noqa: E402
 from tests.gateway_proc import GatewayProcess  # noqa: E402
 from tests.services import Mosquitto, VictoriaMetrics, poll  # noqa: E402
 
@@ -36,7 +36,6 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=60, help="seconds left out of the slope")
     args = ap.parse_args()
     seconds = args.minutes * 60
-    msgs = payloads(int(args.rate * (seconds + 30)), 1, int(time.time() * 1000) - 86_400_000)
     samples: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -54,13 +53,13 @@ def main() -> None:
             gateway={"name": "bench", "data_dir": str(base / "gw" / "data")},
             mqtt={"url": broker.url, "client_id": "vigil-bench-soak"},
         )
-        pub: Burst | None = None
+        pub: Paced | None = None
         try:
             gw.start()
             assert gw.proc is not None
             pid = gw.proc.pid
             api = f"http://127.0.0.1:{gw.api_port}"
-            pub = Burst(broker.port, msgs, 4, rate=args.rate)
+            pub = Paced(broker.port, args.rate)
             start = time.monotonic()
             pub.fire()
             cpu0 = cpu_s(pid)

@@ -164,6 +164,16 @@ def _open(gw: GatewayProcess, rule: str) -> list[Any]:
         db.close()
 
 
+def _rules_evaluated(port: int) -> float:
+    """The gateway's count of readings the rules engine has judged (/metrics)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith("vigil_rule_readings_evaluated_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def _audit(gw: GatewayProcess, action: str) -> list[tuple[str, str]]:
     db = sqlite3.connect(gw.data / "audit.sqlite", timeout=10)
     try:
@@ -214,8 +224,7 @@ def test_sighup_and_the_api_reload_the_config_and_systemd_hears_of_it(
         now_ms = int(time.time() * 1000)
         topic = "vigil/s1/fridge/lg1/telemetry"
         pub.publish_all([(topic, orjson.dumps({"ts": now_ms - 30_000, "temp_c": 7.0}))])
-        poll(lambda: gw.journaled() >= 1, 10)
-        time.sleep(0.5)  # (the rules stage runs right after the commit)
+        poll(lambda: _rules_evaluated(port) >= 1, 10, what="the rules stage on the reading")
         assert _open(gw, "cold.high") == []
         cfg = yaml.safe_load(gw.config_path.read_text())
         cfg["rules"] = _rules(6.0)
