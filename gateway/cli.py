@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import gc
 import os
 import signal
@@ -40,27 +38,6 @@ def _settle_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-MALLOC_ARENAS = 2
-"""glibc gives each thread that contends for malloc an arena of its own (up to 8 per core); the
-journal, sink and rule threads each kept one, and their freed pages stayed mapped: a long soak's
-RSS rose in steps. Two arenas: ~12 % less RSS at the same load (docs/benchmarks.md)."""
-_M_ARENA_MAX = -8  # glibc's malloc.h
-
-
-def _limit_malloc_arenas() -> None:
-    """Cap glibc's malloc arenas before any thread starts (what MALLOC_ARENA_MAX does; an
-    explicit MALLOC_ARENA_MAX in the environment wins). Nothing to do on other C libraries."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
-        mallopt = None  # musl and others have no mallopt
-    if mallopt is not None:
-        mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
-
-
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="vigil: GxP monitoring gateway")
 
 
@@ -89,7 +66,6 @@ def run(
 ) -> None:
     """Run the gateway."""
 
-    _limit_malloc_arenas()
     try:
         cfg = load_config(config)
     except ConfigError as e:
