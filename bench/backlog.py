@@ -18,16 +18,15 @@ import argparse
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Burst, payloads, vm_count, wait_count  # noqa: E402
+from bench.harness import Burst, payloads, services, vm_count, wait_count  # noqa: E402
 from tests.gateway_proc import GatewayProcess  # noqa: E402
-from tests.services import Mosquitto, VictoriaMetrics, poll  # noqa: E402
+from tests.services import poll  # noqa: E402
 
 
 def main() -> None:
@@ -49,13 +48,7 @@ def main() -> None:
     live_msgs = payloads(
         int(args.live_rate * args.live_max_s), 1, live_t0, prefix="live", devices=200
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        for d in ("mq", "vm", "gw"):
-            (base / d).mkdir()
-        broker = Mosquitto(base / "mq")
-        broker.start()
-        vm = VictoriaMetrics(base / "vm")  # its port is chosen now; it starts later
+    with services() as (base, broker, vm):
         gw = GatewayProcess(
             base / "gw",
             broker.url,
@@ -130,9 +123,6 @@ def main() -> None:
             if live is not None:
                 live.stop()
             gw.stop()
-            vm.stop()
-            broker.stop()
-            broker.remove()
     drain_s = (done_ns - up_ns) / 1e9
     print(
         f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "

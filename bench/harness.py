@@ -7,20 +7,25 @@ subscriber under test, bare client or gateway, does not share an interpreter wit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import paho.mqtt.client as paho
+
+from tests.services import Mosquitto, VictoriaMetrics
 
 TOPIC_FILTER = "vigil/+/+/+/telemetry"
 DEVICES = 500
@@ -218,6 +223,25 @@ class Burst:
         self.stopping.set()
         self.join()
         return self.sent.value
+
+
+@contextlib.contextmanager
+def services() -> Iterator[tuple[Path, Mosquitto, VictoriaMetrics]]:
+    """A scratch directory with mq/, vm/ and gw/, mosquitto started in it and VictoriaMetrics
+    made there (started by the caller, when its run wants the store up); both stopped after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        for d in ("mq", "vm", "gw"):
+            (base / d).mkdir()
+        broker = Mosquitto(base / "mq")
+        broker.start()
+        vm = VictoriaMetrics(base / "vm")  # its port is chosen now
+        try:
+            yield base, broker, vm
+        finally:
+            vm.stop()
+            broker.stop()
+            broker.remove()
 
 
 def vm_count(url: str, series: str = "coldchain_temp_c", window: str = "3d") -> int:

@@ -15,7 +15,6 @@ import argparse
 import os
 import platform
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -23,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import Paced, cpu_s, rss_mb, slope, vm_count  # noqa: E402
+from bench.harness import Paced, cpu_s, rss_mb, services, slope, vm_count  # noqa: E402
 from tests.gateway_proc import GatewayProcess  # noqa: E402
-from tests.services import Mosquitto, VictoriaMetrics, poll  # noqa: E402
+from tests.services import poll  # noqa: E402
 
 
 def main() -> None:
@@ -37,13 +36,7 @@ def main() -> None:
     args = ap.parse_args()
     seconds = args.minutes * 60
     samples: list[tuple[float, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        for d in ("mq", "vm", "gw"):
-            (base / d).mkdir()
-        broker = Mosquitto(base / "mq")
-        broker.start()
-        vm = VictoriaMetrics(base / "vm")
+    with services() as (base, broker, vm):
         vm.start()
         gw = GatewayProcess(
             base / "gw",
@@ -92,9 +85,6 @@ def main() -> None:
             if pub is not None:
                 pub.stop()
             gw.stop()
-            vm.stop()
-            broker.stop()
-            broker.remove()
     kept = [(t, m) for t, m in samples if t >= args.warmup] or samples
     per_h = slope([t for t, _ in kept], [m for _, m in kept]) * 3600
     print(
